@@ -1,0 +1,157 @@
+"""Tenant-wide state owned by the console: the switches, the audit log, jobs people wait on, service health."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Platform(models.TextChoices):
+    """Enforcement-scope platforms of the Defender portal (Settings › Endpoints › Configuration Management)."""
+
+    WINDOWS_CLIENT = "windows_client", "Windows Client"
+    WINDOWS_SERVER = "windows_server", "Windows Server"
+    MACOS = "macos", "macOS"
+    LINUX = "linux", "Linux"
+
+
+class Scope(models.TextChoices):
+    ALL = "all", "All devices"
+    TAGGED = "tagged", "On tagged devices"
+
+
+MDE_MANAGEMENT_TAG = "MDE-Management"
+
+
+class TenantSettings(models.Model):
+    """The one tenant: Defender-side enforcement scope and Intune-side connection switch.
+
+    A singleton (pk=1). Only a Global Administrator changes it; every change re-evaluates all devices.
+    """
+
+    tenant_id = models.UUIDField(default=uuid.uuid4)
+    tenant_name = models.CharField(max_length=200, default="Contoso")
+
+    # Microsoft 365 Defender portal › Settings › Endpoints › Configuration Management › Enforcement Scope
+    windows_client_enabled = models.BooleanField(default=False)
+    windows_client_scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.ALL)
+    windows_server_enabled = models.BooleanField(default=False)
+    windows_server_scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.ALL)
+    macos_enabled = models.BooleanField(default=False)
+    macos_scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.ALL)
+    linux_enabled = models.BooleanField(default=False)
+    linux_scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.ALL)
+    mdc_devices_enabled = models.BooleanField(
+        "Manage devices onboarded through Microsoft Defender for Cloud", default=False
+    )
+    configmgr_manages_security = models.BooleanField(
+        "Manage Security settings using Configuration Manager", default=True
+    )
+
+    # Microsoft Intune admin center › Endpoint security › Microsoft Defender for Endpoint
+    allow_mde_enforcement = models.BooleanField(
+        "Allow Microsoft Defender for Endpoint to enforce Endpoint Security Configurations", default=False
+    )
+
+    # Directory facts the onboarding flow needs (hybrid join prerequisites).
+    entra_connect_sync_configured = models.BooleanField(
+        "Microsoft Entra Connect sync configured", default=True
+    )
+
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "tenant settings"
+        verbose_name_plural = "tenant settings"
+        permissions = [("manage_tenant", "Can change tenant-wide switches")]
+
+    def __str__(self) -> str:
+        return f"Tenant {self.tenant_name}"
+
+    @classmethod
+    def load(cls) -> TenantSettings:
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+    def platform_scope(self, platform: str) -> tuple[bool, str]:
+        return getattr(self, f"{platform}_enabled"), getattr(self, f"{platform}_scope")
+
+
+class AuditEvent(models.Model):
+    """Who changed what, when, from where: people, API clients and the system itself."""
+
+    class Source(models.TextChoices):
+        UI = "ui", "Admin center"
+        API = "api", "Graph API"
+        SYSTEM = "system", "System"
+        DEVICE = "device", "Device channel"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_name = models.CharField(max_length=200)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.SYSTEM)
+    action = models.CharField(max_length=80, db_index=True)
+    object_type = models.CharField(max_length=80, blank=True, db_index=True)
+    object_id = models.CharField(max_length=80, blank=True)
+    object_repr = models.CharField(max_length=300, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+        permissions = [("export_auditevent", "Can export audit logs")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.object_repr}"
+
+
+class Job(models.Model):
+    """A background task a person waits for; its progress lives here, not in a Celery result backend."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=60, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        return int(100 * self.done / self.total) if self.total else 0
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+
+class ServiceHeartbeat(models.Model):
+    """Beat ticks a task that a worker runs: the time it last ran proves both are alive."""
+
+    name = models.CharField(max_length=60, unique=True)
+    last_seen = models.DateTimeField()
+    hostname = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.last_seen:%H:%M:%S}"

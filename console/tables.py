@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import django_tables2 as tables
+from django.utils.html import format_html
+
+from .models import AuditEvent
+
+
+class AuditEventTable(tables.Table):
+    at = tables.DateTimeColumn(verbose_name="Date", format="Y-m-d H:i:s")
+    actor_name = tables.Column(verbose_name="Initiated by")
+    source = tables.Column(verbose_name="Source")
+    action = tables.Column(verbose_name="Activity")
+    object_type = tables.Column(verbose_name="Object type")
+    object_repr = tables.Column(verbose_name="Target")
+    ip = tables.Column(verbose_name="IP address")
+    changes = tables.TemplateColumn(
+        template_name="console/partials/audit_changes.html", verbose_name="Changes", orderable=False
+    )
+
+    class Meta:
+        model = AuditEvent
+        fields = ("at", "actor_name", "source", "action", "object_type", "object_repr", "ip", "changes")
+        order_by = ("-at",)
+
+    def render_action(self, value):
+        return format_html('<span class="mono">{}</span>', value)

@@ -1,0 +1,25 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("account/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("tenant-admin/", views.tenant_admin, name="tenant_admin"),
+    path("tenant-admin/roles/", views.roles, name="roles"),
+    path("tenant-admin/audit-logs/", views.AuditLogView.as_view(), name="audit_logs"),
+    path("jobs/<int:pk>/", views.job_status, name="job_status"),
+    path("", include("devices.urls")),
+    path("", include("policies.urls")),
+    path("", include("reports.urls")),
+]
+
+handler400 = "console.views.bad_request"
+handler403 = "console.views.permission_denied"
+handler404 = "console.views.page_not_found"
+handler500 = "console.views.server_error"

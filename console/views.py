@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.models import Group
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from .filtersets import AuditEventFilterSet
+from .listing import ObjectListView
+from .models import AuditEvent, Job, ServiceHeartbeat, TenantSettings
+from .roles import ROLE_DESCRIPTIONS, ROLE_RULES
+from .tables import AuditEventTable
+
+
+def _service_health() -> dict:
+    beat = ServiceHeartbeat.objects.filter(name="worker").first()
+    age = (timezone.now() - beat.last_seen).total_seconds() if beat else None
+    return {"heartbeat": beat, "age": age, "healthy": age is not None and age < 120}
+
+
+@require_GET
+def home(request):
+    tenant = TenantSettings.load()
+    return render(
+        request,
+        "console/home.html",
+        {"tenant": tenant, "health": _service_health(), "summary": dashboard_summary()},
+    )
+
+
+def dashboard_summary() -> dict:
+    """Counts for Home and Dashboard, each from an indexed count; apps add theirs as they grow."""
+    from django.apps import apps
+
+    summary: dict[str, object] = {}
+    if apps.is_installed("devices") and hasattr(apps.get_app_config("devices"), "dashboard_counts"):
+        summary.update(apps.get_app_config("devices").dashboard_counts())
+    if apps.is_installed("policies") and hasattr(apps.get_app_config("policies"), "dashboard_counts"):
+        summary.update(apps.get_app_config("policies").dashboard_counts())
+    return summary
+
+
+@require_GET
+def dashboard(request):
+    return render(
+        request,
+        "console/dashboard.html",
+        {
+            "tenant": TenantSettings.load(),
+            "health": _service_health(),
+            "summary": dashboard_summary(),
+            "recent": AuditEvent.objects.select_related("actor")[:10],
+        },
+    )
+
+
+@require_GET
+def tenant_admin(request):
+    return render(request, "console/tenant_admin.html", {"tenant": TenantSettings.load()})
+
+
+@require_GET
+@permission_required("auth.view_group", raise_exception=True)
+def roles(request):
+    groups = {g.name: g for g in Group.objects.prefetch_related("permissions", "user_set")}
+    rows = []
+    for name in ROLE_RULES:
+        group = groups.get(name)
+        rows.append(
+            {
+                "name": name,
+                "description": ROLE_DESCRIPTIONS[name],
+                "permissions": sorted(p.name for p in group.permissions.all()) if group else [],
+                "members": sorted(u.get_username() for u in group.user_set.all()) if group else [],
+            }
+        )
+    return render(request, "console/roles.html", {"roles": rows})
+
+
+class AuditLogView(ObjectListView):
+    permission_required = "console.view_auditevent"
+    queryset = AuditEvent.objects.all()
+    filterset_class = AuditEventFilterSet
+    table_class = AuditEventTable
+    title = "Audit logs"
+    breadcrumbs = [("Tenant administration", "tenant_admin")]
+    per_page = 50
+    export_filename = "audit-logs.csv"
+    export_columns = [
+        ("Date", lambda e: e.at.isoformat()),
+        ("Initiated by", lambda e: e.actor_name),
+        ("Source", lambda e: e.get_source_display()),
+        ("Activity", lambda e: e.action),
+        ("Object type", lambda e: e.object_type),
+        ("Object id", lambda e: e.object_id),
+        ("Target", lambda e: e.object_repr),
+        ("IP address", lambda e: e.ip),
+        ("Before", lambda e: json.dumps(e.before, sort_keys=True) if e.before is not None else ""),
+        ("After", lambda e: json.dumps(e.after, sort_keys=True) if e.after is not None else ""),
+    ]
+
+    def get(self, request, *args, **kwargs):
+        if request.GET.get("export") == "csv" and not request.user.has_perm("console.export_auditevent"):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied("Exporting audit logs needs the export permission.")
+        return super().get(request, *args, **kwargs)
+
+
+@require_GET
+def job_status(request, pk: int):
+    """The progress partial a page polls while a background job runs (stops polling when it ends)."""
+    job = get_object_or_404(Job, pk=pk)
+    return render(request, "console/partials/job.html", {"job": job})
+
+
+def csrf_failure(request, reason: str = ""):
+    return render(
+        request,
+        "403_csrf.html",
+        {"reason": "The form was stale or was not sent by this console. Reload the page and try again."},
+        status=403,
+    )
+
+
+def permission_denied(request, exception=None):
+    message = str(exception) if exception and str(exception) else ""
+    return render(request, "403.html", {"message": message}, status=403)
+
+
+def page_not_found(request, exception=None):
+    return render(request, "404.html", status=404)
+
+
+def server_error(request):
+    return render(request, "500.html", status=500)
+
+
+def bad_request(request, exception=None):
+    return render(request, "400.html", status=400)

@@ -1,0 +1,265 @@
+"""The device (Entra device object + what the MDE sensor knows), Entra-style groups, onboarding history and the
+per-device credential of the device channel."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class OSType(models.TextChoices):
+    WINDOWS = "windows", "Windows"
+    WINDOWS_SERVER = "windows_server", "Windows Server"
+    MACOS = "macos", "macOS"
+    LINUX = "linux", "Linux"
+
+
+# Entra's deviceOSType values (Windows Server split from Windows in May 2023).
+ENTRA_OS_TYPE = {
+    OSType.WINDOWS: "Windows",
+    OSType.WINDOWS_SERVER: "Windows Server",
+    OSType.MACOS: "macOS",
+    OSType.LINUX: "Linux",
+}
+
+
+class JoinType(models.TextChoices):
+    WORKGROUP = "workgroup", "Workgroup (not joined)"
+    ENTRA_REGISTERED = "entra_registered", "Microsoft Entra registered"
+    ENTRA_JOINED = "entra_joined", "Microsoft Entra joined"
+    HYBRID_JOINED = "hybrid_joined", "Microsoft Entra hybrid joined"
+    DOMAIN_JOINED = "domain_joined", "Domain joined (on-premises only)"
+
+
+# Entra's deviceTrustType for each join state.
+ENTRA_TRUST_TYPE = {
+    JoinType.ENTRA_REGISTERED: "Workplace",
+    JoinType.ENTRA_JOINED: "AzureAd",
+    JoinType.HYBRID_JOINED: "ServerAd",
+}
+
+
+class ManagedBy(models.TextChoices):
+    MDE = "mde", "MDE"
+    INTUNE = "intune", "Intune"
+    CONFIGMGR = "configmgr", "ConfigMgr"
+    CO_MANAGED = "co_managed", "Co-managed"
+    NONE = "none", "None"
+
+
+class LicenseSource(models.TextChoices):
+    MDE = "mde", "Microsoft Defender for Endpoint"
+    SERVERS_ONLY = "servers_only", "Defender for Servers only"
+
+
+class LanguageMode(models.TextChoices):
+    FULL = "FullLanguage", "FullLanguage"
+    CONSTRAINED = "ConstrainedLanguage", "ConstrainedLanguage"
+
+
+class TrustKind(models.TextChoices):
+    NONE = "", "None"
+    EXISTING = "existing", "Existing registration reused"
+    HYBRID = "hybrid", "Hybrid join"
+    SYNTHETIC = "synthetic", "Synthetic registration (MDEJoined)"
+
+
+MDE_JOINED = "MDEJoined"
+MDE_MANAGED = "MDEManaged"
+MICROSOFT_SENSE = "MicrosoftSense"
+
+
+class Device(models.Model):
+    # Entra device object
+    device_id = models.UUIDField("Device ID", default=uuid.uuid4, unique=True)
+    display_name = models.CharField("Device name", max_length=255, db_index=True)
+    os = models.CharField("OS", max_length=20, choices=OSType.choices, db_index=True)
+    os_version = models.CharField("OS version", max_length=60, blank=True)
+    os_edition = models.CharField(max_length=60, blank=True)
+    join_type = models.CharField(max_length=20, choices=JoinType.choices, default=JoinType.WORKGROUP)
+    tenant_id = models.UUIDField("Tenant ID of the MDE onboarding", null=True, blank=True)
+    # Management facts
+    intune_enrolled = models.BooleanField("Enrolled in Intune (MDM)", default=False)
+    configmgr_client = models.BooleanField("Configuration Manager client", default=False)
+    mde_onboarded = models.BooleanField("Onboarded to Defender for Endpoint", default=True)
+    onboarded_via_mdc = models.BooleanField("Onboarded through Microsoft Defender for Cloud", default=False)
+    tags = models.CharField(
+        max_length=500, blank=True, default="", help_text="Defender device tags, comma separated"
+    )
+    license_source = models.CharField(max_length=20, choices=LicenseSource.choices, default=LicenseSource.MDE)
+    is_non_persistent_vdi = models.BooleanField("Non-persistent VDI / Azure Virtual Desktop", default=False)
+    is_server_core = models.BooleanField("Server Core installation", default=False)
+    is_domain_controller = models.BooleanField("Domain controller", default=False)
+    language_mode = models.CharField(
+        "PowerShell language mode", max_length=20, choices=LanguageMode.choices, default=LanguageMode.FULL
+    )
+    in_sync_scope = models.BooleanField("In Entra Connect sync scope", default=True)
+    tamper_protection = models.BooleanField(default=True)
+    # Results of onboarding to security management
+    trust = models.CharField(max_length=10, choices=TrustKind.choices, default=TrustKind.NONE, blank=True)
+    management_type = models.CharField("managementType", max_length=30, blank=True, default="", db_index=True)
+    system_labels = models.CharField("systemLabels", max_length=200, blank=True, default="")
+    managed_by = models.CharField(
+        "Managed by", max_length=12, choices=ManagedBy.choices, default=ManagedBy.NONE, db_index=True
+    )
+    enrollment_status_code = models.IntegerField(null=True, blank=True, db_index=True)
+    enrollment_status = models.CharField("MDE Enrollment status", max_length=80, blank=True, default="")
+    enrollment_message = models.TextField(blank=True, default="")
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    # Check-ins
+    last_checkin_at = models.DateTimeField(null=True, blank=True)
+    next_checkin_at = models.DateTimeField(null=True, blank=True)
+    checkin_lease_until = models.DateTimeField(null=True, blank=True)
+    sync_requested_at = models.DateTimeField(null=True, blank=True)
+    desired_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    agent_state = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["display_name", "id"]
+        indexes = [
+            # The beat tick claims due devices: a partial index keeps it tiny (only managed devices have a time).
+            models.Index(
+                fields=["next_checkin_at"], name="device_due_idx", condition=Q(next_checkin_at__isnull=False)
+            ),
+            models.Index(fields=["managed_by", "os"], name="device_managed_os_idx"),
+        ]
+        permissions = [("sync_device", "Can request Policy sync")]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    # Tags and labels are stored as ",A,B," so that a contains-lookup on ",A," is exact on every database.
+    @staticmethod
+    def pack(values) -> str:
+        cleaned = [v.strip() for v in values if v and v.strip()]
+        return f",{','.join(dict.fromkeys(cleaned))}," if cleaned else ""
+
+    @property
+    def tag_list(self) -> list[str]:
+        return [t for t in self.tags.split(",") if t]
+
+    @property
+    def label_list(self) -> list[str]:
+        return [t for t in self.system_labels.split(",") if t]
+
+    def has_tag(self, tag: str) -> bool:
+        return tag.lower() in (t.lower() for t in self.tag_list)
+
+    @property
+    def is_mde_managed(self) -> bool:
+        return self.managed_by == ManagedBy.MDE and self.management_type == MICROSOFT_SENSE
+
+    @property
+    def entra_os_type(self) -> str:
+        return ENTRA_OS_TYPE.get(self.os, self.os)
+
+    @property
+    def entra_trust_type(self) -> str:
+        return ENTRA_TRUST_TYPE.get(self.join_type, "")
+
+    def entra_properties(self) -> dict:
+        """The properties Entra's dynamic membership rules see (devices.rules)."""
+        return {
+            "accountEnabled": True,
+            "displayName": self.display_name,
+            "deviceId": str(self.device_id),
+            "objectId": str(self.device_id),
+            "deviceOSType": self.entra_os_type,
+            "deviceOSVersion": self.os_version,
+            "deviceTrustType": self.entra_trust_type,
+            "managementType": self.management_type or None,
+            "systemLabels": self.label_list,
+            "devicePhysicalIds": [],
+            "isRooted": False,
+        }
+
+
+class OnboardingEvent(models.Model):
+    """One step of the onboarding timeline shown on the device page."""
+
+    class Outcome(models.TextChoices):
+        OK = "ok", "Completed"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+        INFO = "info", "Information"
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="onboarding_events")
+    at = models.DateTimeField(auto_now_add=True)
+    step = models.CharField(max_length=80)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} {self.step} {self.outcome}"
+
+
+class DeviceCredential(models.Model):
+    """The per-device secret of the device channel, issued when the trust is created; stored hashed."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="credentials")
+    key_id = models.CharField(max_length=32, unique=True)
+    secret_hash = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key_id} ({'revoked' if self.revoked_at else 'active'})"
+
+
+class Group(models.Model):
+    """A Microsoft Entra security group: assigned or dynamic; device groups or user groups."""
+
+    class Membership(models.TextChoices):
+        ASSIGNED = "assigned", "Assigned"
+        DYNAMIC = "dynamic", "Dynamic device"
+
+    class ObjectKind(models.TextChoices):
+        DEVICE = "device", "Devices"
+        USER = "user", "Users"
+
+    group_id = models.UUIDField("Object ID", default=uuid.uuid4, unique=True)
+    name = models.CharField(max_length=256, unique=True)
+    description = models.TextField(blank=True)
+    membership_type = models.CharField(max_length=10, choices=Membership.choices, default=Membership.ASSIGNED)
+    object_kind = models.CharField("Members are", max_length=10, choices=ObjectKind.choices, default="device")
+    membership_rule = models.TextField("Dynamic membership rule", blank=True)
+    member_count = models.PositiveIntegerField(default=0)
+    rule_evaluated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    members = models.ManyToManyField(Device, through="GroupMember", related_name="device_groups")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_dynamic(self) -> bool:
+        return self.membership_type == self.Membership.DYNAMIC
+
+    @property
+    def targetable(self) -> bool:
+        """Only device objects receive MDE security management policy (the seed: targeting users is not supported)."""
+        return self.object_kind == self.ObjectKind.DEVICE
+
+
+class GroupMember(models.Model):
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="memberships")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="memberships")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["group", "device"], name="unique_group_member")]
+        indexes = [models.Index(fields=["device", "group"], name="member_device_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.group_id}:{self.device_id}"

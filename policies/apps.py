@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PoliciesConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "policies"
+    verbose_name = "Endpoint security policies"

@@ -1,0 +1,403 @@
+"""The setting catalog of the Endpoint security profiles (pure Python, no Django).
+
+Everything comes from ``policies/data/setting-catalog.json`` (a byte copy of the shared reference data): setting
+ids, names, CSP paths, options, defaults and ranges are never typed in here. This module only adds what the data
+leaves implicit: per-profile metadata (policy type, template, platforms), the parent/child structure of group
+collections, a UI category per setting and the CSP documentation link.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+DATA_FILE = Path(__file__).resolve().parent / "data" / "setting-catalog.json"
+
+# A canonical flat value (see /tmp/team/contract.md "Canonical flat values").
+Scalar = int | str
+Value = int | str | list[Any]
+PolicyValues = dict[str, Value]
+
+# Group collections of the data file (ids as in setting-catalog.json).
+ASR_RULES_GROUP_ID = "device_vendor_msft_policy_config_defender_attacksurfacereductionrules"
+THREAT_SEVERITY_GROUP_ID = "device_vendor_msft_policy_config_defender_threatseveritydefaultaction"
+FIREWALL_RULE_GROUP_ID = "vendor_msft_firewall_mdmstore_firewallrules_{firewallrulename}"
+
+MDM_DOCS = "https://learn.microsoft.com/windows/client-management/mdm/"
+
+# Windows 10/11/Server ASR rules template (graph-api-shapes.md §1); `_meta.templates` only holds the ConfigMgr one.
+ASR_TEMPLATE_ID = "e8c053d6-9f95-42b1-a7f1-ebfd71c67a4b_1"
+
+ALL_PLATFORMS = ("windows", "macos", "linux")
+WINDOWS_ONLY = ("windows",)
+
+
+@dataclass(frozen=True)
+class _ProfileMeta:
+    policy_type: str
+    template_family: str
+    platforms: tuple[str, ...]
+    mde_supported: bool = True
+    template_id: str | None = None  # None: taken from `_meta.templates`
+
+
+_PROFILE_META: dict[str, _ProfileMeta] = {
+    "Microsoft Defender Antivirus": _ProfileMeta("antivirus", "endpointSecurityAntivirus", ALL_PLATFORMS),
+    "Microsoft Defender Antivirus exclusions": _ProfileMeta(
+        "antivirus", "endpointSecurityAntivirus", ALL_PLATFORMS
+    ),
+    "Windows Security Experience": _ProfileMeta(
+        "antivirus", "endpointSecurityAntivirus", WINDOWS_ONLY, mde_supported=False
+    ),
+    "Microsoft Defender Firewall": _ProfileMeta("firewall", "endpointSecurityFirewall", WINDOWS_ONLY),
+    "Microsoft Defender Firewall Rules": _ProfileMeta("firewall", "endpointSecurityFirewall", WINDOWS_ONLY),
+    "Endpoint detection and response": _ProfileMeta(
+        "edr", "endpointSecurityEndpointDetectionAndResponse", ALL_PLATFORMS
+    ),
+    "Attack Surface Reduction Rules": _ProfileMeta(
+        "asr", "endpointSecurityAttackSurfaceReduction", WINDOWS_ONLY, template_id=ASR_TEMPLATE_ID
+    ),
+}
+
+_NETWORK_PROFILE_CATEGORY = {
+    "domain": "Domain profile",
+    "private": "Private profile",
+    "public": "Public profile",
+    "global": "Global",
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    value: int | str
+    label: str
+    item_id: str
+
+
+@dataclass(frozen=True)
+class SettingDef:
+    id: str
+    profile: str
+    display_name: str
+    description: str
+    csp_path: str
+    type: str
+    options: tuple[Option, ...]
+    default: object = field(hash=False)
+    min: int | None
+    max: int | None
+    technologies: tuple[str, ...]
+    unsupported_in_mde_channel: bool
+    merges: bool
+    parent_id: str | None
+    children: tuple[str, ...]
+    category: str
+    supports_warn: bool | None
+    asr_guid: str | None
+    network_profile: str | None
+    max_length: int | None
+    input_validation: str | None
+    unverified: bool
+    learn_more_url: str
+    hidden: bool = False  # the catalog definition has no display name (not shown in the Intune UI)
+
+    @property
+    def mde_supported(self) -> bool:
+        return not self.unsupported_in_mde_channel and "microsoftSense" in self.technologies
+
+    @property
+    def is_group(self) -> bool:
+        return self.type == "group_collection"
+
+    @property
+    def is_instance_collection(self) -> bool:
+        """A group collection with one element per instance (firewall rules): its value is a list of dicts."""
+        return self.is_group and self.csp_path.endswith("{0}")
+
+    @property
+    def is_value_key(self) -> bool:
+        """Whether this id is a key of the flat values (ASR / threat severity group parents are not)."""
+        return not self.is_group or self.is_instance_collection
+
+    def option_by_item_id(self, item_id: str) -> Option | None:
+        for option in self.options:
+            if option.item_id == item_id:
+                return option
+        lowered = item_id.lower()
+        for option in self.options:
+            if option.item_id.lower() == lowered:
+                return option
+        return None
+
+    def option_for(self, value: object) -> Option | None:
+        """The option whose catalog value is ``value`` (same type), else whose str form matches."""
+        for option in self.options:
+            if type(option.value) is type(value) and option.value == value:
+                return option
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            return None
+        text = str(value).strip()
+        for option in self.options:
+            if str(option.value) == text:
+                return option
+        return None
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    slug: str
+    policy_type: str
+    template_id: str
+    template_family: str
+    platforms: tuple[str, ...]
+    mde_supported: bool
+    settings: tuple[SettingDef, ...]
+    _index: dict[str, SettingDef] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {s.id: s for s in self.settings})
+
+    def get(self, setting_id: str) -> SettingDef | None:
+        return self._index.get(setting_id)
+
+    def setting(self, setting_id: str) -> SettingDef:
+        try:
+            return self._index[setting_id]
+        except KeyError:
+            raise KeyError(f"{setting_id!r} is not a setting of the {self.name!r} profile") from None
+
+    def __contains__(self, setting_id: object) -> bool:
+        return setting_id in self._index
+
+
+class Catalog:
+    def __init__(self, profiles: dict[str, Profile]) -> None:
+        self.profiles: dict[str, Profile] = dict(profiles)
+        self._by_slug = {p.slug: p for p in self.profiles.values()}
+        self._by_template = {p.template_id: p for p in self.profiles.values()}
+        self._settings: dict[str, SettingDef] = {}
+        self._profiles_of: dict[str, list[Profile]] = {}
+        for profile in self.profiles.values():
+            for setting in profile.settings:
+                self._settings.setdefault(setting.id, setting)
+                self._profiles_of.setdefault(setting.id, []).append(profile)
+
+    def profile(self, name_or_slug: str) -> Profile:
+        found = self.profiles.get(name_or_slug) or self._by_slug.get(name_or_slug)
+        if found is None:
+            raise KeyError(f"unknown profile {name_or_slug!r}")
+        return found
+
+    def profile_for_template(self, template_id: str) -> Profile:
+        try:
+            return self._by_template[template_id]
+        except KeyError:
+            raise KeyError(f"no profile uses template {template_id!r}") from None
+
+    def setting(self, setting_id: str) -> SettingDef:
+        """The setting definition; for an id shared by two profiles, the one of the first profile."""
+        try:
+            return self._settings[setting_id]
+        except KeyError:
+            raise KeyError(f"unknown setting {setting_id!r}") from None
+
+    def get(self, setting_id: str) -> SettingDef | None:
+        return self._settings.get(setting_id)
+
+    def profile_of(self, setting_id: str) -> Profile:
+        return self.profiles_of(setting_id)[0]
+
+    def profiles_of(self, setting_id: str) -> tuple[Profile, ...]:
+        """Every profile holding this id (a few Defender CSP settings are in both AV profiles)."""
+        try:
+            return tuple(self._profiles_of[setting_id])
+        except KeyError:
+            raise KeyError(f"unknown setting {setting_id!r}") from None
+
+    def all_settings(self) -> Iterator[SettingDef]:
+        for profile in self.profiles.values():
+            yield from profile.settings
+
+
+def slugify(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def learn_more_url(csp_path: str) -> str:
+    """The CSP documentation page of a setting (Policy CSP settings get an anchor)."""
+    policy = re.match(r"^\./(?:Device|User)/Vendor/MSFT/Policy/Config/([^/]+)/([^/]+)", csp_path)
+    if policy:
+        area, name = policy.groups()
+        return f"{MDM_DOCS}policy-csp-{area.lower()}#{name.lower()}"
+    csp = re.match(r"^\./(?:Device/)?Vendor/MSFT/([^/]+)", csp_path)
+    if csp and csp.group(1) in {"Defender", "Firewall", "WindowsAdvancedThreatProtection"}:
+        return f"{MDM_DOCS}{csp.group(1).lower()}-csp"
+    return f"{MDM_DOCS}configuration-service-provider-reference"
+
+
+def _category(raw: dict[str, Any]) -> str:
+    csp = raw["csp_path"]
+    network_profile = raw.get("network_profile")
+    if network_profile:
+        return _NETWORK_PROFILE_CATEGORY.get(network_profile, network_profile.title())
+    if "/Firewall/MdmStore/FirewallRules/" in csp:
+        return "Firewall rules"
+    if "AttackSurfaceReduction" in csp or "ASROnlyPerRuleExclusions" in csp:
+        return "Attack Surface Reduction Rules"
+    if "ControlledFolderAccess" in csp:
+        return "Controlled Folder Access"
+    if "ThreatSeverityDefaultAction" in csp:
+        return "Remediation"
+    if "/WindowsAdvancedThreatProtection/" in csp:
+        return "Endpoint Detection and Response"
+    if "/WindowsDefenderSecurityCenter/" in csp:
+        return "Windows Security"
+    if "TamperProtection" in csp or "/ControlledConfiguration/" in csp:
+        return "Tamper Protection"
+    if "/Policy/Config/Defender/" in csp:
+        return "Defender"
+    if "/Vendor/MSFT/Defender/" in csp:
+        return "Defender configuration"
+    return "Settings"
+
+
+def _display_name(raw: dict[str, Any]) -> str:
+    name = (raw.get("display_name") or "").strip()
+    if name:
+        return name
+    leaf = raw["csp_path"].rstrip("/").rsplit("/", 1)[-1]
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", leaf) or raw["id"]
+
+
+def _options(setting_id: str, raw_options: list[dict[str, Any]]) -> tuple[Option, ...]:
+    return tuple(
+        Option(
+            value=o["value"],
+            label=str(o.get("label") or o["value"]),
+            item_id=o.get("item_id") or f"{setting_id}_{o['value']}".lower(),
+        )
+        for o in raw_options
+    )
+
+
+def _match_option(options: tuple[Option, ...], value: object) -> object:
+    for option in options:
+        if option.value == value and type(option.value) is type(value):
+            return option.value
+    for option in options:
+        if str(option.value) == str(value):
+            return option.value
+    return value
+
+
+def _default(setting_type: str, options: tuple[Option, ...], default: object) -> object:
+    """Defaults typed like the options (the data has int 0 for options "0"/"1" in places)."""
+    if default is None or not options:
+        return default
+    if setting_type == "choice_collection":
+        items = default if isinstance(default, list) else [default]
+        return [_match_option(options, item) for item in items]
+    return _match_option(options, default)
+
+
+def _structure(raw_settings: list[dict[str, Any]]) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """parent_id per child and children per group collection, derived from ids (the data's lists are partial)."""
+    parents: dict[str, str] = {}
+    children: dict[str, tuple[str, ...]] = {}
+    for raw in raw_settings:
+        if raw.get("parent_rule"):
+            parents[raw["id"]] = raw["parent_rule"]
+    for group in raw_settings:
+        if group["type"] != "group_collection":
+            continue
+        prefix = group["id"] + "_"
+        kids = tuple(
+            raw["id"] for raw in raw_settings if raw["id"].startswith(prefix) and not raw.get("parent_rule")
+        )
+        children[group["id"]] = kids
+        for kid in kids:
+            parents[kid] = group["id"]
+    return parents, children
+
+
+def _setting(
+    profile: str, raw: dict[str, Any], parents: dict[str, str], children: dict[str, tuple[str, ...]]
+):
+    options = _options(raw["id"], raw.get("options") or [])
+    technologies = tuple(t for t in (raw.get("technologies") or "").split(",") if t)
+    return SettingDef(
+        id=raw["id"],
+        profile=profile,
+        display_name=_display_name(raw),
+        description=raw.get("description") or "",
+        csp_path=raw["csp_path"],
+        type=raw["type"],
+        options=options,
+        default=_default(raw["type"], options, raw.get("default")),
+        min=raw.get("min"),
+        max=raw.get("max"),
+        technologies=technologies,
+        unsupported_in_mde_channel=bool(raw.get("unsupported_in_mde_channel")),
+        merges=bool(raw.get("merges")),
+        parent_id=parents.get(raw["id"]),
+        children=children.get(raw["id"], ()),
+        category=_category(raw),
+        supports_warn=raw.get("supports_warn"),
+        asr_guid=raw.get("asr_guid"),
+        network_profile=raw.get("network_profile"),
+        max_length=raw.get("max_length"),
+        input_validation=raw.get("input_validation"),
+        unverified=bool(raw.get("unverified")),
+        learn_more_url=learn_more_url(raw["csp_path"]),
+        hidden=not (raw.get("display_name") or "").strip(),
+    )
+
+
+def build_catalog(data: dict[str, Any]) -> Catalog:
+    templates: dict[str, str] = data.get("_meta", {}).get("templates", {})
+    profiles: dict[str, Profile] = {}
+    for name, raw_settings in data.items():
+        if name.startswith("_"):
+            continue
+        meta = _PROFILE_META.get(name)
+        if meta is None:
+            raise ValueError(f"setting-catalog.json has a profile this console doesn't know: {name!r}")
+        template_id = meta.template_id or templates.get(name)
+        if not template_id:
+            raise ValueError(f"no template id for profile {name!r}")
+        parents, children = _structure(raw_settings)
+        profiles[name] = Profile(
+            name=name,
+            slug=slugify(name),
+            policy_type=meta.policy_type,
+            template_id=template_id,
+            template_family=meta.template_family,
+            platforms=meta.platforms,
+            mde_supported=meta.mde_supported,
+            settings=tuple(_setting(name, raw, parents, children) for raw in raw_settings),
+        )
+    return Catalog(profiles)
+
+
+def load_catalog(path: Path | str = DATA_FILE) -> Catalog:
+    with open(path, encoding="utf-8") as handle:
+        return build_catalog(json.load(handle))
+
+
+@cache
+def get_catalog() -> Catalog:
+    return load_catalog(DATA_FILE)
+
+
+def asr_rules(catalog: Catalog) -> tuple[tuple[SettingDef, SettingDef | None], ...]:
+    """Each ASR rule (catalog order) with its "ASR Only Per Rule Exclusions" setting (None when it has none)."""
+    group = catalog.setting(ASR_RULES_GROUP_ID)
+    profile = catalog.profile(group.profile)
+    exclusions = {s.parent_id: s for s in profile.settings if s.parent_id in group.children}
+    return tuple((catalog.setting(rule_id), exclusions.get(rule_id)) for rule_id in group.children)

@@ -1,0 +1,1 @@
+"""Status rows and aggregates (filled by reports.ingest)."""

@@ -1,0 +1,150 @@
+"""Shared fixtures: people in each role, a real Celery worker, and Debian's Chromium for Playwright."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import PASSWORD
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Playwright's sync API runs an event loop in this thread; Django must still allow its ORM here.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+SERVICES = os.environ.get("DATABASE_URL", "").startswith("postgres")
+
+
+def pytest_collection_modifyitems(config, items):
+    # Outside `make test` (no PostgreSQL/Redis started), tests that need the real parts say so instead of failing.
+    if SERVICES:
+        return
+    skip = pytest.mark.skip(reason="needs the real PostgreSQL/Redis that `make test` starts")
+    for item in items:
+        if "worker" in item.keywords or "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def make_user(db, django_user_model):
+    from django.contrib.auth.models import Group
+
+    from console.roles import sync_roles
+
+    def make(username: str, role: str | None):
+        sync_roles()
+        user = django_user_model.objects.create_user(username=username, password=PASSWORD)
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def global_admin(make_user):
+    from console.roles import GLOBAL_ADMIN
+
+    return make_user("ga", GLOBAL_ADMIN)
+
+
+@pytest.fixture
+def security_manager(make_user):
+    from console.roles import ENDPOINT_SECURITY_MANAGER
+
+    return make_user("esm", ENDPOINT_SECURITY_MANAGER)
+
+
+@pytest.fixture
+def reader(make_user):
+    from console.roles import READ_ONLY_OPERATOR
+
+    return make_user("reader", READ_ONLY_OPERATOR)
+
+
+@pytest.fixture
+def ga_client(client, global_admin):
+    client.force_login(global_admin)
+    return client
+
+
+@pytest.fixture
+def esm_client(client, security_manager):
+    client.force_login(security_manager)
+    return client
+
+
+@pytest.fixture
+def reader_client(client, reader):
+    client.force_login(reader)
+    return client
+
+
+# ---- a real Celery worker process over the real Redis broker --------------------------------------------
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db):
+    """Starts `celery worker` in a subprocess against the test database and the Redis broker of `make test`."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    env = dict(os.environ)
+    env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "console", "worker", "--loglevel=WARNING", "--concurrency=2",
+         "-Q", "sync,default,checkins", "-n", f"test-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+# ---- Playwright on Debian's Chromium ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
+        "headless": True,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+            "--disable-quic",
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1440, "height": 900}}
+
+
+@pytest.fixture
+def login(live_server, page):
+    """Signs a user in through the real login form and returns the page."""
+
+    def do(user, path: str = "/"):
+        page.goto(f"{live_server.url}/login/?next={path}")
+        page.fill("#id_username", user.get_username())
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        return page
+
+    return do

@@ -1,0 +1,74 @@
+"""Every URL, for every role: 200, 403 or a redirect to login. A new page cannot be added without a decision here.
+
+Each app registers its pages in ACCESS below; `test_every_url_has_an_access_decision` fails for any named URL
+that is missing, so nobody can add a page and forget who may see it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+GA, ESM, RO = "ga", "esm", "ro"
+ALL = {GA: 200, ESM: 200, RO: 200}
+GA_ONLY = {GA: 200, ESM: 403, RO: 403}
+NOT_RO = {GA: 200, ESM: 200, RO: 403}
+
+# url name -> (kwargs factory or None, expected status per role). Only GET is walked here.
+ACCESS: dict[str, tuple] = {
+    "home": (None, ALL),
+    "dashboard": (None, ALL),
+    "password_change": (None, ALL),
+    "password_change_done": (None, ALL),
+    "tenant_admin": (None, ALL),
+    "roles": (None, {GA: 200, ESM: 403, RO: 403}),
+    "audit_logs": (None, ALL),
+    "job_status": (lambda: {"pk": _job().pk}, ALL),
+}
+PUBLIC = {"login"}  # reachable without signing in
+POST_ONLY = {"logout"}
+
+
+def _job():
+    from console.models import Job
+
+    return Job.objects.create(kind="test", total=1)
+
+
+def _named_patterns(resolver=None, prefix=""):
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            ns = f"{prefix}{entry.namespace}:" if entry.namespace else prefix
+            if entry.app_name in {"admin"}:
+                continue
+            yield from _named_patterns(entry, ns)
+        elif isinstance(entry, URLPattern) and entry.name:
+            yield f"{prefix}{entry.name}"
+
+
+def test_every_url_has_an_access_decision():
+    names = set(_named_patterns())
+    missing = sorted(names - set(ACCESS) - PUBLIC - POST_ONLY)
+    assert not missing, f"add these URL names to ACCESS in {__file__}: {missing}"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(ACCESS))
+def test_anonymous_is_sent_to_login(client, name):
+    factory, _ = ACCESS[name]
+    url = reverse(name, kwargs=factory() if factory else None)
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+@pytest.mark.parametrize("name", sorted(ACCESS))
+@pytest.mark.parametrize("role", [GA, ESM, RO])
+def test_each_role_gets_its_decided_status(client, global_admin, security_manager, reader, name, role):
+    user = {GA: global_admin, ESM: security_manager, RO: reader}[role]
+    client.force_login(user)
+    factory, expected = ACCESS[name]
+    url = reverse(name, kwargs=factory() if factory else None)
+    response = client.get(url)
+    assert response.status_code == expected[role], f"{role} GET {url}"
