@@ -117,10 +117,12 @@ def validate_windows_path(value: str, *, allow_posix: bool = False) -> str:
             raise ValueError(f"“{value}” contains a character that isn't allowed in a path.")
         return value
     if not (_DRIVE.match(value) or _UNC.match(value) or _ENV.match(value)):
-        where = " or an absolute macOS/Linux path (/…)" if allow_posix else ""
+        starts = ["a drive letter (C:\\…)", "a network share (\\\\server\\share)"]
+        starts.append("an environment variable such as %ProgramFiles%")
+        if allow_posix:
+            starts.append("/ (macOS and Linux)")
         raise ValueError(
-            f"“{value}” isn't a full path. Start it with a drive letter (C:\\…), a network share (\\\\server\\share)"
-            f" or an environment variable such as %ProgramFiles%{where}."
+            f"“{value}” isn't a full path. Start it with {', '.join(starts[:-1])} or {starts[-1]}."
         )
     bad = sorted({c for c in value if c in _ILLEGAL_PATH_CHARS})
     if bad or ":" in value[2:]:

@@ -1,6 +1,6 @@
 """Every URL, for every role: 200, 403 or a redirect to login. A new page cannot be added without a decision here.
 
-Each app registers its pages in ACCESS below; `test_every_url_has_an_access_decision` fails for any named URL
+Each app registers its pages in tests/access_<app>.py (merged into ACCESS below); `test_every_url_has_an_access_decision` fails for any named URL
 that is missing, so nobody can add a page and forget who may see it.
 """
 
@@ -25,6 +25,13 @@ ACCESS: dict[str, tuple] = {
     "audit_logs": (None, ALL),
     "job_status": (lambda: {"pk": _job().pk}, ALL),
 }
+# Each app keeps its own decisions in tests/access_<app>.py (a dict named ACCESS with the same shape).
+for _module in ("tests.access_devices", "tests.access_policies", "tests.access_reports"):
+    try:
+        ACCESS.update(__import__(_module, fromlist=["ACCESS"]).ACCESS)
+    except ModuleNotFoundError:
+        pass
+
 PUBLIC = {"login"}  # reachable without signing in
 POST_ONLY = {"logout"}
 

@@ -1,0 +1,49 @@
+"""The per-device credential of the device channel (the *.dm.microsoft.com role).
+
+Issued when the trust with Entra is created, revoked when the device is deleted or leaves scope. The secret is
+shown once (to the simulated agent) and stored as a SHA-256 hash; lookups use the key id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from django.utils import timezone
+
+from .models import Device, DeviceCredential
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue(device: Device) -> str:
+    """Revokes any active credential and returns a new bearer token `<key_id>.<secret>`."""
+    revoke(device)
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    DeviceCredential.objects.create(device=device, key_id=key_id, secret_hash=_hash(secret))
+    return f"{key_id}.{secret}"
+
+
+def revoke(device: Device) -> int:
+    return DeviceCredential.objects.filter(device=device, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+
+
+def authenticate(token: str) -> Device | None:
+    """The device a bearer token belongs to, or None for a malformed, unknown or revoked token."""
+    key_id, _, secret = (token or "").partition(".")
+    if not key_id or not secret or len(token) > 200:
+        return None
+    cred = (
+        DeviceCredential.objects.select_related("device")
+        .filter(key_id=key_id, revoked_at__isnull=True)
+        .first()
+    )
+    if cred is None or not hmac.compare_digest(cred.secret_hash, _hash(secret)):
+        return None
+    return cred.device
