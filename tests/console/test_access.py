@@ -6,6 +6,9 @@ that is missing, so nobody can add a page and forget who may see it.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
@@ -27,10 +30,8 @@ ACCESS: dict[str, tuple] = {
 }
 # Each app keeps its own decisions in tests/access_<app>.py (a dict named ACCESS with the same shape).
 for _module in ("tests.access_devices", "tests.access_policies", "tests.access_reports"):
-    try:
-        ACCESS.update(__import__(_module, fromlist=["ACCESS"]).ACCESS)
-    except ModuleNotFoundError:
-        pass
+    if importlib.util.find_spec(_module) is not None:
+        ACCESS.update(importlib.import_module(_module).ACCESS)
 
 PUBLIC = {"login"}  # reachable without signing in
 POST_ONLY = {"logout"}
