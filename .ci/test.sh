@@ -45,6 +45,7 @@ echo "Starting PostgreSQL on port $PG_PORT and Redis on port $REDIS_PORT"
 "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w \
   -o "-p $PG_PORT -k $work -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
   start >/dev/null || { cat "$work/pg.log"; exit 1; }
+"$pg_bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres mde || exit 1
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
   --dir "$work" --logfile "$work/redis.log" >/dev/null || exit 1
 

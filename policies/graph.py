@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from policies.catalog import Catalog, Option, PolicyValues, Profile, SettingDef, Value
-from policies.validation import SettingValidationError, _validate
+from policies.validation import SettingValidationError, validate_values_with
 
 GRAPH = "#microsoft.graph."
 CHOICE_INSTANCE = GRAPH + "deviceManagementConfigurationChoiceSettingInstance"
@@ -409,7 +409,7 @@ def from_graph_settings(
             continue
         decoder.instance(instance, None, raw)
     if profile is not None:
-        clean, errors = _validate(profile.get, f"the {profile.name} profile", raw, catalog)
+        clean, errors = validate_values_with(profile.get, f"the {profile.name} profile", raw, catalog)
     else:
-        clean, errors = _validate(catalog.get, "the setting catalog", raw, catalog)
+        clean, errors = validate_values_with(catalog.get, "the setting catalog", raw, catalog)
     return clean, decoder.errors + errors

@@ -523,7 +523,9 @@ def _rule_child_id(group: SettingDef, key: object) -> str | None:
 
 
 def _rule_label(rule: Mapping[str, Any], index: int) -> str:
-    name = rule.get(f"{FIREWALL_RULE_GROUP_ID}_name") if isinstance(rule, Mapping) else None
+    name = None
+    if isinstance(rule, Mapping):
+        name = rule.get(f"{FIREWALL_RULE_GROUP_ID}_name", rule.get("name"))
     return f"Rule {index + 1} (“{name}”)" if isinstance(name, str) and name.strip() else f"Rule {index + 1}"
 
 
@@ -614,12 +616,13 @@ def _parse_rules(setting: SettingDef, raw: object) -> list[dict[str, Value]]:
 # whole policies
 
 
-def _validate(
+def validate_values_with(
     lookup: Callable[[str], SettingDef | None],
     scope: str,
     values: Mapping[str, object],
     catalog: Catalog | None = None,
 ) -> tuple[PolicyValues, list[SettingValidationError]]:
+    """``validate_policy_values`` over any id lookup (``scope`` names it in messages, e.g. "the X profile")."""
     clean: PolicyValues = {}
     errors: list[SettingValidationError] = []
     for key, raw in values.items():
@@ -687,4 +690,4 @@ def validate_policy_values(
     group parents that are not value keys and invalid values are errors; valid entries are kept in the clean
     values even when others fail (invalid firewall rules are left out, valid ones kept).
     """
-    return _validate(profile.get, f"the {profile.name} profile", values, catalog)
+    return validate_values_with(profile.get, f"the {profile.name} profile", values, catalog)

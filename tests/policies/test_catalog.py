@@ -44,6 +44,13 @@ def test_get_catalog_is_cached(catalog):
     assert get_catalog() is catalog
 
 
+def test_profiles_and_settings_are_immutable_and_hashable(catalog):
+    profile = catalog.profile(AV)
+    assert len({profile, *profile.settings}) == len(profile.settings) + 1
+    with pytest.raises(AttributeError):
+        profile.settings[0].id = "x"  # type: ignore[misc]
+
+
 def test_it_has_exactly_the_seven_profiles_of_the_data_file(catalog):
     assert list(catalog.profiles) == PROFILE_NAMES
     assert len(PROFILE_NAMES) == 7
