@@ -35,8 +35,10 @@ def shell(request) -> dict:
     from .models import TenantSettings
 
     tenant = TenantSettings.objects.filter(pk=1).only("tenant_name").first()
+    nav = _nav(request)
     return {
-        "nav_items": _nav(request),
+        "nav_intune": [item for item in nav if item["section"] == "intune"],
+        "nav_defender": [item for item in nav if item["section"] == "defender"],
         "user_role": role_of(request.user),
         "shell_tenant_name": tenant.tenant_name if tenant else "",
     }
