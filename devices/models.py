@@ -108,6 +108,8 @@ class Device(models.Model):
     enrollment_status = models.CharField("MDE Enrollment status", max_length=80, blank=True, default="")
     enrollment_message = models.TextField(blank=True, default="")
     enrolled_at = models.DateTimeField(null=True, blank=True)
+    # When onboarding last changed who manages the device (start/stop of MDE management, or a new status).
+    management_changed_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # Check-ins
     last_checkin_at = models.DateTimeField(null=True, blank=True)
     next_checkin_at = models.DateTimeField(null=True, blank=True)
@@ -126,6 +128,7 @@ class Device(models.Model):
                 fields=["next_checkin_at"], name="device_due_idx", condition=Q(next_checkin_at__isnull=False)
             ),
             models.Index(fields=["managed_by", "os"], name="device_managed_os_idx"),
+            models.Index(fields=["enrollment_status"], name="device_enrollment_status_idx"),
         ]
         permissions = [("sync_device", "Can request Policy sync")]
 

@@ -59,7 +59,7 @@ class Command(BaseCommand):
             self.stdout.write("Stopping web, worker and beat …")
             for proc in procs.values():
                 if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.terminate()  # the main process shuts its own children down (Celery's warm shutdown)
             deadline = time.monotonic() + 15
             for proc in procs.values():
                 try:
