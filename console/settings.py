@@ -237,7 +237,20 @@ DJANGO_TABLES2_TABLE_ATTRS = {"class": "grid"}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "console.api.errors.graph_exception_handler",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["console.api.auth.GraphTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["console.api.auth.HasRolePermission"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": None,
 }
+# Intune's published per-tenant limits. Counted in the cache: set CACHE_URL=redis://… when several web
+# machines serve the API so that they share one bucket.
+GRAPH_THROTTLE_RATES = {
+    "read": env.str("GRAPH_READ_RATE", default="200/s"),
+    "write": env.str("GRAPH_WRITE_RATE", default="20/s"),
+}
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 SPECTACULAR_SETTINGS = {
     "TITLE": "MDE Security Management console API",
     "VERSION": "1.0.0",

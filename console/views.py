@@ -141,3 +141,59 @@ def server_error(request):
 
 def bad_request(request, exception=None):
     return render(request, "400.html", status=400)
+
+
+@require_GET
+@permission_required("console.view_apitoken", raise_exception=True)
+def api_tokens(request):
+    from .forms import ApiTokenForm
+    from .models import ApiToken
+
+    return render(
+        request,
+        "console/api_tokens.html",
+        {"tokens": ApiToken.objects.select_related("owner", "role"), "form": ApiTokenForm()},
+    )
+
+
+@permission_required("console.manage_apitoken", raise_exception=True)
+def api_token_create(request):
+    from django.shortcuts import redirect
+
+    from .forms import ApiTokenForm
+    from .models import ApiToken
+    from .tokens import create_token
+
+    if request.method != "POST":
+        return redirect("api_tokens")
+    form = ApiTokenForm(request.POST)
+    if form.is_valid():
+        token, secret = create_token(
+            name=form.cleaned_data["name"],
+            owner=request.user,
+            role=form.cleaned_data["role"],
+            days=form.cleaned_data["days"],
+        )
+        return render(request, "console/api_token_created.html", {"token": token, "secret": secret})
+    return render(
+        request,
+        "console/api_tokens.html",
+        {"tokens": ApiToken.objects.select_related("owner", "role"), "form": form},
+        status=400,
+    )
+
+
+@permission_required("console.manage_apitoken", raise_exception=True)
+def api_token_revoke(request, pk: int):
+    from django.contrib import messages
+    from django.shortcuts import redirect
+
+    from .models import ApiToken
+    from .tokens import revoke_token
+
+    if request.method != "POST":
+        return redirect("api_tokens")
+    token = get_object_or_404(ApiToken, pk=pk)
+    revoke_token(token)
+    messages.success(request, f"Token {token.name} was revoked; requests that use it now get 401.")
+    return redirect("api_tokens")

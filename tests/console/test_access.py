@@ -27,6 +27,9 @@ ACCESS: dict[str, tuple] = {
     "roles": (None, {GA: 200, ESM: 403, RO: 403}),
     "audit_logs": (None, ALL),
     "job_status": (lambda: {"pk": _job().pk}, ALL),
+    "api_tokens": (None, GA_ONLY),
+    "api_token_create": (None, {GA: 302, ESM: 403, RO: 403}),
+    "api_token_revoke": (lambda: {"pk": _token().pk}, {GA: 302, ESM: 403, RO: 403}),
 }
 # Each app keeps its own decisions in tests/access_<app>.py (a dict named ACCESS with the same shape).
 for _module in ("tests.access_devices", "tests.access_policies", "tests.access_reports"):
@@ -41,6 +44,16 @@ def _job():
     from console.models import Job
 
     return Job.objects.create(kind="test", total=1)
+
+
+def _token():
+    from django.contrib.auth import get_user_model
+
+    from console.roles import READ_ONLY_OPERATOR
+    from console.tokens import create_token
+
+    owner, _ = get_user_model().objects.get_or_create(username="token-owner")
+    return create_token(name="probe", owner=owner, role=READ_ONLY_OPERATOR)[0]
 
 
 def _named_patterns(resolver=None, prefix=""):

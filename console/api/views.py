@@ -1,0 +1,103 @@
+"""The base of every Graph-shaped endpoint: token auth, role checks, tenant throttling, the error envelope,
+OData collections with absolute nextLinks, and audit records attributed to the token's owner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from console.audit import Actor, _current
+from console.models import AuditEvent
+
+from .auth import GraphTokenAuthentication, HasRolePermission, TenantReadThrottle, TenantWriteThrottle
+from .errors import GraphError, graph_error_response
+from .odata import apply_select, next_link, parse_query
+
+MAX_BODY = 1024 * 1024
+
+
+class GraphView(APIView):
+    authentication_classes = [GraphTokenAuthentication]
+    permission_classes = [HasRolePermission]
+    throttle_classes = [TenantReadThrottle, TenantWriteThrottle]
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+    required_perms: dict[str, str] = {}
+
+    def initial(self, request, *args, **kwargs):
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > MAX_BODY:
+            raise GraphError(413, "The request body is larger than 1 MB.")
+        super().initial(request, *args, **kwargs)
+        token = request.auth
+        actor = Actor(
+            user=request.user,
+            name=f"{request.user.get_username()} (API token {token.prefix})",
+            source=AuditEvent.Source.API,
+            ip=request.META.get("REMOTE_ADDR") or None,
+        )
+        self._audit_token = _current.set(actor)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        token = getattr(self, "_audit_token", None)
+        if token is not None:
+            _current.reset(token)
+            self._audit_token = None
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    def json_body(self, request) -> dict:
+        data = request.data
+        if not isinstance(data, dict):
+            raise GraphError(400, "The request body must be a JSON object.")
+        return data
+
+    def collection(
+        self,
+        request,
+        queryset,
+        serialize: Callable[[object, set[str]], dict],
+        *,
+        fields: dict,
+        orderable: dict[str, str],
+        expandable: set[str] = frozenset(),
+        default_order: tuple[str, ...] = ("pk",),
+        context: str = "",
+    ) -> Response:
+        query = parse_query(request.GET, fields=fields, orderable=orderable, expandable=expandable)
+        qs = queryset.filter(query.filter).order_by(*(query.orderby or default_order), "pk")
+        total = qs.count() if query.count else None
+        page = list(qs[query.skip : query.skip + query.top])
+        body: dict = {}
+        if context:
+            body["@odata.context"] = request.build_absolute_uri("/").rstrip("/") + context
+        if total is not None:
+            body["@odata.count"] = total
+        body["value"] = [apply_select(serialize(obj, query.expand), query.select) for obj in page]
+        link = next_link(request, query, len(page), total)
+        if link:
+            body["@odata.nextLink"] = link
+        return Response(body)
+
+
+@csrf_exempt
+def not_found(request, path: str = ""):
+    """Unknown Graph paths get Graph's envelope, not the console's HTML 404."""
+    return graph_error_response(
+        400 if not path else 404,
+        f"Resource not found for the segment '{path.split('/')[0] if path else ''}'.",
+        "BadRequest" if not path else "ResourceNotFound",
+        request,
+    )
+
+
+not_found.login_required = False
+
+
+def json_404(request, exception=None) -> JsonResponse:
+    return graph_error_response(404, "The requested resource does not exist.", request=request)
