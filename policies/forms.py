@@ -1,0 +1,95 @@
+"""Forms of the Endpoint security pages (the settings and assignments editors read their posts in wizard.py)."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+
+from policies.catalog import get_catalog
+from policies.models import PolicyPlatform
+from policies.services import DESCRIPTION_MAX, NAME_MAX
+
+IMPORT_MAX_BYTES = 2 * 1024 * 1024
+
+
+class BasicsForm(forms.Form):
+    name = forms.CharField(
+        max_length=NAME_MAX, required=True, widget=forms.TextInput(attrs={"autocomplete": "off", "size": 60})
+    )
+    description = forms.CharField(
+        max_length=DESCRIPTION_MAX, required=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["name"].error_messages["required"] = "Enter a name for the policy."
+
+
+class CreatePolicyForm(forms.Form):
+    """Create a profile: Platform, then Profile (the profiles of this policy type)."""
+
+    platform = forms.ChoiceField(choices=PolicyPlatform.choices, initial=PolicyPlatform.WINDOWS)
+    profile = forms.ChoiceField(choices=())
+
+    def __init__(self, policy_type: str, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.policy_type = policy_type
+        self.profiles = [p for p in get_catalog().profiles.values() if p.policy_type == policy_type]
+        platform = self.data.get("platform") if self.is_bound else self.initial.get("platform")
+        platform = platform or PolicyPlatform.WINDOWS
+        available = [p for p in self.profiles if platform in p.platforms] or self.profiles
+        self.fields["profile"].choices = [("", "Select a profile")] + [(p.slug, p.name) for p in available]
+        platforms = {pl for p in self.profiles for pl in p.platforms}
+        self.fields["platform"].choices = [
+            (v, label) for v, label in PolicyPlatform.choices if v in platforms
+        ]
+
+    def clean_profile(self):
+        slug = self.cleaned_data["profile"]
+        for profile in self.profiles:
+            if profile.slug == slug:
+                return profile
+        raise forms.ValidationError("Select a profile of this policy type.")
+
+
+class DuplicateForm(forms.Form):
+    name = forms.CharField(max_length=NAME_MAX, widget=forms.TextInput(attrs={"size": 60}))
+    description = forms.CharField(
+        max_length=DESCRIPTION_MAX, required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        label="Policy file (JSON)",
+        help_text="A configurationPolicy document, as Export downloads it or Microsoft Graph returns it.",
+    )
+    name = forms.CharField(
+        max_length=NAME_MAX,
+        required=False,
+        label="Name (optional)",
+        help_text="Leave empty to use the name in the file.",
+        widget=forms.TextInput(attrs={"size": 60}),
+    )
+    with_assignments = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Import assignments",
+        help_text="Clear this to import only the basics and settings (for example from another tenant).",
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > IMPORT_MAX_BYTES:
+            raise forms.ValidationError("The file is larger than 2 MB; a policy document is much smaller.")
+        try:
+            return json.loads(upload.read().decode("utf-8-sig"))
+        except UnicodeDecodeError:
+            raise forms.ValidationError(
+                "The file isn't UTF-8 text. Upload the JSON file Export created."
+            ) from None
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"The file isn't valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
+            ) from None
