@@ -5,3 +5,33 @@ class DevicesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "devices"
     verbose_name = "Devices and groups"
+
+    def dashboard_counts(self) -> dict:
+        """Tiles for Home and Dashboard: each an indexed count (managed_by and enrollment status are indexed)."""
+        from django.urls import reverse
+
+        from .models import Device, ManagedBy
+        from .onboarding import SUCCESS
+
+        devices = reverse("devices:list")
+        issues = Device.objects.exclude(enrollment_status__in=["", SUCCESS]).count()
+        return {
+            "devices_total": {
+                "label": "Devices",
+                "value": Device.objects.count(),
+                "url": devices,
+                "link_label": "All devices",
+            },
+            "devices_mde": {
+                "label": "Managed by MDE",
+                "value": Device.objects.filter(managed_by=ManagedBy.MDE).count(),
+                "url": f"{devices}?managed_by=mde",
+                "link_label": "Devices managed by MDE",
+            },
+            "devices_enrollment_issues": {
+                "label": "MDE enrollment issues",
+                "value": issues,
+                "url": reverse("devices:enforcement_scope"),
+                "link_label": "Enforcement scope",
+            },
+        }

@@ -1,4 +1,42 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "devices"
-urlpatterns: list = []
+urlpatterns = [
+    # Intune admin center › Devices
+    path("devices/", views.DeviceListView.as_view(), name="list"),
+    path("devices/bulk/", views.device_bulk, name="bulk"),
+    path("devices/<int:pk>/", views.device_detail, name="detail"),
+    path("devices/<int:pk>/status/", views.device_status, name="status"),
+    path("devices/<int:pk>/tags/", views.device_tags, name="tags"),
+    path("devices/<int:pk>/delete/", views.device_delete, name="delete"),
+    # Intune admin center › Groups (Microsoft Entra groups)
+    path("groups/", views.GroupListView.as_view(), name="group_list"),
+    path("groups/new/", views.group_create, name="group_create"),
+    path("groups/validate/", views.group_validate, name="group_validate"),
+    path("groups/<int:pk>/", views.group_detail, name="group_detail"),
+    path("groups/<int:pk>/edit/", views.group_edit, name="group_edit"),
+    path("groups/<int:pk>/delete/", views.group_delete, name="group_delete"),
+    path("groups/<int:pk>/members/search/", views.group_member_search, name="group_member_search"),
+    path("groups/<int:pk>/members/add/", views.group_member_add, name="group_member_add"),
+    path("groups/<int:pk>/members/remove/", views.group_member_remove, name="group_member_remove"),
+    # Intune admin center › Endpoint security › Microsoft Defender for Endpoint (the connector switch)
+    path("endpoint-security/microsoft-defender-for-endpoint/", views.mde_connector, name="mde_connector"),
+    # Microsoft 365 Defender › Settings › Endpoints › Configuration Management › Enforcement Scope
+    path(
+        "defender/settings/endpoints/configuration-management/",
+        views.enforcement_scope,
+        name="enforcement_scope",
+    ),
+    path(
+        "defender/settings/endpoints/configuration-management/status/",
+        views.scope_status,
+        name="scope_status",
+    ),
+    path(
+        "defender/settings/endpoints/configuration-management/reevaluate/",
+        views.reevaluate,
+        name="reevaluate",
+    ),
+]

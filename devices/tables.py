@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import django_tables2 as tables
+from django.utils.html import format_html, format_html_join
+
+from .models import MDE_JOINED, MDE_MANAGED, Device, Group, ManagedBy
+from .onboarding import SUCCESS
+
+LABEL_PILL = {MDE_JOINED: "pill-blue", MDE_MANAGED: "pill-green"}
+MANAGED_BY_PILL = {ManagedBy.MDE: "pill-purple"}
+
+
+def labels_html(labels: list[str]):
+    if not labels:
+        return format_html('<span class="muted">{}</span>', "—")
+    return format_html_join(
+        " ", '<span class="pill {}">{}</span>', ((LABEL_PILL.get(label, ""), label) for label in labels)
+    )
+
+
+def enrollment_html(device: Device):
+    status = device.enrollment_status
+    if not status:
+        return format_html('<span class="muted">{}</span>', "Not applicable")
+    icon = "check" if status == SUCCESS else "error"
+    code = f" ({device.enrollment_status_code})" if device.enrollment_status_code is not None else ""
+    return format_html(
+        '<span class="status st-{}" title="{}"><svg class="ico"><use href="#i-{}"/></svg>{}{}</span>',
+        icon,
+        device.enrollment_message,
+        icon,
+        status,
+        code,
+    )
+
+
+class DeviceTable(tables.Table):
+    selection = tables.CheckBoxColumn(
+        accessor="pk",
+        attrs={
+            "th__input": {"data-select-all": "pk", "aria-label": "Select all devices on this page"},
+            "td__input": {"name": "pk", "aria-label": "Select device"},
+        },
+    )
+    display_name = tables.Column(
+        verbose_name="Device name",
+        linkify=("devices:detail", {"pk": tables.A("pk")}),
+        attrs={"td": {"class": "nowrap"}},
+    )
+    managed_by = tables.Column(verbose_name="Managed by")
+    os = tables.Column(verbose_name="OS", attrs={"td": {"class": "nowrap"}})
+    os_version = tables.Column(verbose_name="OS version")
+    join_type = tables.Column(verbose_name="Join type", attrs={"td": {"class": "join-type"}})
+    labels = tables.Column(verbose_name="Labels", accessor="system_labels", orderable=False)
+    enrollment_status = tables.Column(
+        verbose_name="MDE Enrollment status", accessor="enrollment_status", empty_values=()
+    )
+    last_checkin_at = tables.DateTimeColumn(
+        verbose_name="Last check-in", format="n/j/y, g:i A", default="—", attrs={"td": {"class": "nowrap"}}
+    )
+
+    class Meta:
+        model = Device
+        fields = (
+            "selection",
+            "display_name",
+            "managed_by",
+            "os",
+            "os_version",
+            "join_type",
+            "labels",
+            "enrollment_status",
+            "last_checkin_at",
+        )
+        order_by = ("display_name",)
+        attrs = {"class": "grid", "id": "device-table"}
+        row_attrs = {"data-device": lambda record: record.display_name}
+
+    def render_managed_by(self, record):
+        return format_html(
+            '<span class="pill {}">{}</span>',
+            MANAGED_BY_PILL.get(record.managed_by, ""),
+            record.get_managed_by_display(),
+        )
+
+    def render_join_type(self, record):
+        return record.get_join_type_display()
+
+    def render_labels(self, record):
+        return labels_html(record.label_list)
+
+    def render_enrollment_status(self, record):
+        return enrollment_html(record)
+
+    def value_labels(self, record):
+        return ", ".join(record.label_list)
+
+
+class GroupTable(tables.Table):
+    name = tables.Column(verbose_name="Name", linkify=("devices:group_detail", {"pk": tables.A("pk")}))
+    object_kind = tables.Column(verbose_name="Members are")
+    membership_type = tables.Column(verbose_name="Membership type")
+    member_count = tables.Column(verbose_name="Members")
+    targetable = tables.Column(
+        verbose_name="MDE security management", accessor="object_kind", orderable=False
+    )
+    membership_rule = tables.Column(verbose_name="Dynamic membership rule", orderable=False, default="—")
+
+    class Meta:
+        model = Group
+        fields = ("name", "object_kind", "membership_type", "member_count", "targetable", "membership_rule")
+        order_by = ("name",)
+        attrs = {"class": "grid", "id": "group-table"}
+
+    def render_targetable(self, record):
+        if record.targetable:
+            return format_html('<span class="pill pill-green">{}</span>', "Targetable (device objects)")
+        return format_html('<span class="pill pill-amber">{}</span>', "Not targetable (device objects only)")
+
+    def render_membership_rule(self, value):
+        return format_html('<span class="mono">{}</span>', value)
+
+
+class MemberTable(tables.Table):
+    display_name = tables.Column(
+        verbose_name="Device name", linkify=("devices:detail", {"pk": tables.A("pk")})
+    )
+    os = tables.Column(verbose_name="OS")
+    managed_by = tables.Column(verbose_name="Managed by")
+    management_type = tables.Column(verbose_name="managementType", default="—")
+    labels = tables.Column(verbose_name="Labels", accessor="system_labels", orderable=False)
+    remove = tables.TemplateColumn(
+        template_name="devices/partials/member_remove.html", verbose_name="", orderable=False
+    )
+
+    class Meta:
+        model = Device
+        fields = ("display_name", "os", "managed_by", "management_type", "labels", "remove")
+        order_by = ("display_name",)
+        attrs = {"class": "grid", "id": "member-table"}
+
+    def __init__(self, *args, group=None, can_edit=False, **kwargs):
+        self.group = group
+        if not (can_edit and group is not None and group.targetable and not group.is_dynamic):
+            kwargs.setdefault("exclude", ("remove",))
+        super().__init__(*args, **kwargs)
+
+    def render_labels(self, record):
+        return labels_html(record.label_list)
+
+    def render_managed_by(self, record):
+        return format_html(
+            '<span class="pill {}">{}</span>',
+            MANAGED_BY_PILL.get(record.managed_by, ""),
+            record.get_managed_by_display(),
+        )
