@@ -17,6 +17,18 @@ class _Echo:
         return value
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """Neutralises spreadsheet formulas (CSV injection): a text cell that starts like one gets a leading quote."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def stream_csv(filename: str, header: list[str], rows: Iterable[Iterable[Any]]) -> StreamingHttpResponse:
     """CSV in constant memory: rows are written as they are read (use .iterator() on querysets)."""
     writer = csv.writer(_Echo())
@@ -25,7 +37,7 @@ def stream_csv(filename: str, header: list[str], rows: Iterable[Iterable[Any]]) 
         yield "\ufeff"  # Excel opens UTF-8 CSV correctly with a BOM
         yield writer.writerow(header)
         for row in rows:
-            yield writer.writerow(["" if v is None else v for v in row])
+            yield writer.writerow([csv_cell(v) for v in row])
 
     response = StreamingHttpResponse(generate(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -207,24 +207,34 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Policy sync is a separate queue that workers consume first: an admin waiting on a button beats the cadence.
 CELERY_TASK_ROUTES = {
-    "devices.tasks.policy_sync": {"queue": "sync"},
-    "devices.tasks.checkin": {"queue": "checkins"},
-    "devices.tasks.checkin_batch": {"queue": "checkins"},
+    "devices.checkins.policy_sync": {"queue": "sync"},
+    "devices.checkins.checkin_batch": {"queue": "checkins"},
 }
+CELERY_IMPORTS = ["devices.checkins"]
 CELERY_WORKER_QUEUES = "sync,default,checkins"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = DATA_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "heartbeat": {"task": "console.tasks.heartbeat", "schedule": timedelta(seconds=30)},
+    "claim-due-checkins": {
+        "task": "devices.checkins.claim_due_checkins",
+        "schedule": timedelta(seconds=15),
+        "options": {"expires": 14},
+    },
+    "prune-checkin-history": {
+        "task": "devices.checkins.prune_checkin_history",
+        "schedule": timedelta(days=1),
+    },
 }
 
 # The 90-minute check-in cadence of the seed ("Devices managed by this capability check-in every 90 minutes").

@@ -20,6 +20,9 @@ urlpatterns = [
     path("", include("devices.urls")),
     path("", include("policies.urls")),
     path("", include("reports.urls")),
+    path("", include("devices.checkin_urls")),
+    # The Graph API at beta/ and v1.0/ (its catch-all last) and its OpenAPI schema at api/schema/
+    path("", include("console.api.urls")),
 ]
 
 handler400 = "console.views.bad_request"

@@ -5,3 +5,32 @@ class ReportsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "reports"
     verbose_name = "Reports"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save, pre_delete
+
+        from console.models import TenantSettings
+        from devices.models import Device
+        from devices.signals import management_changed, membership_changed
+        from policies.models import AssignmentFilter, Policy, PolicyAssignment
+        from policies.signals import policy_changed
+
+        from . import pending
+
+        policy_changed.connect(pending.on_policy_changed, dispatch_uid="reports.pending.policy_changed")
+        membership_changed.connect(pending.on_membership_changed, dispatch_uid="reports.pending.membership")
+        management_changed.connect(pending.on_management_changed, dispatch_uid="reports.pending.management")
+        pre_delete.connect(
+            pending.on_device_deleted, sender=Device, dispatch_uid="reports.pending.device_deleted"
+        )
+        pre_delete.connect(
+            pending.on_policy_deleting, sender=Policy, dispatch_uid="reports.pending.policy_deleting"
+        )
+        # Anything a check-in resolves against: a new generation token, so cached policy sets are reloaded.
+        for model in (Policy, PolicyAssignment, AssignmentFilter, TenantSettings):
+            for signal in (post_save, post_delete):
+                signal.connect(
+                    pending.bump_generation,
+                    sender=model,
+                    dispatch_uid=f"reports.generation.{signal is post_save}.{model.__name__}",
+                )

@@ -1,1 +1,204 @@
-"""Status rows and aggregates (filled by reports.ingest)."""
+"""Status rows and aggregates, written by reports.ingest (check-ins) and reports.pending (policy changes).
+
+- DevicePolicyStatus: one row per device and policy that targets it, rolled up worst-status-wins.
+- DeviceSettingStatus: one row per device, policy and setting key the policy configures (a setting configured by
+  two policies has two rows, one per policy, so each policy's report shows it; a conflict row names the others).
+- CheckinRecord: the device's check-in history (Policy syncs, and check-ins that changed something).
+- PolicyStatusCount / PolicySettingStatusCount: counts kept up to date by deltas in the same transaction as the
+  rows, so the policy pages and dashboards read a few small rows instead of counting millions.
+- PolicyGeneration: a token that changes whenever anything a check-in resolves against changes (policies,
+  assignments, filters, the tenant), so check-in workers can cache the policy set per process safely.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class Status(models.TextChoices):
+    SUCCEEDED = "succeeded", "Succeeded"
+    ERROR = "error", "Error"
+    CONFLICT = "conflict", "Conflict"
+    NOT_APPLICABLE = "not_applicable", "Not applicable"
+    PENDING = "pending", "Pending"
+
+
+STATUSES: tuple[str, ...] = tuple(Status.values)
+
+
+class Channel(models.TextChoices):
+    MDE = "mde", "Microsoft Defender for Endpoint"
+    INTUNE = "intune", "Microsoft Intune"
+
+
+class DevicePolicyStatus(models.Model):
+    device = models.ForeignKey(
+        "devices.Device", on_delete=models.CASCADE, related_name="policy_statuses", db_index=False
+    )
+    policy = models.ForeignKey(
+        "policies.Policy", on_delete=models.CASCADE, related_name="device_statuses", db_index=False
+    )
+    status = models.CharField(max_length=16, choices=Status.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.MDE)
+    succeeded_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    conflict_count = models.PositiveIntegerField(default=0)
+    not_applicable_count = models.PositiveIntegerField(default=0)
+    pending_count = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True, default="")
+    last_reported_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "policy"], name="unique_device_policy_status")
+        ]
+        # (device, policy) above serves "the policies of a device"; this one "the devices of a policy by status".
+        indexes = [models.Index(fields=["policy", "status"], name="dps_policy_status_idx")]
+        verbose_name = "device policy status"
+        verbose_name_plural = "device policy statuses"
+
+    def __str__(self) -> str:
+        return f"{self.device_id}/{self.policy_id}: {self.status}"
+
+    @property
+    def setting_total(self) -> int:
+        return (
+            self.succeeded_count
+            + self.error_count
+            + self.conflict_count
+            + self.not_applicable_count
+            + self.pending_count
+        )
+
+
+class DeviceSettingStatus(models.Model):
+    # The biggest table (devices x settings): no database-level foreign keys, because their per-row checks at
+    # commit were a third of a check-in's database time. Integrity is kept by the code instead: deletions
+    # cascade through the ORM, a device's rows are removed (and counted out) before the device goes
+    # (reports.pending.on_device_deleted), and a policy's deletion locks the policy row first, so no check-in
+    # can write rows for it meanwhile (reports.pending.on_policy_deleting + ingest.live_policy_ids).
+    device = models.ForeignKey(
+        "devices.Device",
+        on_delete=models.CASCADE,
+        related_name="setting_statuses",
+        db_index=False,
+        db_constraint=False,
+    )
+    policy = models.ForeignKey(
+        "policies.Policy",
+        on_delete=models.CASCADE,
+        related_name="setting_statuses",
+        db_index=False,
+        db_constraint=False,
+    )
+    setting_key = models.CharField(max_length=255)
+    value = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    error_code = models.IntegerField(null=True, blank=True)
+    message = models.TextField(blank=True, default="")
+    conflict_policy_ids = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device", "policy", "setting_key"], name="unique_device_policy_setting_status"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["policy", "setting_key", "status"], name="dss_policy_setting_status_idx")
+        ]
+        verbose_name = "device setting status"
+        verbose_name_plural = "device setting statuses"
+
+    def __str__(self) -> str:
+        return f"{self.device_id}/{self.policy_id}/{self.setting_key}: {self.status}"
+
+    @property
+    def error_code_hex(self) -> str:
+        return "" if self.error_code is None else f"0x{self.error_code & 0xFFFFFFFF:08X}"
+
+
+class CheckinRecord(models.Model):
+    class Kind(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled check-in"
+        SYNC = "sync", "Policy sync"
+        HTTP = "http", "Device channel"
+
+    device = models.ForeignKey(
+        "devices.Device", on_delete=models.CASCADE, related_name="checkin_records", db_index=False
+    )
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.MDE)
+    duration_ms = models.PositiveIntegerField(default=0)
+    policies_changed = models.PositiveIntegerField(default=0)
+    settings_changed = models.PositiveIntegerField(default=0)
+    # Worst status over the device's policies after this check-in ("" when no policy targets the device).
+    result = models.CharField(max_length=16, blank=True, default="")
+    message = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["device", "-at"], name="checkin_device_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} {self.kind} @ {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class PolicyStatusCount(models.Model):
+    policy = models.ForeignKey("policies.Policy", on_delete=models.CASCADE, related_name="status_counts")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "status"], name="unique_policy_status_count")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy_id} {self.status}: {self.count}"
+
+
+class PolicySettingStatusCount(models.Model):
+    policy = models.ForeignKey(
+        "policies.Policy", on_delete=models.CASCADE, related_name="setting_status_counts", db_index=False
+    )
+    setting_key = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["policy", "setting_key", "status"], name="unique_policy_setting_status_count"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy_id} {self.setting_key} {self.status}: {self.count}"
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+class PolicyGeneration(models.Model):
+    """A singleton (pk=1) whose token is replaced whenever the inputs of check-in resolution change.
+
+    A random token rather than a counter: a rolled-back transaction can never make an old cache look current.
+    """
+
+    token = models.CharField(max_length=32, default=new_token)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Policy generation {self.token}"
+
+    @classmethod
+    def bump(cls) -> None:
+        from django.utils import timezone
+
+        if not cls.objects.filter(pk=1).update(token=new_token(), changed_at=timezone.now()):
+            cls.objects.update_or_create(pk=1, defaults={"token": new_token()})

@@ -39,7 +39,10 @@ class HasRolePermission(permissions.BasePermission):
         token = request.auth
         if token is None:
             return False
-        needed = getattr(view, "required_perms", {}).get(request.method)
+        perms = getattr(view, "required_perms", {})
+        needed = perms.get(request.method)
+        if needed is None and request.method == "HEAD":
+            needed = perms.get("GET")  # HEAD is a GET without the body
         if needed is None:
             return False  # a method the view does not declare is never allowed
         granted = getattr(request, "_token_perms", None)

@@ -21,6 +21,7 @@ from .errors import GraphError
 Field = str | Callable[[str, object], Q]
 
 MAX_TOP = 999
+MAX_NESTING = 32
 DEFAULT_TOP = 100
 
 _TOKEN = re.compile(
@@ -37,7 +38,7 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
-COMPARE = {"eq": "exact", "ne": "exact", "gt": "gt", "ge": "gte", "lt": "lt", "le": "lte"}
+COMPARE = {"eq": "exact", "ne": "exact", "gt": "gt", "ge": "gte", "lt": "lt", "le": "lte", "has": "has"}
 FUNCS = {"startswith": "istartswith", "endswith": "iendswith", "contains": "icontains"}
 
 
@@ -88,6 +89,7 @@ class _FilterParser:
         self.fields = {k.lower(): (k, v) for k, v in fields.items()}
         self.toks = _tokenize(text)
         self.i = 0
+        self.depth = 0
 
     def error(self, tok: _Tok, problem: str) -> GraphError:
         return GraphError(400, f"Invalid $filter at position {tok.pos}: {problem}.")
@@ -132,9 +134,16 @@ class _FilterParser:
         return q
 
     def parse_not(self) -> Q:
-        if self.keyword("not"):
-            return ~self.parse_not()
-        return self.parse_primary()
+        # Nesting (parentheses, not) is bounded so that a hostile filter is a 400, not a RecursionError.
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(self.peek(), f"nested more than {MAX_NESTING} levels deep")
+        try:
+            if self.keyword("not"):
+                return ~self.parse_not()
+            return self.parse_primary()
+        finally:
+            self.depth -= 1
 
     def field(self, tok: _Tok) -> tuple[str, Field]:
         if tok.kind != "name":
@@ -156,6 +165,10 @@ class _FilterParser:
     def build(self, name: str, spec: Field, lookup: str, value: object, negate: bool = False) -> Q:
         if callable(spec):
             q = spec(lookup, value)
+        elif lookup == "has":  # a flags enum stored as "a,b": `technologies has 'microsoftSense'`
+            if not isinstance(value, str):
+                raise GraphError(400, f"Invalid $filter: 'has' needs a quoted flag name for {name!r}.")
+            q = Q(**{f"{spec}__icontains": value})
         elif value is None and lookup == "exact":
             q = Q(**{f"{spec}__isnull": True})
         else:
@@ -198,7 +211,7 @@ class _FilterParser:
         name, spec = self.field(tok)
         op = self.take()
         if op.kind != "name" or str(op.value).lower() not in COMPARE:
-            raise self.error(op, "expected an operator: eq, ne, gt, ge, lt or le")
+            raise self.error(op, "expected an operator: eq, ne, gt, ge, lt, le or has")
         value = self.literal()
         word = str(op.value).lower()
         return self.build(name, spec, COMPARE[word], value, negate=word == "ne")

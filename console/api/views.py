@@ -3,10 +3,14 @@ OData collections with absolute nextLinks, and audit records attributed to the t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
+from django.core.exceptions import FieldError, ValidationError
+from django.db import DataError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -30,10 +34,24 @@ class GraphView(APIView):
     renderer_classes = [JSONRenderer]
     required_perms: dict[str, str] = {}
 
+    @classmethod
+    def as_view(cls, **initkwargs):
+        view = super().as_view(**initkwargs)
+        view.login_required = False  # token auth, not the console's session login (LoginRequiredMiddleware)
+        return view
+
     def initial(self, request, *args, **kwargs):
+        # An unsupported method is 405 for everyone (not a 403 from the role check, which would mislead).
+        if request.method != "OPTIONS" and not hasattr(self, request.method.lower()):
+            raise exceptions.MethodNotAllowed(request.method)
         length = request.META.get("CONTENT_LENGTH") or "0"
         if length.isdigit() and int(length) > MAX_BODY:
             raise GraphError(413, "The request body is larger than 1 MB.")
+        # PostgreSQL text cannot hold NUL characters: refuse them up front rather than fail in the database.
+        if "\x00" in request.META.get("QUERY_STRING", "") or any("\x00" in v for v in request.GET.values()):
+            raise GraphError(400, "The query must not contain NUL characters.")
+        if b"\\u0000" in request.body:
+            raise GraphError(400, "Text in the request body must not contain NUL characters (\\u0000).")
         super().initial(request, *args, **kwargs)
         token = request.auth
         actor = Actor(
@@ -55,6 +73,12 @@ class GraphView(APIView):
         data = request.data
         if not isinstance(data, dict):
             raise GraphError(400, "The request body must be a JSON object.")
+        try:  # a lone surrogate ("\\ud800") parses in Python but no database can store it
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except (UnicodeEncodeError, ValueError):
+            raise GraphError(
+                400, "Text in the request body must be valid Unicode (no lone surrogates)."
+            ) from None
         return data
 
     def collection(
@@ -68,11 +92,20 @@ class GraphView(APIView):
         expandable: set[str] = frozenset(),
         default_order: tuple[str, ...] = ("pk",),
         context: str = "",
+        selectable: set[str] | None = None,
     ) -> Response:
-        query = parse_query(request.GET, fields=fields, orderable=orderable, expandable=expandable)
-        qs = queryset.filter(query.filter).order_by(*(query.orderby or default_order), "pk")
-        total = qs.count() if query.count else None
-        page = list(qs[query.skip : query.skip + query.top])
+        query = parse_query(
+            request.GET, fields=fields, orderable=orderable, expandable=expandable, selectable=selectable
+        )
+        try:
+            qs = queryset.filter(query.filter).order_by(*(query.orderby or default_order), "pk")
+            total = qs.count() if query.count else None
+            page = list(qs[query.skip : query.skip + query.top])
+        except (ValidationError, ValueError, TypeError, FieldError, OverflowError, DataError) as exc:
+            # A literal of the wrong type for its property ('abc' for a date or a GUID): the client's mistake.
+            raise GraphError(
+                400, f"Invalid $filter: a value does not fit its property ({_first(exc)})."
+            ) from None
         body: dict = {}
         if context:
             body["@odata.context"] = request.build_absolute_uri("/").rstrip("/") + context
@@ -83,6 +116,11 @@ class GraphView(APIView):
         if link:
             body["@odata.nextLink"] = link
         return Response(body)
+
+
+def _first(exc: Exception) -> str:
+    messages = getattr(exc, "messages", None)
+    return str(messages[0] if messages else exc)[:200]
 
 
 @csrf_exempt

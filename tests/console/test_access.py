@@ -32,7 +32,12 @@ ACCESS: dict[str, tuple] = {
     "api_token_revoke": (lambda: {"pk": _token().pk}, {GA: 302, ESM: 403, RO: 403}),
 }
 # Each app keeps its own decisions in tests/access_<app>.py (a dict named ACCESS with the same shape).
-for _module in ("tests.access_devices", "tests.access_policies", "tests.access_reports"):
+for _module in (
+    "tests.access_devices",
+    "tests.access_policies",
+    "tests.access_reports",
+    "tests.access_reports_pages",
+):
     if importlib.util.find_spec(_module) is not None:
         ACCESS.update(importlib.import_module(_module).ACCESS)
 

@@ -23,11 +23,14 @@ SCOPE = "/defender/settings/endpoints/configuration-management/"
 @pytest.fixture
 def eager_celery(settings):
     # Browser test only: the re-evaluation job the view queues on commit runs at once, in the web request.
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+    # Celery's conf may already be read by an earlier test, so set it on the app too and put it back after.
     from console.celery import app
 
-    assert app.conf.task_always_eager  # Celery reads Django's settings live
-    return settings
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield settings
+    app.conf.task_always_eager = previous
 
 
 def test_a_global_administrator_switches_a_platform_and_sees_managed_by_change(

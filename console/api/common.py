@@ -1,0 +1,307 @@
+"""Pieces the Graph endpoints of every app share: $filter property builders for computed properties, object
+lookups by GUID, collections served from a list, and the OpenAPI fragments that describe all of them."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from django.db.models import Q
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework.response import Response
+
+from .errors import GraphError
+from .odata import apply_select, next_link, parse_query
+
+NOTHING = Q(pk__in=[])
+NEVER = "0001-01-01T00:00:00Z"  # what Graph returns for "never" (e.g. a device that has not synced yet)
+
+
+# ------------------------------------------------------------------------------------------------ $filter
+
+
+def _text_test(lookup: str, value: str) -> Callable[[str], bool] | None:
+    v = value.lower()
+    return {
+        "exact": lambda label: label.lower() == v,
+        "has": lambda label: label.lower() == v,
+        "any": lambda label: label.lower() == v,
+        "icontains": lambda label: v in label.lower(),
+        "istartswith": lambda label: label.lower().startswith(v),
+        "iendswith": lambda label: label.lower().endswith(v),
+    }.get(lookup)
+
+
+def label_field(column: str, labels: Mapping[str, str], prop: str) -> Callable[[str, object], Q]:
+    """A property whose Graph value is a label of a stored code (managementAgent 'msSense' for managed_by 'mde').
+
+    eq/ne/startswith/endswith/contains compare the labels (case-insensitively); the matching codes become an
+    indexed `column IN (...)`.
+    """
+
+    def build(lookup: str, value: object) -> Q:
+        if value is None:
+            return NOTHING
+        if not isinstance(value, str):
+            raise GraphError(400, f"Invalid $filter: {prop} is compared with a quoted text value.")
+        test = _text_test(lookup, value)
+        if test is None:
+            raise GraphError(
+                400, f"Invalid $filter: {prop} supports eq, ne, startswith, endswith and contains."
+            )
+        return Q(**{f"{column}__in": [code for code, label in labels.items() if label and test(label)]})
+
+    return build
+
+
+def bool_field(when_true: Q, prop: str) -> Callable[[str, object], Q]:
+    def build(lookup: str, value: object) -> Q:
+        if lookup != "exact" or not isinstance(value, bool):
+            raise GraphError(400, f"Invalid $filter: {prop} is compared with eq true or eq false.")
+        return when_true if value else ~when_true
+
+    return build
+
+
+def constant_field(constant: object, prop: str) -> Callable[[str, object], Q]:
+    """A property that has the same value on every object here (securityEnabled is always true)."""
+
+    def build(lookup: str, value: object) -> Q:
+        if lookup != "exact":
+            raise GraphError(400, f"Invalid $filter: {prop} is compared with eq or ne.")
+        return Q() if value == constant else NOTHING
+
+    return build
+
+
+def guid_field(column: str, prop: str) -> Callable[[str, object], Q]:
+    def build(lookup: str, value: object) -> Q:
+        if lookup not in ("exact", "any"):
+            raise GraphError(400, f"Invalid $filter: {prop} is compared with eq or ne.")
+        parsed = parse_guid(value)
+        if parsed is None:
+            raise GraphError(
+                400, f"Invalid $filter: {prop} is compared with a GUID, e.g. '{uuid.UUID(int=0)}'."
+            )
+        return Q(**{column: parsed})
+
+    return build
+
+
+def parse_guid(value: object) -> uuid.UUID | None:
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str) or len(value) > 60:
+        return None
+    try:
+        return uuid.UUID(value.strip().strip("{}"))
+    except ValueError:
+        return None
+
+
+def get_by_guid(queryset, column: str, raw: str, what: str):
+    """The object whose GUID column is `raw`, or Graph's 404 envelope."""
+    parsed = parse_guid(raw)
+    found = queryset.filter(**{column: parsed}).first() if parsed else None
+    if found is None:
+        raise GraphError(404, f"{what} with id '{str(raw)[:80]}' was not found.", "ResourceNotFound")
+    return found
+
+
+# ------------------------------------------------------------------------------------------------ lists
+
+
+def list_collection(request, items: Iterable[dict], *, selectable: set[str] | None = None) -> Response:
+    """A collection served from a list (settings and assignments of a policy): $top, $skip, $select, $count."""
+    query = parse_query(request.GET, fields={}, orderable={}, selectable=selectable)
+    items = list(items)
+    page = items[query.skip : query.skip + query.top]
+    body: dict[str, Any] = {}
+    if query.count:
+        body["@odata.count"] = len(items)
+    body["value"] = [apply_select(item, query.select) for item in page]
+    link = next_link(request, query, len(page), len(items))
+    if link:
+        body["@odata.nextLink"] = link
+    return Response(body)
+
+
+def iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def require_eventual_consistency(request, what: str) -> None:
+    """Entra's advanced queries ($count, $search) need `ConsistencyLevel: eventual`, as in Microsoft Graph."""
+    if request.headers.get("ConsistencyLevel", "").lower() != "eventual":
+        raise GraphError(
+            400,
+            f"{what} on directory objects needs the request header 'ConsistencyLevel: eventual' "
+            "(an advanced query, as in Microsoft Graph).",
+            "Request_UnsupportedQuery",
+        )
+
+
+# ------------------------------------------------------------------------------------------------ OpenAPI
+
+
+class GraphAutoSchema(AutoSchema):
+    """operationIds from the Graph path: get_beta_groups_item_members, post_v1_0_groups, …"""
+
+    def get_operation_id(self) -> str:
+        path = re.sub(r"\{[^}]+\}", "item", self.path).strip("/")
+        words = [w for w in re.split(r"[/.$]+", path) if w]
+        return "_".join([self.method.lower(), *words])
+
+
+class GraphSchemaGenerator(SchemaGenerator):
+    """DRF's path simplification drops a '$' (a regex anchor to it): put Graph's `$ref` and `$count` back."""
+
+    def get_schema(self, request=None, public=False):
+        schema = super().get_schema(request, public)
+        fixed = {}
+        for path, item in schema["paths"].items():
+            path = re.sub(r"/groups/count$", "/groups/$count", re.sub(r"/ref$", "/$ref", path))
+            fixed[path] = item
+        schema["paths"] = fixed
+        return schema
+
+
+def json_request(schema: dict) -> dict:
+    """extend_schema(request=...) reads a bare dict as {media type: schema}: name the media type."""
+    return {"application/json": schema}
+
+
+class GraphTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "console.api.auth.GraphTokenAuthentication"
+    name = "graphToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "mdec_<prefix>_<secret> (Tenant administration › API tokens)",
+        }
+
+
+ODATA_ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "innerError": {"type": "object"},
+            },
+            "required": ["code", "message"],
+        }
+    },
+    "required": ["error"],
+}
+
+_ERROR_TEXT = {
+    400: "Bad request (the Graph error envelope says what is wrong)",
+    401: "No, an invalid, revoked or expired token",
+    403: "The token's role lacks the permission",
+    404: "No such object",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Body larger than 1 MB",
+    415: "Body is not JSON",
+    429: "Throttled (tenant limits: 200 reads/s, 20 writes/s); see Retry-After",
+}
+
+
+def errors(*extra: int) -> dict[int, OpenApiResponse]:
+    codes = sorted({400, 401, 403, 404, 405, 429, *extra})
+    return {code: OpenApiResponse(ODATA_ERROR, description=_ERROR_TEXT.get(code, "Error")) for code in codes}
+
+
+def write_errors(*extra: int) -> dict[int, OpenApiResponse]:
+    return errors(413, 415, *extra)
+
+
+def nullable(schema: dict) -> dict:
+    return {**schema, "nullable": True}
+
+
+STRING = {"type": "string"}
+NSTRING = nullable(STRING)
+BOOL = {"type": "boolean"}
+INT = {"type": "integer"}
+DATETIME = {"type": "string", "format": "date-time"}
+NDATETIME = nullable(DATETIME)
+STRINGS = {"type": "array", "items": STRING}
+ODATA_TYPE = {"type": "string", "description": "#microsoft.graph.<type> of a polymorphic object"}
+
+
+def obj(properties: dict, *, required: Iterable[str] = (), description: str = "") -> dict:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def collection_of(item: dict) -> dict:
+    return obj(
+        {
+            "@odata.context": STRING,
+            "@odata.count": INT,
+            "@odata.nextLink": {"type": "string", "description": "Absolute URL of the next page"},
+            "value": {"type": "array", "items": item},
+        },
+        required=["value"],
+    )
+
+
+def _query(name: str, schema: dict | type, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, schema, OpenApiParameter.QUERY, description=description)
+
+
+TOP = _query(
+    "$top", {"type": "integer", "minimum": 0, "maximum": 999}, "Page size (default 100, at most 999)"
+)
+SKIP = _query("$skip", {"type": "integer", "minimum": 0}, "Objects to skip")
+SKIPTOKEN = _query("$skiptoken", {"type": "integer", "minimum": 0}, "Paging token of @odata.nextLink")
+COUNT = _query("$count", {"type": "string", "enum": ["true", "false"]}, "Add @odata.count")
+SELECT = _query("$select", str, "Comma-separated properties to return")
+
+
+def filter_param(props: Iterable[str]) -> OpenApiParameter:
+    return _query(
+        "$filter",
+        str,
+        "OData filter: eq, ne, gt, ge, lt, le, has, and, or, not, startswith(), endswith(), contains(), "
+        "any(); properties: " + ", ".join(props),
+    )
+
+
+def orderby_param(props: Iterable[str]) -> OpenApiParameter:
+    return _query("$orderby", str, "Comma-separated `property [asc|desc]`; properties: " + ", ".join(props))
+
+
+def expand_param(props: Iterable[str]) -> OpenApiParameter:
+    return _query("$expand", str, "Navigation properties to include: " + ", ".join(props))
+
+
+SEARCH = _query("$search", str, 'Entra search, e.g. "displayName:web" (needs ConsistencyLevel: eventual)')
+CONSISTENCY = OpenApiParameter(
+    "ConsistencyLevel",
+    {"type": "string", "enum": ["eventual"]},
+    OpenApiParameter.HEADER,
+    description="Required for $count and $search on directory objects",
+)
+
+
+def list_params(fields: Iterable[str], orderable: Iterable[str], expandable: Iterable[str] = ()) -> list:
+    params = [filter_param(fields), SELECT, TOP, SKIP, SKIPTOKEN, COUNT, orderby_param(orderable)]
+    if expandable:
+        params.append(expand_param(expandable))
+    return params

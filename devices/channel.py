@@ -1,0 +1,1003 @@
+"""The device channel: the service side of the *.dm.microsoft.com role (check-in and status report).
+
+A device checks in (``checkin_response``: the desired state the one engine resolves for it, with a fingerprint
+and a single-use report token), applies it, and posts a report (``parse_report`` validates it and plans the
+status rows, ``commit_reports`` writes it). The simulated agent (devices.checkins) calls these functions
+in-process; real clients reach the same functions over HTTP (the views at the bottom), authenticated by the
+per-device bearer credential of devices.credentials. Both paths run the same code, so they cannot drift.
+
+Replay protection without per-request state: the report token is an HMAC over (device, desired fingerprint,
+the device's last check-in time when the token was issued). Accepting a report moves ``last_checkin_at`` with a
+compare-and-set UPDATE, so the same report (or any report answering an older check-in) is refused with 409.
+
+The policy set is loaded once per process and cached behind reports.models.PolicyGeneration, a token that
+changes with every policy, assignment, filter or tenant change; the token is read in the same statement that
+loads the devices, so the check that the cache is current costs no extra query.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.db import connection, transaction
+from django.db.models import Aggregate, CharField, OuterRef, Subquery, TextField
+from django.db.models.functions import Cast
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from policies import engine
+from policies.catalog import get_catalog
+from reports.ingest import DevicePlan, ReportedSetting, is_retryable, plan_device
+
+from . import credentials, scheduling
+from .models import Device, GroupMember, ManagedBy
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+MAX_REPORT_BYTES = 256 * 1024
+MAX_SETTING_MESSAGE = 2000
+TENANT_HEADER = "X-Tenant-Id"
+REPORT_STATUSES = frozenset({"succeeded", "error", "pending"})
+_TOKEN_SALT = "devices.channel.report-token"
+_RESOLUTION_CACHE_MAX = 20_000
+
+# Fields a check-in reads; everything else of the device row stays in the database. The agent state comes as
+# its raw JSON text (``agent_state_text``): decoded only when it is needed, hashed as it is.
+CHECKIN_FIELDS = (
+    "id",
+    "device_id",
+    "display_name",
+    "os",
+    "os_version",
+    "join_type",
+    "tenant_id",
+    "intune_enrolled",
+    "managed_by",
+    "management_type",
+    "mde_onboarded",
+    "system_labels",
+    "tamper_protection",
+    "last_checkin_at",
+    "next_checkin_at",
+    "checkin_lease_until",
+    "sync_requested_at",
+    "desired_fingerprint",
+)
+
+
+class ChannelError(Exception):
+    """A refused check-in or report: an HTTP status, a stable code and a message a person can act on."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Who delivers policy to a device
+# ---------------------------------------------------------------------------------------------------------
+
+
+def channel_of(device: Device) -> str:
+    """The engine's channel: Intune enrollment wins (the seed: an enrolled device doesn't process MDE policy)."""
+    if device.intune_enrolled or device.managed_by in (ManagedBy.INTUNE, ManagedBy.CO_MANAGED):
+        return "intune"
+    if device.is_mde_managed:
+        return "mde"
+    if device.managed_by == ManagedBy.CONFIGMGR:
+        return "configmgr"
+    return "none"
+
+
+def policy_sync_refusal(device: Device) -> str:
+    """Why Policy sync isn't available for this device ("" when it is).
+
+    The seed: "The Policy sync button only appears for devices that are successfully managed by MDE."
+    """
+    if device.intune_enrolled or device.managed_by in (ManagedBy.INTUNE, ManagedBy.CO_MANAGED):
+        return (
+            f"{device.display_name} is enrolled in Intune: it receives endpoint security policy through its "
+            "Intune enrollment on its own schedule. Policy sync is only available for devices that are "
+            "successfully managed by Microsoft Defender for Endpoint."
+        )
+    if not device.is_mde_managed or not device.mde_onboarded:
+        managed_by = ManagedBy(device.managed_by).label if device.managed_by in ManagedBy.values else "None"
+        return (
+            f"{device.display_name} isn't successfully managed by Microsoft Defender for Endpoint (Managed by: "
+            f"{managed_by}). Policy sync is only available for devices that are successfully managed by MDE."
+        )
+    return ""
+
+
+def can_policy_sync(device: Device) -> bool:
+    return not policy_sync_refusal(device)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading devices for a check-in: one statement with their group ids and the policy generation
+# ---------------------------------------------------------------------------------------------------------
+
+
+class _IdList(Aggregate):
+    """Comma-separated ids: STRING_AGG on PostgreSQL, GROUP_CONCAT on SQLite."""
+
+    function = "STRING_AGG"
+    template = "%(function)s(CAST(%(expressions)s AS TEXT), ',')"
+    output_field = CharField()
+
+    def as_sqlite(self, compiler, conn, **extra):
+        return super().as_sql(
+            compiler, conn, function="GROUP_CONCAT", template="%(function)s(%(expressions)s, ',')", **extra
+        )
+
+
+def checkin_queryset():
+    """Devices with ``member_of`` (their group ids, "1,5,9") and ``generation`` (the policy token)."""
+    from reports.models import PolicyGeneration
+
+    groups = (
+        GroupMember.objects.filter(device_id=OuterRef("pk"))
+        .order_by()
+        .values("device_id")
+        .annotate(ids=_IdList("group_id"))
+        .values("ids")
+    )
+    token = PolicyGeneration.objects.filter(pk=1).values("token")[:1]
+    return Device.objects.only(*CHECKIN_FIELDS).annotate(
+        member_of=Subquery(groups, output_field=CharField()),
+        generation=Subquery(token),
+        agent_state_text=Cast("agent_state", output_field=TextField()),
+    )
+
+
+def stored_state(device: Device) -> dict[str, Any]:
+    """The device's stored agent state (from the raw text a check-in loaded, or the field)."""
+    if hasattr(device, "agent_state_text"):
+        raw = device.agent_state_text
+        return json.loads(raw) if raw else {}
+    return device.agent_state or {}
+
+
+_DEFAULTS: dict[str, Any] | None = None
+
+
+def compact_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The agent state without MpPreference values equal to the defaults (AgentState.from_dict restores them)."""
+    global _DEFAULTS
+    if _DEFAULTS is None:
+        from .agent import default_preferences
+
+        _DEFAULTS = default_preferences()
+    defaults = _DEFAULTS
+    prefs = state.get("preferences") or {}
+    out = dict(state)
+    out["preferences"] = {k: v for k, v in prefs.items() if k not in defaults or defaults[k] != v}
+    return out
+
+
+def load_device(pk: int) -> Device | None:
+    return checkin_queryset().filter(pk=pk).first()
+
+
+def _group_ids(device: Device) -> frozenset[int]:
+    raw = getattr(device, "member_of", None)
+    if raw is None and not hasattr(device, "member_of"):
+        return frozenset(device.memberships.values_list("group_id", flat=True))
+    return frozenset(int(x) for x in raw.split(",") if x) if raw else frozenset()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The policy context, cached per process behind the generation token
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyMeta:
+    id: int
+    policy_id: str
+    name: str
+    profile: str
+    policy_type: str
+    platform: str
+
+
+@dataclass
+class ChannelContext:
+    token: str | None
+    tenant_id: str
+    inputs: dict[int, engine.PolicyInput]
+    meta: dict[int, PolicyMeta]
+    values: dict[int, dict[str, Any]]
+    # policy id -> [(group id, filter id, filter mode)] of include assignments, for policies whose include
+    # assignments use different filters (the engine takes one filter per policy; see _inputs_for).
+    varied: dict[int, list[tuple[int, int | None, str | None]]]
+    filters: dict[int, Any]  # filter id -> parsed rule (None when the rule doesn't parse: matches nothing)
+    assigned_groups: frozenset[int]
+    catalog: Any = None
+    _resolutions: dict[tuple, tuple[engine.Resolution, str, dict]] = field(default_factory=dict)
+    # (resolution key, id(settings object)) -> (that object, the planned rows): identical devices reporting the
+    # identical result object (the in-process agent shares them) are validated and planned once.
+    _plans: dict[tuple, tuple[Any, DevicePlan]] = field(default_factory=dict)
+
+    def facts(self, device: Device) -> tuple[engine.DeviceFacts, tuple]:
+        channel = channel_of(device)
+        groups = _group_ids(device) & self.assigned_groups
+        matches: dict[int, bool] = {}
+        if channel == "intune" and self.filters:
+            props = device.entra_properties()
+            matches = {
+                fid: bool(rule is not None and rule.matches(props)) for fid, rule in self.filters.items()
+            }
+        facts = engine.DeviceFacts(
+            device_id=str(device.device_id),
+            os=device.os,
+            channel=channel,
+            group_ids=groups,
+            filter_matches=matches,
+        )
+        return facts, (device.os, channel, groups, tuple(sorted(matches.items())))
+
+    def _inputs_for(self, facts: engine.DeviceFacts) -> list[engine.PolicyInput]:
+        """The engine's inputs; a policy whose assignments carry different filters gets the filter of the
+        assignment that reaches this device (any unfiltered one wins, as a union of assignments does)."""
+        if not self.varied:
+            return list(self.inputs.values())
+        out = []
+        for pid, policy in self.inputs.items():
+            options = [(f, m) for g, f, m in self.varied.get(pid, ()) if g in facts.group_ids]
+            if options:
+                chosen = options[0]
+                if any(f is None for f, _ in options):
+                    chosen = (None, None)
+                elif facts.channel == "intune":
+                    for f, m in options:
+                        hit = facts.filter_matches.get(f, False)
+                        if (m == "include" and hit) or (m == "exclude" and not hit):
+                            chosen = (f, m)
+                            break
+                policy = engine.PolicyInput(
+                    id=policy.id,
+                    name=policy.name,
+                    profile=policy.profile,
+                    platform=policy.platform,
+                    values=policy.values,
+                    include_groups=policy.include_groups,
+                    exclude_groups=policy.exclude_groups,
+                    filter_id=chosen[0],
+                    filter_mode=chosen[1],
+                )
+            out.append(policy)
+        return out
+
+    def resolve(self, device: Device) -> tuple[engine.Resolution, str, dict]:
+        """(resolution, desired fingerprint, the device-independent part of the check-in response).
+
+        Devices with the same OS, channel, relevant groups and filter results resolve identically, so the
+        result is shared: a fleet of 100,000 devices has a handful of distinct answers.
+        """
+        return self.resolve_keyed(device)[:3]
+
+    def resolve_keyed(self, device: Device) -> tuple[engine.Resolution, str, dict, tuple]:
+        facts, key = self.facts(device)
+        hit = self._resolutions.get(key)
+        if hit is not None:
+            return (*hit, key)
+        resolution = engine.resolve(facts, self._inputs_for(facts), self.catalog)
+        fingerprint = engine.desired_fingerprint(resolution)
+        body = {
+            "channel": facts.channel,
+            "desiredFingerprint": fingerprint,
+            "policies": [
+                {
+                    "id": self.meta[pid].policy_id,
+                    "name": self.meta[pid].name,
+                    "profile": self.meta[pid].profile,
+                    "status": resolution.policies[pid].status,
+                    "settings": sorted(statuses),
+                }
+                for pid, statuses in sorted(resolution.per_policy_settings.items())
+            ],
+            "desired": resolution.desired,
+        }
+        if len(self._resolutions) >= _RESOLUTION_CACHE_MAX:
+            self._resolutions.clear()
+        self._resolutions[key] = (resolution, fingerprint, body)
+        return resolution, fingerprint, body, key
+
+
+_CACHED: ChannelContext | None = None
+
+
+def load_context(token: str | None) -> ChannelContext:
+    """The policy context for this generation token (cached per process; a missing token is never cached)."""
+    global _CACHED
+    cached = _CACHED
+    if token and cached is not None and cached.token == token:
+        return cached
+    context = _build_context(token)
+    if token:
+        _CACHED = context
+    return context
+
+
+def current_context() -> ChannelContext:
+    from reports.models import PolicyGeneration
+
+    return load_context(PolicyGeneration.objects.filter(pk=1).values_list("token", flat=True).first())
+
+
+def _build_context(token: str | None) -> ChannelContext:
+    from console.models import TenantSettings
+    from policies.models import AssignmentFilter, Policy, PolicyAssignment
+
+    from .rules import RuleSyntaxError, parse_rule
+
+    include: dict[int, list[tuple[int, int | None, str | None]]] = {}
+    exclude: dict[int, set[int]] = {}
+    groups: set[int] = set()
+    used_filters: set[int] = set()
+    for pid, gid, intent, fid, mode in PolicyAssignment.objects.values_list(
+        "policy_id", "group_id", "intent", "filter_id", "filter_mode"
+    ):
+        groups.add(gid)
+        if intent == "exclude":
+            exclude.setdefault(pid, set()).add(gid)
+        else:
+            include.setdefault(pid, []).append((gid, fid, (mode or "include") if fid else None))
+            if fid:
+                used_filters.add(fid)
+    filters: dict[int, Any] = {}
+    if used_filters:
+        for fid, rule in AssignmentFilter.objects.filter(pk__in=used_filters).values_list("pk", "rule"):
+            try:
+                filters[fid] = parse_rule(rule)
+            except (RuleSyntaxError, TypeError):
+                filters[fid] = None
+    inputs: dict[int, engine.PolicyInput] = {}
+    meta: dict[int, PolicyMeta] = {}
+    values: dict[int, dict[str, Any]] = {}
+    varied: dict[int, list[tuple[int, int | None, str | None]]] = {}
+    for pid, policy_uuid, name, profile, policy_type, platform, flat in Policy.objects.values_list(
+        "pk", "policy_id", "name", "profile", "policy_type", "platform", "values"
+    ).order_by("pk"):
+        assigns = include.get(pid, [])
+        distinct = {(f, m) for _, f, m in assigns}
+        filter_id, filter_mode = next(iter(distinct)) if len(distinct) == 1 else (None, None)
+        if len(distinct) > 1:
+            varied[pid] = assigns
+        values[pid] = dict(flat or {})
+        inputs[pid] = engine.PolicyInput(
+            id=pid,
+            name=name,
+            profile=profile,
+            platform=platform,
+            values=values[pid],
+            include_groups=frozenset(g for g, _, _ in assigns),
+            exclude_groups=frozenset(exclude.get(pid, ())),
+            filter_id=filter_id,
+            filter_mode=filter_mode,
+        )
+        meta[pid] = PolicyMeta(pid, str(policy_uuid), name, profile, policy_type, platform)
+    return ChannelContext(
+        token=token,
+        tenant_id=str(TenantSettings.load().tenant_id),
+        inputs=inputs,
+        meta=meta,
+        values=values,
+        varied=varied,
+        filters={fid: filters.get(fid) for fid in used_filters},
+        assigned_groups=frozenset(groups),
+        catalog=get_catalog(),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Check-in: the desired state
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _base(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _signature(device_pk: int, fingerprint: str, base: str) -> str:
+    return salted_hmac(_TOKEN_SALT, f"{device_pk}|{fingerprint}|{base}", algorithm="sha256").hexdigest()
+
+
+def report_token(device: Device, fingerprint: str) -> str:
+    base = _base(device.last_checkin_at)
+    return f"{base}~{_signature(device.pk, fingerprint, base)}"
+
+
+def check_tenant(device: Device, context: ChannelContext, claimed: str | None = None) -> None:
+    """Refuse a device of another tenant (and, over HTTP, a request that names another tenant)."""
+    if claimed is not None:
+        try:
+            claimed_id = str(uuid.UUID(claimed.strip()))
+        except (ValueError, AttributeError):
+            raise ChannelError(
+                403, "tenant_mismatch", f"The {TENANT_HEADER} header isn't a tenant id."
+            ) from None
+        if claimed_id != context.tenant_id:
+            raise ChannelError(
+                403,
+                "tenant_mismatch",
+                "This service belongs to another tenant; cross-tenant devices are refused.",
+            )
+    if device.tenant_id is not None and str(device.tenant_id) != context.tenant_id:
+        raise ChannelError(
+            403,
+            "tenant_mismatch",
+            "The device is registered to another tenant; cross-tenant scenarios aren't supported.",
+        )
+
+
+def check_managed(device: Device) -> str:
+    channel = channel_of(device)
+    if channel not in ("mde", "intune"):
+        raise ChannelError(
+            403,
+            "not_managed",
+            "The device isn't managed by Microsoft Defender for Endpoint security settings management or "
+            "Intune, so it has no endpoint security policy to check in for.",
+        )
+    return channel
+
+
+def checkin_response(device: Device, context: ChannelContext) -> dict[str, Any]:
+    """The desired state of one device: its own policies only, resolved by the one engine."""
+    check_managed(device)
+    _, fingerprint, body = context.resolve(device)
+    return {
+        "protocolVersion": PROTOCOL_VERSION,
+        "deviceId": str(device.device_id),
+        "tenantId": context.tenant_id,
+        **body,
+        "reportToken": report_token(device, fingerprint),
+        "checkinIntervalMinutes": int(settings.CHECKIN_INTERVAL.total_seconds() // 60),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Report: validate and plan (no database), then commit
+# ---------------------------------------------------------------------------------------------------------
+
+_REPORT_KEYS = frozenset({"protocolVersion", "desiredFingerprint", "reportToken", "settings", "agentState"})
+_SETTING_KEYS = frozenset({"status", "value", "errorCode", "message"})
+
+
+@dataclass
+class ReportPlan:
+    device: Device
+    plan: DevicePlan
+    agent_state: dict[str, Any] | None
+    unchanged: bool
+
+
+def _bad(code: str, message: str) -> ChannelError:
+    return ChannelError(400, code, message)
+
+
+_STATE_SHAPE: dict[str, tuple[type, ...]] = {
+    "preferences": (dict,),
+    "tamper_protection": (bool,),
+    "pending_restart": (dict,),
+    "applied": (dict,),
+    "managed": (list,),
+    "last_applied_fingerprint": (str, type(None)),
+}
+
+
+def _agent_state(state: Any) -> dict[str, Any]:
+    """The device's local Defender state (what Get-MpPreference shows on the device page): shape-checked.
+
+    The shape of devices.agent.AgentState.to_dict(); checked field by field rather than rebuilt, because the
+    state is large and arrives with every report.
+    """
+    if not isinstance(state, dict) or set(state) - set(_STATE_SHAPE) or "preferences" not in state:
+        raise _bad("malformed_report", "agentState must be the device's Defender state (preferences, …).")
+    for key, types in _STATE_SHAPE.items():
+        if key in state and not isinstance(state[key], types):
+            raise _bad("malformed_report", f"agentState.{key} has the wrong type.")
+    if not all(isinstance(k, str) for k in state["preferences"]) or not all(
+        isinstance(k, str) for k in state.get("managed", [])
+    ):
+        raise _bad("malformed_report", "agentState names must be text.")
+    return state
+
+
+def _error_code(raw: Any, key: str) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or not -(2**31) <= raw < 2**32:
+        raise _bad("malformed_report", f"settings.{key}.errorCode must be a 32-bit integer or null.")
+    return raw - 2**32 if raw >= 2**31 else raw
+
+
+def parse_report(device: Device, payload: Any, context: ChannelContext) -> ReportPlan:
+    """Validate a report against the device's current desired state and plan its status rows.
+
+    Raises ChannelError: 400 malformed, 409 replayed/stale. Nothing is written here.
+    """
+    if not isinstance(payload, Mapping):
+        raise _bad("malformed_report", "The report must be a JSON object.")
+    unknown = set(payload) - _REPORT_KEYS
+    if unknown:
+        raise _bad(
+            "malformed_report", f"Unknown fields in the report: {', '.join(sorted(map(str, unknown)))}."
+        )
+    if payload.get("protocolVersion", PROTOCOL_VERSION) != PROTOCOL_VERSION:
+        raise _bad("unsupported_protocol", f"Only protocolVersion {PROTOCOL_VERSION} is supported.")
+    token = payload.get("reportToken")
+    applied = payload.get("desiredFingerprint")
+    if not isinstance(token, str) or not isinstance(applied, str) or "~" not in token or len(token) > 200:
+        raise _bad(
+            "malformed_report",
+            "The report must carry the reportToken and desiredFingerprint of its check-in.",
+        )
+    base, _, signature = token.rpartition("~")
+    if not constant_time_compare(signature, _signature(device.pk, applied, base)):
+        raise _bad(
+            "invalid_report_token", "The report token wasn't issued to this device for this desired state."
+        )
+    if base != _base(device.last_checkin_at):
+        raise ChannelError(
+            409,
+            "replayed_report",
+            "This report answers an earlier check-in (it was replayed or is stale); check in again.",
+        )
+    check_managed(device)
+    resolution, fingerprint, body, key = context.resolve_keyed(device)
+    if applied != fingerprint:
+        raise ChannelError(
+            409,
+            "desired_state_changed",
+            "The desired state changed since this check-in (a policy or assignment changed); check in again.",
+        )
+    raw_settings = payload.get("settings")
+    if not isinstance(raw_settings, Mapping):
+        raise _bad("malformed_report", "settings must be an object of setting id -> result.")
+    state = payload.get("agentState")
+    if state is not None:
+        state = compact_state(_agent_state(state))
+    memo = (key, id(raw_settings))
+    hit = context._plans.get(memo)
+    if hit is not None and hit[0] is raw_settings:
+        template = hit[1]
+    else:
+        template = plan_device(
+            0, body["channel"], resolution, _reports(raw_settings, resolution.desired), context.values
+        )
+        if len(context._plans) >= _RESOLUTION_CACHE_MAX:
+            context._plans.clear()
+        context._plans[memo] = (raw_settings, template)
+    plan = template.for_device(device.pk)
+    unchanged = plan.digest == device.desired_fingerprint and (state is None or state == stored_state(device))
+    return ReportPlan(device, plan, state, unchanged)
+
+
+def _reports(raw_settings: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, ReportedSetting]:
+    reports: dict[str, ReportedSetting] = {}
+    for key, entry in raw_settings.items():
+        if key not in desired:
+            raise _bad("unknown_setting", f"{key!r} isn't part of this device's desired state.")
+        if not isinstance(entry, Mapping) or set(entry) - _SETTING_KEYS:
+            raise _bad(
+                "malformed_report", f"settings.{key} must have only status, value, errorCode, message."
+            )
+        status = entry.get("status")
+        if status not in REPORT_STATUSES:
+            raise _bad("malformed_report", f"settings.{key}.status must be one of {sorted(REPORT_STATUSES)}.")
+        message = entry.get("message", "")
+        if not isinstance(message, str):
+            raise _bad("malformed_report", f"settings.{key}.message must be text.")
+        reports[key] = ReportedSetting(
+            status,
+            entry.get("value"),
+            _error_code(entry.get("errorCode"), key),
+            message[:MAX_SETTING_MESSAGE],
+        )
+    return reports
+
+
+@dataclass
+class CommitResult:
+    finished: set[int] = field(default_factory=set)  # devices whose check-in was recorded
+    changed: set[int] = field(default_factory=set)  # ... of which status rows or state were written
+    lost: set[int] = field(default_factory=set)  # lease lost / stale: nothing written for them
+    rows_written: int = 0
+
+
+def commit_reports(
+    items: Sequence[ReportPlan],
+    *,
+    kind: str,
+    lease: datetime | None,
+    started: datetime,
+    now: datetime | None = None,
+    rng=None,
+) -> CommitResult:
+    """Write a batch of reports: unchanged devices cost one UPDATE for the whole batch (the schedule), changed
+    ones are ingested in one transaction, atomically per device and batch.
+
+    With ``lease`` (the simulated agent, claimed by the scheduler) a device is written only while the lease is
+    still ours; without it (HTTP) only if no one checked it in since its token was issued.
+    """
+    now = now or timezone.now()
+    result = CommitResult()
+    if not items:
+        return result
+    next_at = {item.device.pk: scheduling.next_checkin_at(now, rng) for item in items}
+    unchanged = [item for item in items if item.unchanged]
+    changed = [item for item in items if not item.unchanged]
+    if unchanged:
+        if lease is not None:
+            _finish_leased(unchanged, lease, now, started, next_at, result)
+        else:
+            for item in unchanged:
+                if _finish_cas(item, now, started, next_at):
+                    result.finished.add(item.device.pk)
+                else:
+                    result.lost.add(item.device.pk)
+        if kind != "scheduled":
+            _record([i for i in unchanged if i.device.pk in result.finished], kind, now, started, {}, {})
+    if changed:
+        try:
+            _commit_atomically(changed, kind, lease, now, started, next_at, result)
+        except Exception:
+            if len(changed) == 1:
+                raise
+            # One bad report must not hold back the batch: each device on its own (still atomic per device).
+            log.exception("A batch of %d reports failed; committing them one by one", len(changed))
+            for item in changed:
+                try:
+                    _commit_atomically([item], kind, lease, now, started, next_at, result)
+                except Exception:
+                    log.exception(
+                        "The report of device %s failed; it will be checked in again", item.device.pk
+                    )
+                    result.lost.add(item.device.pk)
+    return result
+
+
+def _commit_atomically(changed, kind, lease, now, started, next_at, result: CommitResult) -> None:
+    """One transaction; run again on a deadlock or serialization failure (nothing of a failed try remains)."""
+    for attempt in range(3):
+        partial = CommitResult()
+        try:
+            with transaction.atomic():
+                _commit_changed(changed, kind, lease, now, started, next_at, partial)
+        except Exception as exc:
+            if attempt == 2 or not is_retryable(exc):
+                raise
+            continue
+        result.finished |= partial.finished
+        result.changed |= partial.changed
+        result.lost |= partial.lost
+        result.rows_written += partial.rows_written
+        return
+
+
+def _commit_changed(changed, kind, lease, now, started, next_at, result: CommitResult) -> None:
+    from reports.ingest import ingest
+
+    if lease is not None:
+        locked = set(
+            Device.objects.select_for_update()
+            .filter(pk__in=[i.device.pk for i in changed], checkin_lease_until=lease)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        mine = [i for i in changed if i.device.pk in locked]
+        result.lost |= {i.device.pk for i in changed} - locked
+        _update_devices(mine, lease, now, started, next_at)
+    else:
+        mine = []
+        for item in changed:
+            if _finish_cas(item, now, started, next_at, write_status=True):
+                mine.append(item)
+            else:
+                result.lost.add(item.device.pk)
+    if not mine:
+        return
+    plans = [i.plan for i in mine if i.plan.digest != i.device.desired_fingerprint]
+    written = ingest(plans, now)
+    _record(mine, kind, now, started, written.policies_changed, written.settings_changed)
+    result.rows_written += written.rows_written + len(mine)
+    result.finished |= {i.device.pk for i in mine}
+    result.changed |= {i.device.pk for i in mine}
+
+
+def _record(items, kind, now, started, policies_changed, settings_changed) -> None:
+    from reports.ingest import insert_rows
+    from reports.models import CheckinRecord
+
+    if not items:
+        return
+    duration = max(0, int((timezone.now() - started).total_seconds() * 1000))
+    columns = ("device_id", "at", "kind", "channel", "duration_ms", "policies_changed", "settings_changed",
+               "result", "message")  # fmt: skip
+    insert_rows(
+        CheckinRecord,
+        columns,
+        [
+            (
+                i.device.pk,
+                now,
+                kind,
+                i.plan.channel,
+                duration,
+                policies_changed.get(i.device.pk, 0),
+                settings_changed.get(i.device.pk, 0),
+                i.plan.result,
+                "" if i.plan.digest != i.device.desired_fingerprint else "No changes",
+            )
+            for i in items
+        ],
+    )
+
+
+def _finish_cas(item: ReportPlan, now, started, next_at, write_status: bool = False) -> bool:
+    """One device, no lease (HTTP): compare-and-set on the check-in the token was issued for."""
+    from django.db.models import Case, F, Q, Value, When
+
+    device = item.device
+    updates: dict[str, Any] = {
+        "last_checkin_at": now,
+        "next_checkin_at": next_at[device.pk],
+        "sync_requested_at": Case(
+            When(sync_requested_at__lte=started, then=Value(None)), default=F("sync_requested_at")
+        ),
+    }
+    if write_status:
+        updates["desired_fingerprint"] = item.plan.digest
+        if item.agent_state is not None:
+            updates["agent_state"] = item.agent_state
+    base = (
+        Q(last_checkin_at__isnull=True)
+        if device.last_checkin_at is None
+        else Q(last_checkin_at=device.last_checkin_at)
+    )
+    free = Q(checkin_lease_until__isnull=True) | Q(checkin_lease_until__lt=now)
+    return bool(Device.objects.filter(base, free, pk=device.pk).update(**updates))
+
+
+def _finish_leased(items, lease, now, started, next_at, result: CommitResult) -> None:
+    count = _update_devices(items, lease, now, started, next_at, status=False)
+    ids = {i.device.pk for i in items}
+    if count == len(items):
+        result.finished |= ids
+    else:  # someone took over an expired lease: find out which ones were still ours (rare)
+        done = set(Device.objects.filter(pk__in=ids, last_checkin_at=now).values_list("pk", flat=True))
+        result.finished |= done
+        result.lost |= ids - done
+
+
+def _update_devices(items, lease, now, started, next_at, status: bool = True) -> int:
+    """One UPDATE for many devices with per-device values, only while they hold ``lease``.
+
+    PostgreSQL: UPDATE … FROM (VALUES …) - a join, linear in the batch. Elsewhere: CASE per column.
+    """
+    if not items:
+        return 0
+    if connection.vendor == "postgresql":
+        qn = connection.ops.quote_name
+        table = qn(Device._meta.db_table)
+        rows, params = [], []
+        for item in items:
+            pk = item.device.pk
+            state = json.dumps(item.agent_state) if status and item.agent_state is not None else None
+            fingerprint = item.plan.digest if status else None
+            rows.append("(%s::bigint, %s::timestamptz, %s::varchar, %s::jsonb)")
+            params.extend([pk, next_at[pk], fingerprint, state])
+        sql = (
+            f"UPDATE {table} AS d SET last_checkin_at = %s, next_checkin_at = v.next_at, "
+            "checkin_lease_until = NULL, desired_fingerprint = COALESCE(v.fp, d.desired_fingerprint), "
+            "agent_state = COALESCE(v.state, d.agent_state), sync_requested_at = CASE WHEN "
+            "d.sync_requested_at <= %s THEN NULL ELSE d.sync_requested_at END "
+            f"FROM (VALUES {', '.join(rows)}) AS v(id, next_at, fp, state) "
+            "WHERE d.id = v.id AND d.checkin_lease_until = %s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [now, started, *params, lease])
+            return cursor.rowcount
+    from django.db.models import Case, F, Value, When
+
+    ids = [i.device.pk for i in items]
+    sync_done = Case(When(sync_requested_at__lte=started, then=Value(None)), default=F("sync_requested_at"))
+    if not status:  # the no-change path: one UPDATE with a CASE for the per-device time
+        return Device.objects.filter(pk__in=ids, checkin_lease_until=lease).update(
+            last_checkin_at=now,
+            checkin_lease_until=None,
+            next_checkin_at=Case(*[When(pk=pk, then=Value(next_at[pk])) for pk in ids]),
+            sync_requested_at=sync_done,
+        )
+    # SQLite, status written (inside the ingest transaction): one prepared statement for the batch.
+    qn = connection.ops.quote_name
+    ops = connection.ops
+    sql = (
+        f"UPDATE {qn(Device._meta.db_table)} SET last_checkin_at = %s, next_checkin_at = %s, "
+        "checkin_lease_until = NULL, desired_fingerprint = %s, agent_state = COALESCE(%s, agent_state), "
+        "sync_requested_at = CASE WHEN sync_requested_at <= %s THEN NULL ELSE sync_requested_at END "
+        "WHERE id = %s AND checkin_lease_until = %s"
+    )
+    stamp, begun, held = (ops.adapt_datetimefield_value(v) for v in (now, started, lease))
+    params = [
+        (
+            stamp,
+            ops.adapt_datetimefield_value(next_at[i.device.pk]),
+            i.plan.digest,
+            json.dumps(i.agent_state) if i.agent_state is not None else None,
+            begun,
+            i.device.pk,
+            held,
+        )
+        for i in items
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+        return cursor.rowcount
+
+
+def accept_report(
+    device: Device, payload: Any, context: ChannelContext, *, kind: str = "http"
+) -> CommitResult:
+    """One report over HTTP: validate, plan and commit (409 when someone else checked the device in first)."""
+    started = timezone.now()
+    item = parse_report(device, payload, context)
+    result = commit_reports([item], kind=kind, lease=None, started=started)
+    if device.pk in result.lost:
+        raise ChannelError(
+            409, "replayed_report", "The device checked in since this report's check-in; check in again."
+        )
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# HTTP views (thin): the same functions as the in-process agent
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _error(exc: ChannelError) -> JsonResponse:
+    response = JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=exc.status)
+    if exc.status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="device channel", error="invalid_token"'
+    return response
+
+
+def _authenticated(request: HttpRequest) -> tuple[Device, ChannelContext]:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ChannelError(
+            401, "missing_credential", "Send the device credential as 'Authorization: Bearer …'."
+        )
+    found = credentials.authenticate(token.strip())
+    if found is None:
+        raise ChannelError(401, "invalid_credential", "The device credential is unknown or has been revoked.")
+    device = load_device(found.pk)
+    if device is None:  # deleted in between
+        raise ChannelError(401, "invalid_credential", "The device credential is unknown or has been revoked.")
+    context = load_context(device.generation)
+    claimed = request.headers.get(TENANT_HEADER)
+    if claimed is None:
+        raise ChannelError(403, "tenant_mismatch", f"Send the tenant id in the {TENANT_HEADER} header.")
+    check_tenant(device, context, claimed)
+    return device, context
+
+
+@csrf_exempt
+@login_not_required
+@never_cache
+@require_GET
+def checkin_view(request: HttpRequest) -> JsonResponse:
+    """GET: the device's desired state (its own policies only)."""
+    try:
+        device, context = _authenticated(request)
+        return JsonResponse(checkin_response(device, context))
+    except ChannelError as exc:
+        return _error(exc)
+
+
+@csrf_exempt
+@login_not_required
+@never_cache
+@require_POST
+def report_view(request: HttpRequest) -> JsonResponse:
+    """POST: the per-setting results of the desired state the device applied."""
+    try:
+        device, context = _authenticated(request)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > MAX_REPORT_BYTES:
+            raise ChannelError(
+                413, "report_too_large", f"A report may be at most {MAX_REPORT_BYTES // 1024} KB."
+            )
+        if request.content_type != "application/json":
+            raise ChannelError(415, "unsupported_media_type", "Send the report as application/json.")
+        body = request.read(MAX_REPORT_BYTES + 1)
+        if len(body) > MAX_REPORT_BYTES:
+            raise ChannelError(
+                413, "report_too_large", f"A report may be at most {MAX_REPORT_BYTES // 1024} KB."
+            )
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise _bad("malformed_report", "The report isn't valid JSON.") from None
+        result = accept_report(device, payload, context)
+        return JsonResponse(
+            {
+                "accepted": True,
+                "changed": device.pk in result.changed,
+                "checkinIntervalMinutes": int(settings.CHECKIN_INTERVAL.total_seconds() // 60),
+            }
+        )
+    except ChannelError as exc:
+        return _error(exc)
+
+
+@csrf_exempt
+@login_not_required
+@never_cache
+@require_GET
+def policy_view(request: HttpRequest, policy_id: uuid.UUID) -> JsonResponse:
+    """GET one policy the device receives; any other policy is 404 (a device reads only its own policies)."""
+    try:
+        device, context = _authenticated(request)
+        check_managed(device)
+        resolution, _, _ = context.resolve(device)
+        for pid, statuses in resolution.per_policy_settings.items():
+            meta = context.meta[pid]
+            if meta.policy_id == str(policy_id):
+                return JsonResponse(
+                    {
+                        "id": meta.policy_id,
+                        "name": meta.name,
+                        "profile": meta.profile,
+                        "status": resolution.policies[pid].status,
+                        "settings": {key: context.values[pid].get(key) for key in sorted(statuses)},
+                    }
+                )
+        raise ChannelError(404, "not_found", "No such policy is assigned to this device.")
+    except ChannelError as exc:
+        return _error(exc)
+
+
+def device_policy_ids(device: Device, context: ChannelContext | None = None) -> list[int]:
+    """Ids of the policies that target this device now (for pages that list them before the first report)."""
+    context = context or load_context(getattr(device, "generation", None))
+    if channel_of(device) not in ("mde", "intune"):
+        return []
+    resolution, _, _ = context.resolve(device)
+    return sorted(resolution.per_policy_settings)
+
+
+def targeted_devices(
+    devices: Iterable[Device], context: ChannelContext, policy_id: int
+) -> list[tuple[Device, str]]:
+    """(device, policy-level status) for the devices the policy targets now (pending marking)."""
+    out = []
+    for device in devices:
+        if channel_of(device) not in ("mde", "intune"):
+            continue
+        resolution, _, _ = context.resolve(device)
+        outcome = resolution.policies.get(policy_id)
+        if outcome is not None and outcome.targeted:
+            out.append((device, "pending" if outcome.applicable else "not_applicable"))
+    return out

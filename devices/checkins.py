@@ -1,0 +1,658 @@
+"""Check-ins: the scheduler, the simulated agent runner, Policy sync, and the device page's check-in panel.
+
+Flow (see /work/shared/design/architecture.md):
+
+- Beat ticks ``claim_due_checkins`` every 15 s. It claims due devices in chunks (``SELECT … FOR UPDATE SKIP
+  LOCKED`` on PostgreSQL; on SQLite the same select runs in an IMMEDIATE transaction, which locks the database),
+  stamps a lease (``checkin_lease_until``) and queues ``checkin_batch`` tasks of 200 devices on the "checkins"
+  queue. Any number of workers on any number of machines can run them: a device is written only while it holds
+  the lease of its batch (compare-and-set), so no device is ever checked in twice at once.
+- ``run_checkins`` is the simulated MDE agent of each device talking to the service *only* through the device
+  channel's protocol (devices.channel), in-process: ask for the desired state, apply it with devices.agent, post
+  the report. A check-in with nothing to change costs two statements for the whole batch: the SELECT that loads
+  the devices (with their groups and the policy generation) and the UPDATE that moves their schedule.
+- ``request_policy_sync`` (the Policy sync button, bulk and per group) queues an immediate check-in on the
+  high-priority "sync" queue, for devices successfully managed by MDE only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.db import connection, transaction
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from console import audit
+
+from . import agent, channel, scheduling
+from .models import Device, Group, ManagedBy
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 200
+LEASE = timedelta(minutes=10)
+CLAIM_CHUNK = 1000
+SYNC_RETRY_SECONDS = 2
+SYNC_MAX_ATTEMPTS = 30
+HISTORY_DAYS = 30
+_APPLY_CACHE_MAX = 4096
+
+
+def claim_limit() -> int:
+    """Most devices one tick claims: bounds the queue so leases don't expire before their batch runs."""
+    return int(getattr(settings, "CHECKIN_CLAIM_MAX_PER_TICK", 10_000))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The simulated agent, talking to the channel in-process
+# ---------------------------------------------------------------------------------------------------------
+
+_APPLY_CACHE: dict[tuple[str, str, bool], tuple[dict, dict, bool]] = {}
+
+
+def agent_apply(
+    state_text: str, tamper_protection: bool, desired: dict, fingerprint: str, fault_rate: float, rng
+) -> tuple[dict, dict[str, dict], bool]:
+    """One device applies its desired state: (new local state, per-setting results in protocol form, whether
+    the local state changed).
+
+    The agent is a pure function of (local state, desired state) when no faults are simulated, so devices in
+    the same state share the work: the cache key is a hash of the stored state's text, not of a decoded copy.
+    """
+    key = None
+    if not fault_rate:
+        key = (hashlib.sha1(state_text.encode()).hexdigest(), fingerprint, bool(tamper_protection))
+        hit = _APPLY_CACHE.get(key)
+        if hit is not None:
+            return hit
+    stored = json.loads(state_text) if state_text else {}
+    current = agent.set_tamper_protection(agent.AgentState.from_dict(stored), bool(tamper_protection))
+    new_state, reports = agent.apply(current, desired, fault_rate=fault_rate, rng=rng)
+    state = channel.compact_state(new_state.to_dict())
+    out = (
+        state,
+        {
+            k: {"status": r.status, "value": r.value, "errorCode": r.error_code, "message": r.message}
+            for k, r in reports.items()
+        },
+        state != stored,
+    )
+    if key is not None:
+        if len(_APPLY_CACHE) >= _APPLY_CACHE_MAX:
+            _APPLY_CACHE.clear()
+        _APPLY_CACHE[key] = out
+    return out
+
+
+@dataclass
+class CheckinRun:
+    checked_in: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    lost: int = 0
+    retired: int = 0
+    rows_written: int = 0
+    refused: dict[int, str] = field(default_factory=dict)
+
+
+def run_checkins(
+    device_ids: Sequence[int],
+    *,
+    kind: str = "scheduled",
+    lease: datetime,
+    fault_rate: float | None = None,
+    rng: random.Random | None = None,
+) -> CheckinRun:
+    """Check in devices that hold ``lease``: each one's agent asks the channel for its desired state, applies
+    it and reports back; the channel writes what changed. Devices whose lease was taken over are skipped."""
+    started = timezone.now()
+    run = CheckinRun()
+    fault = settings.AGENT_FAULT_RATE if fault_rate is None else fault_rate
+    devices = list(channel.checkin_queryset().filter(pk__in=list(device_ids), checkin_lease_until=lease))
+    if not devices:
+        return run
+    context = channel.load_context(devices[0].generation)
+    plans: list[channel.ReportPlan] = []
+    retire: list[int] = []
+    for device in devices:
+        try:
+            response = channel.checkin_response(device, context)
+        except channel.ChannelError as exc:
+            if exc.code == "not_managed":
+                retire.append(device.pk)
+            else:
+                run.refused[device.pk] = exc.message
+            continue
+        state, results, state_changed = agent_apply(
+            device.agent_state_text or "",
+            device.tamper_protection,
+            response["desired"],
+            response["desiredFingerprint"],
+            fault,
+            rng,
+        )
+        payload = {
+            "protocolVersion": response["protocolVersion"],
+            "desiredFingerprint": response["desiredFingerprint"],
+            "reportToken": response["reportToken"],
+            "settings": results,
+        }
+        if state_changed:  # the agent sends its local state only when it changed
+            payload["agentState"] = state
+        try:
+            plans.append(channel.parse_report(device, payload, context))
+        except channel.ChannelError as exc:  # the agent and the channel disagree: a bug worth seeing
+            log.error("Check-in report of device %s refused: %s", device.pk, exc.message)
+            run.refused[device.pk] = exc.message
+    result = channel.commit_reports(plans, kind=kind, lease=lease, started=started, rng=rng)
+    run.checked_in = len(result.finished)
+    run.changed = len(result.changed)
+    run.unchanged = run.checked_in - run.changed
+    run.lost = len(result.lost)
+    run.rows_written = result.rows_written + run.unchanged
+    if retire:
+        run.retired = retire_devices(retire, lease=lease)
+    return run
+
+
+def retire_devices(device_ids: Iterable[int], lease: datetime | None = None) -> int:
+    """Devices that no longer get policy (management lost): no more check-ins, status rows removed."""
+    from reports.ingest import remove_devices
+
+    ids = list(device_ids)
+    qs = Device.objects.filter(pk__in=ids)
+    if lease is not None:
+        qs = qs.filter(checkin_lease_until=lease)
+    stopped = qs.update(next_checkin_at=None, checkin_lease_until=None, sync_requested_at=None)
+    remove_devices(ids)
+    return stopped
+
+
+def simulate_restart(device_ids: Iterable[int]) -> int:
+    """The devices restart: settings waiting for a restart take effect locally (reported at the next check-in)."""
+    done = 0
+    for device in Device.objects.filter(pk__in=list(device_ids)).only("id", "agent_state"):
+        if device.agent_state:
+            state = agent.restart(agent.AgentState.from_dict(device.agent_state))
+            Device.objects.filter(pk=device.pk).update(agent_state=channel.compact_state(state.to_dict()))
+            done += 1
+    return done
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Claiming
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _free(now: datetime) -> Q:
+    return Q(checkin_lease_until__isnull=True) | Q(checkin_lease_until__lt=now)
+
+
+def claim_due(limit: int, now: datetime | None = None) -> tuple[list[int], datetime]:
+    """Claim up to ``limit`` due devices: (ids, lease). Concurrent claimers never get the same device."""
+    now = now or timezone.now()
+    lease = now + LEASE
+    with transaction.atomic():
+        ids = list(
+            Device.objects.select_for_update(skip_locked=True)
+            .filter(_free(now), next_checkin_at__lte=now)
+            .order_by("next_checkin_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            Device.objects.filter(pk__in=ids).update(checkin_lease_until=lease)
+    return ids, lease
+
+
+def claim_devices(device_ids: Iterable[int], now: datetime | None = None) -> tuple[list[int], datetime]:
+    """Claim these devices now if no check-in holds them (Policy sync): (claimed ids, lease)."""
+    now = now or timezone.now()
+    lease = now + LEASE
+    with transaction.atomic():
+        ids = list(
+            Device.objects.select_for_update(skip_locked=True)
+            .filter(_free(now), pk__in=list(device_ids))
+            .values_list("pk", flat=True)
+        )
+        if ids:
+            Device.objects.filter(pk__in=ids).update(checkin_lease_until=lease)
+    return ids, lease
+
+
+def checking_in() -> Q:
+    """Devices that get policy through a channel of ours and so check in (channel.channel_of: mde or intune)."""
+    return (
+        Q(managed_by=ManagedBy.MDE, management_type="MicrosoftSense")
+        | Q(intune_enrolled=True)
+        | Q(managed_by__in=[ManagedBy.INTUNE, ManagedBy.CO_MANAGED])
+    )
+
+
+def schedule_unscheduled(limit: int = 2000, now: datetime | None = None) -> int:
+    """Give managed devices without a check-in time a random phase in the cadence (self-healing)."""
+    now = now or timezone.now()
+    managed = checking_in()
+    from django.db.models import Case, Value, When
+
+    ids = list(
+        Device.objects.filter(managed, next_checkin_at__isnull=True).values_list("pk", flat=True)[:limit]
+    )
+    for chunk in _chunks(ids, 500):
+        Device.objects.filter(pk__in=chunk, next_checkin_at__isnull=True).update(
+            next_checkin_at=Case(*[When(pk=pk, then=Value(scheduling.first_checkin_at(now))) for pk in chunk])
+        )
+    return len(ids)
+
+
+def _chunks(items: Sequence, size: int):
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+@shared_task(ignore_result=True)
+def claim_due_checkins(limit: int | None = None, batch_size: int = BATCH_SIZE) -> int:
+    """Beat, every 15 s: claim due devices and queue their check-ins in batches."""
+    schedule_unscheduled()
+    limit = claim_limit() if limit is None else limit
+    queued = 0
+    while queued < limit:
+        ids, lease = claim_due(min(CLAIM_CHUNK, limit - queued))
+        if not ids:
+            break
+        for chunk in _chunks(ids, batch_size):
+            checkin_batch.apply_async(args=[chunk, lease.isoformat(), "scheduled"])
+        queued += len(ids)
+    return queued
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def checkin_batch(
+    device_ids: list[int], lease: str, kind: str = "scheduled", metrics: str | None = None
+) -> None:
+    lease_at = parse_datetime(lease)
+    if lease_at is None:
+        log.error("checkin_batch got a malformed lease %r; ignoring %d devices", lease, len(device_ids))
+        return
+    if metrics:
+        _measured(metrics, device_ids, lease_at, kind)
+    else:
+        run_checkins(device_ids, kind=kind, lease=lease_at)
+
+
+def _measured(prefix: str, device_ids: list[int], lease: datetime, kind: str) -> None:
+    """Benchmark instrumentation: statements and rows written, per batch, into Redis counters."""
+    counter = {"statements": 0, "rows": 0}
+
+    def count(execute, sql, params, many, context):
+        out = execute(sql, params, many, context)
+        counter["statements"] += 1
+        head = sql.lstrip()[:6].upper()
+        if head in ("INSERT", "UPDATE", "DELETE"):
+            counter["rows"] += max(context["cursor"].rowcount or 0, 0)
+        return out
+
+    import redis
+
+    def copied(rows: int) -> None:  # COPY bypasses the execute wrappers
+        counter["statements"] += 1
+        counter["rows"] += rows
+
+    from reports.ingest import COPY_OBSERVERS
+
+    t0 = time.perf_counter()
+    run, failed = CheckinRun(), 0
+    COPY_OBSERVERS.append(copied)
+    try:
+        with connection.execute_wrapper(count):
+            run = run_checkins(device_ids, kind=kind, lease=lease)
+    except Exception:
+        failed = 1
+        log.exception("Benchmark batch failed")
+    finally:
+        COPY_OBSERVERS.remove(copied)
+        elapsed = time.perf_counter() - t0
+        latency = (timezone.now() - (lease - LEASE)).total_seconds()  # from the claim to the report written
+        pipe = redis.Redis.from_url(settings.CELERY_BROKER_URL).pipeline()
+        pipe.incrby(f"{prefix}:statements", counter["statements"])
+        pipe.incrby(f"{prefix}:rows", counter["rows"])
+        pipe.incrby(f"{prefix}:checkins", run.checked_in)
+        pipe.incrby(f"{prefix}:changed", run.changed)
+        pipe.incrby(f"{prefix}:lost", run.lost)
+        pipe.incrby(f"{prefix}:errors", failed)
+        if run.checked_in:
+            pipe.rpush(f"{prefix}:batch_times", f"{run.checked_in}:{elapsed:.6f}:{latency:.3f}")
+        pipe.incrby(f"{prefix}:batches", 1)
+        pipe.execute()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Policy sync
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SyncRequest:
+    queued: list[Device] = field(default_factory=list)
+    refused: list[tuple[Device, str]] = field(default_factory=list)
+
+
+def request_policy_sync(devices: Iterable[Device], actor: audit.Actor | None = None) -> SyncRequest:
+    """Queue an immediate check-in (the "sync" queue) for each device successfully managed by MDE.
+
+    Other devices are refused with the reason (Intune-enrolled devices sync through Intune on their own
+    schedule). Sets ``sync_requested_at``, which the device page shows until the check-in has happened.
+    """
+    outcome = SyncRequest()
+    for device in devices:
+        reason = channel.policy_sync_refusal(device)
+        if reason:
+            outcome.refused.append((device, reason))
+        else:
+            outcome.queued.append(device)
+    if not outcome.queued:
+        return outcome
+    now = timezone.now()
+    ids = [d.pk for d in outcome.queued]
+    with transaction.atomic():
+        for chunk in _chunks(ids, 1000):
+            Device.objects.filter(pk__in=chunk).update(sync_requested_at=now)
+        actor = actor or audit.current_actor()
+        if len(outcome.queued) <= 50:
+            for device in outcome.queued:
+                before = {
+                    "sync_requested_at": device.sync_requested_at.isoformat()
+                    if device.sync_requested_at
+                    else None
+                }
+                audit.record(
+                    "Policy sync requested",
+                    device,
+                    before=before,
+                    after={"sync_requested_at": now.isoformat()},
+                    actor=actor,
+                )
+        else:
+            audit.record(
+                "Policy sync requested",
+                object_type="Device",
+                object_repr=f"{len(ids)} devices",
+                after={"sync_requested_at": now.isoformat(), "device_ids": ids},
+                actor=actor,
+            )
+        for device in outcome.queued:
+            device.sync_requested_at = now
+        stamp = now.isoformat()
+        transaction.on_commit(
+            lambda: [policy_sync.apply_async(args=[chunk, stamp]) for chunk in _chunks(ids, BATCH_SIZE)]
+        )
+    return outcome
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def policy_sync(device_ids: list[int], requested_at: str, attempt: int = 0) -> None:
+    """An immediate check-in for devices whose Policy sync was requested (retries devices busy checking in)."""
+    claimed, lease = claim_devices(device_ids)
+    if claimed:
+        run_checkins(claimed, kind="sync", lease=lease)
+    busy = sorted(set(device_ids) - set(claimed))
+    if busy and attempt < SYNC_MAX_ATTEMPTS:
+        policy_sync.apply_async(args=[busy, requested_at, attempt + 1], countdown=SYNC_RETRY_SECONDS)
+    elif busy:
+        log.warning("Policy sync gave up on %d devices that stayed busy: %s", len(busy), busy[:20])
+
+
+def run_checkin(device_id: int, kind: str = "sync", fault_rate: float | None = None, rng=None) -> CheckinRun:
+    """Check one device in now, in-process (claims it first; does nothing while another check-in holds it)."""
+    claimed, lease = claim_devices([device_id])
+    if not claimed:
+        return CheckinRun()
+    return run_checkins(claimed, kind=kind, lease=lease, fault_rate=fault_rate, rng=rng)
+
+
+def sync_state(device: Device, now: datetime | None = None) -> str:
+    """ "requested" (waiting for a worker), "checking_in" (a check-in holds the device) or ""."""
+    if device.sync_requested_at is None:
+        return ""
+    now = now or timezone.now()
+    if device.checkin_lease_until is not None and device.checkin_lease_until > now:
+        return "checking_in"
+    return "requested"
+
+
+@shared_task(ignore_result=True)
+def prune_checkin_history(days: int = HISTORY_DAYS) -> int:
+    """Daily: keep the last ``days`` of check-in history."""
+    from reports.models import CheckinRecord
+
+    cutoff = timezone.now() - timedelta(days=days)
+    return CheckinRecord.objects.filter(at__lt=cutoff).delete()[0]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The check-in panel of the device page (htmx partial) and the Policy sync actions
+# ---------------------------------------------------------------------------------------------------------
+
+STATUS_ICONS = {
+    "succeeded": ("check", "Succeeded"),
+    "error": ("error", "Error"),
+    "conflict": ("warning", "Conflict"),
+    "not_applicable": ("na", "Not applicable"),
+    "pending": ("pending", "Pending"),
+}
+
+
+def display_value(key: str, value: Any, catalog=None) -> str:
+    """A setting value as the admin center shows it: option labels, lists joined, firewall rules by name."""
+    from policies.catalog import get_catalog
+
+    if value is None:
+        return "Not configured"
+    sdef = (catalog or get_catalog()).get(key)
+    if sdef is not None and sdef.options:
+        labels = {str(o.value).lower(): o.label for o in sdef.options}
+        if isinstance(value, list):
+            return ", ".join(labels.get(str(v).lower(), str(v)) for v in value)
+        return labels.get(str(value).lower(), str(value))
+    if isinstance(value, list):
+        if all(isinstance(v, dict) for v in value):
+            names = [str(next((x for k, x in v.items() if k.endswith("_name")), "rule")) for v in value]
+            return f"{len(names)} rule{'s' if len(names) != 1 else ''}: {', '.join(names)}"
+        return ", ".join(str(v) for v in value) or "(empty list)"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
+    """Everything templates/checkins/device_panel.html needs (the lead can include the partial with this)."""
+    from policies.catalog import get_catalog
+    from policies.models import Policy
+    from reports.models import CheckinRecord, DevicePolicyStatus, DeviceSettingStatus
+
+    device = get_object_or_404(channel.checkin_queryset(), pk=device_pk)
+    catalog = get_catalog()
+    statuses = {row.policy_id: row for row in DevicePolicyStatus.objects.filter(device_id=device.pk)}
+    settings_by_policy: dict[int, list[DeviceSettingStatus]] = {}
+    for row in DeviceSettingStatus.objects.filter(device_id=device.pk).order_by("setting_key"):
+        settings_by_policy.setdefault(row.policy_id, []).append(row)
+    targeted: list[int] = []
+    if channel.channel_of(device) in ("mde", "intune"):
+        try:
+            targeted = channel.device_policy_ids(device)
+        except Exception:  # the panel must render even if a policy can't be resolved
+            log.exception("Could not resolve the policies of device %s", device.pk)
+    policy_ids = set(statuses) | set(targeted)
+    for rows in settings_by_policy.values():
+        for row in rows:
+            policy_ids.update(row.conflict_policy_ids or [])
+    policies = {
+        p.pk: p for p in Policy.objects.filter(pk__in=policy_ids).only("id", "name", "profile", "policy_type")
+    }
+    rows = []
+    for pid in sorted(set(statuses) | set(targeted), key=lambda p: policies[p].name if p in policies else ""):
+        if pid not in policies:
+            continue
+        status_row = statuses.get(pid)
+        status = status_row.status if status_row else "pending"
+        icon, label = STATUS_ICONS[status]
+        setting_items = []
+        for srow in settings_by_policy.get(pid, []):
+            sdef = catalog.get(srow.setting_key)
+            s_icon, s_label = STATUS_ICONS.get(srow.status, ("info", srow.status))
+            setting_items.append(
+                {
+                    "key": srow.setting_key,
+                    "name": (sdef.display_name if sdef else "") or srow.setting_key,
+                    "value": display_value(srow.setting_key, srow.value, catalog),
+                    "status": srow.status,
+                    "icon": s_icon,
+                    "label": s_label,
+                    "error_code": srow.error_code_hex,
+                    "message": srow.message,
+                    "conflicts": [policies[c].name for c in srow.conflict_policy_ids or [] if c in policies],
+                }
+            )
+        rows.append(
+            {
+                "policy": policies[pid],
+                "status": status,
+                "icon": icon,
+                "label": label,
+                "row": status_row,
+                "message": status_row.message
+                if status_row
+                else "Waiting for the device to check in and report.",
+                "settings": setting_items,
+            }
+        )
+    state_text = ""
+    stored = channel.stored_state(device)
+    if stored:
+        state_text = agent.format_mp_preference(agent.AgentState.from_dict(stored))
+    sync = sync_state(device)
+    refusal = channel.policy_sync_refusal(device)
+    history = list(CheckinRecord.objects.filter(device_id=device.pk)[:10])
+    last_sync = next((h for h in history if h.kind == "sync"), None)
+    return {
+        "device": device,
+        "managed_by": device.get_managed_by_display(),
+        "channel": channel.channel_of(device),
+        "policies": rows,
+        "mp_preference": state_text,
+        "sync_state": sync,
+        "polling": bool(sync),
+        "can_sync": not refusal and request.user.has_perm("devices.sync_device"),
+        "sync_refusal": refusal,
+        "history": history,
+        "last_sync": last_sync,
+        "pending_restart": sorted(stored.get("pending_restart") or {}),
+    }
+
+
+def _render_panel(request: HttpRequest, device_pk: int, status: int = 200, error: str = "") -> HttpResponse:
+    context = panel_context(request, device_pk)
+    context["error"] = error
+    if request.htmx:
+        return render(request, "checkins/device_panel.html", context, status=status)
+    context["title"] = f"{context['device'].display_name} · Check-ins"
+    return render(request, "checkins/device_panel_page.html", context, status=status)
+
+
+@require_GET
+@permission_required("devices.view_device", raise_exception=True)
+def device_panel(request: HttpRequest, pk: int) -> HttpResponse:
+    return _render_panel(request, pk)
+
+
+def _next_url(request: HttpRequest, fallback: str) -> str:
+    for candidate in (request.POST.get("next"), request.headers.get("Referer")):
+        if candidate and url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return candidate
+    return fallback
+
+
+@require_POST
+@permission_required("devices.sync_device", raise_exception=True)
+def device_sync(request: HttpRequest, pk: int) -> HttpResponse:
+    device = get_object_or_404(Device, pk=pk)
+    outcome = request_policy_sync([device])
+    fallback = reverse("checkins:device_panel", args=[pk])
+    if outcome.refused:
+        reason = outcome.refused[0][1]
+        if request.htmx:
+            return _render_panel(request, pk, error=reason)
+        messages.error(request, reason)
+        return redirect(_next_url(request, fallback))
+    if request.htmx:
+        return _render_panel(request, pk)
+    messages.success(request, f"Policy sync requested for {device.display_name}.")
+    return redirect(_next_url(request, fallback))
+
+
+def _sync_message(request: HttpRequest, outcome: SyncRequest) -> None:
+    if outcome.queued:
+        n = len(outcome.queued)
+        messages.success(request, f"Policy sync requested for {n} device{'s' if n != 1 else ''}.")
+    if outcome.refused:
+        names = ", ".join(d.display_name for d, _ in outcome.refused[:5])
+        more = f" and {len(outcome.refused) - 5} more" if len(outcome.refused) > 5 else ""
+        messages.warning(
+            request,
+            f"{len(outcome.refused)} device{'s' if len(outcome.refused) != 1 else ''} skipped ({names}{more}): "
+            "Policy sync is only available for devices that are successfully managed by Microsoft Defender for "
+            "Endpoint.",
+        )
+
+
+@require_POST
+@permission_required("devices.sync_device", raise_exception=True)
+def bulk_sync(request: HttpRequest) -> HttpResponse:
+    """Policy sync for the devices ticked in the All devices list (``device_ids``)."""
+    raw = request.POST.getlist("device_ids")
+    try:
+        ids = sorted({int(x) for x in raw})
+    except ValueError:
+        return HttpResponseBadRequest("device_ids must be device ids.")
+    if len(ids) > 10_000:
+        return HttpResponseBadRequest("Select at most 10,000 devices, or sync a group instead.")
+    if not ids:
+        messages.error(request, "Select at least one device to sync.")
+        return redirect(_next_url(request, reverse("home")))
+    devices = list(Device.objects.filter(pk__in=ids))
+    if len(devices) != len(ids):
+        return HttpResponseBadRequest("Some of the selected devices don't exist (any more). Reload the list.")
+    _sync_message(request, request_policy_sync(devices))
+    return redirect(_next_url(request, reverse("home")))
+
+
+@require_POST
+@permission_required("devices.sync_device", raise_exception=True)
+def group_sync(request: HttpRequest, pk: int) -> HttpResponse:
+    """Policy sync for every member of a group (members not managed by MDE are skipped and counted)."""
+    group = get_object_or_404(Group, pk=pk)
+    outcome = request_policy_sync(group.members.all())
+    if not outcome.queued and not outcome.refused:
+        messages.info(request, f"{group.name} has no members to sync.")
+    _sync_message(request, outcome)
+    return redirect(_next_url(request, reverse("home")))

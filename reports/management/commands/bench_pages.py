@@ -1,0 +1,272 @@
+"""Benchmark the status pages as a signed-in Global Administrator sees them.
+
+    python manage.py bench_pages --iterations 50
+
+Each page is rendered through django.test.Client (the whole middleware stack, sessions, templates), warmed up,
+then timed ``--iterations`` times; the SQL statements of every request are counted with
+``connection.execute_wrapper``. Pages: the Endpoint security overview, a policy's Monitor page, View report page
+1, Per setting status, a device drill-in, and the two live polls (unchanged: 204). The policy is the one that
+reaches the most devices (from the aggregates) unless ``--policy`` names one.
+
+Build the fleet first, e.g. ``manage.py seed_demo --devices 100000 --policies 20`` on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.db.models import Sum
+from django.test.utils import override_settings
+from django.urls import reverse
+
+PAGES = ("overview", "monitor", "view_report", "per_setting", "drill_in", "overview_live", "monitor_live")
+BENCH_USER = "bench-pages-ga"
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Linear-interpolated percentile (p in 0..100)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+@dataclass
+class Result:
+    page: str
+    url: str
+    status: int
+    times_ms: list[float]
+    queries: list[int]
+    size: int
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.times_ms, 50)
+
+    @property
+    def p95(self) -> float:
+        return percentile(self.times_ms, 95)
+
+
+def _positive(name: str, value: int, low: int, high: int) -> int:
+    if value < low or value > high:
+        raise CommandError(f"--{name} must be between {low:,} and {high:,} (got {value}).")
+    return value
+
+
+class Command(BaseCommand):
+    help = "Time the status pages (p50/p95 and SQL statement counts) through the Django test client."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--iterations", type=int, default=30, help="timed requests per page (default 30)")
+        parser.add_argument(
+            "--warmup", type=int, default=3, help="untimed requests per page first (default 3)"
+        )
+        parser.add_argument("--per-page", type=int, default=25, help="View report page size (default 25)")
+        parser.add_argument(
+            "--policy", default="", help="policy id (GUID) or exact name; default: the largest"
+        )
+        parser.add_argument(
+            "--pages", default=",".join(PAGES), help=f"comma-separated subset of: {', '.join(PAGES)}"
+        )
+        parser.add_argument(
+            "--budget-ms",
+            type=float,
+            default=150.0,
+            help="p95 budget per page, for the verdict (default 150)",
+        )
+        parser.add_argument(
+            "--check", action="store_true", help="exit with an error if a page is over budget"
+        )
+        parser.add_argument(
+            "--cold",
+            action="store_true",
+            help="clear the cache before every request (the overview's tenant-wide counts are then recomputed)",
+        )
+        parser.add_argument(
+            "--debug",
+            action="store_true",
+            help="keep settings.DEBUG (query logging) on; off by default, as in production",
+        )
+
+    # ------------------------------------------------------------------------------------------------
+
+    def handle(self, *args, **options):
+        iterations = _positive("iterations", options["iterations"], 1, 100_000)
+        warmup = _positive("warmup", options["warmup"], 0, 1_000)
+        per_page = _positive("per-page", options["per_page"], 1, 200)
+        if not 0 < options["budget_ms"] <= 60_000:
+            raise CommandError("--budget-ms must be between 0 and 60,000.")
+        pages = [p.strip() for p in options["pages"].split(",") if p.strip()]
+        unknown = sorted(set(pages) - set(PAGES))
+        if unknown or not pages:
+            raise CommandError(
+                f"Unknown page(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(PAGES)}."
+            )
+
+        from devices.models import Device
+        from policies.models import Policy
+        from reports.models import DevicePolicyStatus, DeviceSettingStatus, PolicyStatusCount
+
+        policy = self._policy(options["policy"], Policy, PolicyStatusCount)
+        client = self._client()
+        urls = self._urls(policy, per_page, DevicePolicyStatus, client)
+
+        devices = Device.objects.count()
+        self.stdout.write(
+            f"Fleet: {devices:,} devices, {Policy.objects.count():,} policies, "
+            f"{DevicePolicyStatus.objects.count():,} policy status rows, "
+            f"{DeviceSettingStatus.objects.count():,} setting status rows ({connection.vendor})"
+        )
+        reach = PolicyStatusCount.objects.filter(policy=policy).aggregate(n=Sum("count"))["n"] or 0
+        self.stdout.write(
+            f"Policy: {policy.name} ({reach:,} devices)   iterations: {iterations}, warm-up: {warmup}, "
+            f"cache: {'cleared before each request' if options['cold'] else 'warm'}, "
+            f"DEBUG: {'on' if options['debug'] and settings.DEBUG else 'off'}"
+        )
+        self.stdout.write("")
+        header = f"{'page':<14} {'status':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'queries':>8}  url"
+        self.stdout.write(header)
+        self.stdout.write("-" * len(header))
+        results = []
+        for page in pages:
+            if page not in urls:
+                self.stdout.write(f"{page:<14} {'skip':>6}  (no device has a status for this policy)")
+                continue
+            with override_settings(DEBUG=settings.DEBUG if options["debug"] else False):
+                result = self._measure(client, page, urls[page], iterations, warmup, options["cold"])
+            results.append(result)
+            q = (
+                str(result.queries[0])
+                if min(result.queries) == max(result.queries)
+                else f"{min(result.queries)}-{max(result.queries)}"
+            )
+            self.stdout.write(
+                f"{page:<14} {result.status:>6} {result.p50:>8.1f} {result.p95:>8.1f} "
+                f"{max(result.times_ms):>8.1f} {q:>8}  {result.url}"
+            )
+        over = [r for r in results if r.p95 > options["budget_ms"]]
+        self.stdout.write("")
+        if over:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Over the {options['budget_ms']:.0f} ms p95 budget: {', '.join(r.page for r in over)}"
+                )
+            )
+            if options["check"]:
+                raise CommandError("Some pages are over budget.")
+        else:
+            self.stdout.write(
+                self.style.SUCCESS(f"Every page is within the {options['budget_ms']:.0f} ms p95 budget.")
+            )
+
+    # ------------------------------------------------------------------------------------------------
+
+    def _policy(self, wanted: str, Policy, PolicyStatusCount):
+        if wanted:
+            try:
+                return Policy.objects.get(policy_id=uuid.UUID(wanted))
+            except (ValueError, Policy.DoesNotExist):
+                policy = Policy.objects.filter(name=wanted).first()
+                if policy is None:
+                    raise CommandError(f"No policy with id or name {wanted!r}.") from None
+                return policy
+        top = (
+            PolicyStatusCount.objects.values("policy_id")
+            .annotate(n=Sum("count"))
+            .order_by("-n", "policy_id")
+            .first()
+        )
+        policy = (
+            Policy.objects.filter(pk=top["policy_id"]).first()
+            if top
+            else Policy.objects.order_by("pk").first()
+        )
+        if policy is None:
+            raise CommandError("There are no policies: run `manage.py seed_demo` first.")
+        return policy
+
+    def _client(self):
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+        from django.test import Client
+
+        from console.roles import GLOBAL_ADMIN, sync_roles
+
+        User = get_user_model()
+        user = User.objects.filter(username=BENCH_USER).first()
+        if user is None:
+            sync_roles()
+            user = User.objects.create_user(username=BENCH_USER, password=None)
+            user.groups.add(Group.objects.get(name=GLOBAL_ADMIN))
+        host = next(
+            (h for h in settings.ALLOWED_HOSTS if h and h != "*" and not h.startswith(".")), "testserver"
+        )
+        client = Client(HTTP_HOST=host.strip("[]") if host.startswith("[") else host)
+        client.force_login(user)
+        return client
+
+    def _urls(self, policy, per_page: int, DevicePolicyStatus, client) -> dict[str, str]:
+        kwargs = {"policy_id": policy.policy_id}
+        urls = {
+            "overview": reverse("reports:overview"),
+            "monitor": reverse("reports:policy_monitor", kwargs=kwargs),
+            "view_report": f"{reverse('reports:policy_devices', kwargs=kwargs)}?per_page={per_page}",
+            "per_setting": reverse("reports:policy_settings", kwargs=kwargs),
+        }
+        first = (
+            DevicePolicyStatus.objects.filter(policy=policy)
+            .order_by("-error_count", "-conflict_count", "device_id")
+            .values_list("device_id", flat=True)
+            .first()
+        )
+        if first is not None:
+            urls["drill_in"] = reverse(
+                "reports:policy_device_settings", kwargs={**kwargs, "device_pk": first}
+            )
+        from reports import live
+
+        urls["overview_live"] = f"{reverse('reports:overview_live')}?v={live.overview_version()}"
+        urls["monitor_live"] = (
+            f"{reverse('reports:policy_monitor_live', kwargs=kwargs)}?v={live.policy_version(policy)}"
+        )
+        return urls
+
+    def _measure(self, client, page: str, url: str, iterations: int, warmup: int, cold: bool) -> Result:
+        counter = {"n": 0}
+
+        def count(execute, sql, params, many, context):
+            counter["n"] += 1
+            return execute(sql, params, many, context)
+
+        status, size = 0, 0
+        for _ in range(warmup):
+            response = client.get(url)
+            status = response.status_code
+            if status >= 400:
+                raise CommandError(f"{page}: GET {url} answered {status}.")
+        times: list[float] = []
+        queries: list[int] = []
+        with connection.execute_wrapper(count):
+            for _ in range(iterations):
+                if cold:
+                    cache.clear()
+                counter["n"] = 0
+                started = time.perf_counter()
+                response = client.get(url)
+                body = b"".join(response.streaming_content) if response.streaming else response.content
+                times.append((time.perf_counter() - started) * 1000)
+                queries.append(counter["n"])
+                status, size = response.status_code, len(body)
+                if status >= 400:
+                    raise CommandError(f"{page}: GET {url} answered {status}.")
+        return Result(page, url, status, times, queries, size)

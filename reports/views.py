@@ -1,0 +1,826 @@
+"""Status pages: the Endpoint security overview, a policy's Monitor with View report, the per-device drill-in and
+Per setting status, their live partials and CSV exports. Views stay thin: every number and row comes from
+reports.queries (shared with the Graph reports), every chart from reports.charts, every version from reports.live.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from django.contrib.auth.decorators import permission_required
+from django.core.cache import cache
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.db.models import Count
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET
+from django.views.generic import TemplateView
+
+from console.listing import ObjectListView, stream_csv
+from devices.models import Device, ManagedBy, OSType
+from policies.catalog import get_catalog
+from policies.models import Policy, PolicyAssignment
+
+from . import charts, live, queries
+from .filtersets import LateDeviceFilterSet, PolicyDeviceFilterSet, ProblemFilterSet, cleaned
+from .models import DevicePolicyStatus, Status
+from .queries import STATUS_LABEL, STATUS_ORDER
+from .tables import LateDeviceTable, PolicyDeviceTable, ProblemTable
+
+PERMISSION = "reports.view_devicepolicystatus"
+BREADCRUMBS = [("Endpoint security", "policies:overview")]
+MAX_PER_PAGE = 200
+CACHE_SECONDS = 60
+PREVIEW_ROWS = 6
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------------------
+
+
+class KnownCountPaginator(Paginator):
+    """A paginator that takes the total from the aggregates when they know it (no COUNT(*) over the fleet)."""
+
+    def __init__(self, object_list, per_page, *args, known_count: int | None = None, **kwargs):
+        super().__init__(object_list, per_page, *args, **kwargs)
+        self.known_count = known_count
+
+    @cached_property
+    def count(self) -> int:
+        return super().count if self.known_count is None else self.known_count
+
+
+def configure_table(request, table, *, per_page: int = 25, known_count: int | None = None):
+    """RequestConfig, with the page size capped and the total from the aggregates when known."""
+    table.request = request
+    order_by = request.GET.getlist(table.prefixed_order_by_field)
+    if order_by:
+        table.order_by = order_by
+    try:
+        size = int(request.GET.get(table.prefixed_per_page_field, per_page))
+    except ValueError:
+        size = per_page
+    size = min(max(size, 1), MAX_PER_PAGE)
+    page = request.GET.get(table.prefixed_page_field, 1)
+    try:
+        table.paginate(paginator_class=KnownCountPaginator, per_page=size, page=page, known_count=known_count)
+    except PageNotAnInteger:
+        table.page = table.paginator.page(1)
+    except EmptyPage:
+        table.page = table.paginator.page(table.paginator.num_pages)
+    return table
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+EXPORT_CHUNK = 2000
+
+
+def _cell(value):
+    """Text a spreadsheet would run as a formula (device names come from devices) is exported as text."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def export_csv(filename: str, header: list[str], rows):
+    """console.listing.stream_csv (constant memory) with formula-looking text neutralised."""
+    return stream_csv(filename, header, ([_cell(v) for v in row] for row in rows))
+
+
+def _policy(policy_id) -> Policy:
+    return get_object_or_404(Policy, policy_id=policy_id)
+
+
+def _type_url(policy: Policy) -> str:
+    from policies.views import SLUG_OF_TYPE
+
+    return reverse("policies:list", kwargs={"policy_type": SLUG_OF_TYPE[policy.policy_type]})
+
+
+def _policy_context(policy: Policy, active: str) -> dict[str, Any]:
+    """Breadcrumbs, tabs and sub-navigation shared by the Monitor pages of one policy."""
+    kwargs = {"policy_id": policy.policy_id}
+    return {
+        "policy": policy,
+        "breadcrumbs": BREADCRUMBS,
+        "type_url": _type_url(policy),
+        "type_label": policy.get_policy_type_display(),
+        "active": active,
+        "monitor_url": reverse("reports:policy_monitor", kwargs=kwargs),
+        "devices_url": reverse("reports:policy_devices", kwargs=kwargs),
+        "settings_url": reverse("reports:policy_settings", kwargs=kwargs),
+    }
+
+
+def _status_segments(counts: dict[str, int], link=None) -> list[charts.Segment]:
+    return [
+        charts.Segment(STATUS_LABEL[s], counts.get(s, 0), charts.COLORS[s], link(s) if link else "", s)
+        for s in STATUS_ORDER
+    ]
+
+
+def _unchanged(request, version: str | None) -> bool:
+    return version is not None and request.GET.get("v") == version
+
+
+def _poll_response(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Endpoint security overview
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _cached(key: str, compute):
+    """Tenant-wide counts that only change with the fleet, computed once per change and shared by every viewer:
+    the key carries the version of their inputs (reports.live), the timeout bounds what a version can miss (a
+    deleted device)."""
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, CACHE_SECONDS)
+    return value
+
+
+def overview_context(now=None) -> dict[str, Any]:
+    now = now or timezone.now()
+    parts = live.overview_parts()
+    devices_key, counts_key = live.devices_key(parts), live.counts_key(parts)
+    devices_url = reverse("devices:list")
+    by_os = _cached(f"reports:mde-by-os:{devices_key}", queries.mde_devices_by_os)
+    palette = dict(zip(OSType.values, charts.PALETTE, strict=False))
+    platform_segments = [
+        charts.Segment(
+            label,
+            by_os.get(value, 0),
+            palette[value],
+            f"{devices_url}?{urlencode({'managed_by': ManagedBy.MDE, 'os': value})}",
+            value,
+        )
+        for value, label in OSType.choices
+    ]
+    mde_total = sum(by_os.values())
+
+    groups, not_evaluated = _cached(f"reports:enrollment:{devices_key}", queries.enrollment_breakdown)
+    enrollment_segments = [
+        charts.Segment(
+            f"{g.status} ({g.codes})" if g.codes and g.codes != g.status else g.status,
+            g.count,
+            charts.COLORS["succeeded"] if g.success else charts.COLORS["error"],
+            f"{devices_url}?{urlencode({'enrollment_status': g.status})}" if g.codes else "",
+            g.status,
+        )
+        for g in groups
+    ]
+    enrollment_errors = sum(g.count for g in groups if not g.success)
+
+    types = queries.policies_by_type(parts[0])
+    totals = queries.empty_counts()
+    for t in types:
+        for s, n in t.counts.items():
+            totals[s] += n
+    issues_url = reverse("reports:issue_devices")
+
+    def issue_link(status: str) -> str:
+        return f"{issues_url}?{urlencode({'status': status})}" if status in queries.PROBLEM_STATUSES else ""
+
+    type_rows = []
+    for t in types:
+        items = []
+        for item in t.policies:
+            monitor = reverse("reports:policy_monitor", kwargs={"policy_id": item.policy.policy_id})
+            devices = reverse("reports:policy_devices", kwargs={"policy_id": item.policy.policy_id})
+            items.append(
+                {
+                    "summary": item,
+                    "monitor_url": monitor,
+                    "bar": charts.stacked_bar(
+                        _status_segments(item.counts, lambda s, d=devices: f"{d}?status={s}"),
+                        width=160,
+                        height=10,
+                        title=item.policy.name,
+                    ),
+                    "cells": [(s, item.counts[s], f"{devices}?status={s}") for s in STATUS_ORDER],
+                }
+            )
+        type_rows.append(
+            {
+                "type": t,
+                "items": items,
+                "counts": t.counts,
+                "bar": charts.stacked_bar(_status_segments(t.counts), width=220, height=10, title=t.label),
+            }
+        )
+    late_count = queries.late_device_count(now)
+    return {
+        "now": now,
+        "version": live.overview_version(now, parts),
+        "mde_total": mde_total,
+        "platform_donut": charts.donut(
+            platform_segments, center_label="devices", title="MDE-managed devices"
+        ),
+        "platform_legend": charts.legend(platform_segments),
+        "enrollment_bars": charts.bar_list(enrollment_segments, title="MDE enrollment status"),
+        "enrollment_total": sum(g.count for g in groups),
+        "enrollment_errors": enrollment_errors,
+        "not_evaluated": not_evaluated,
+        "devices_url": devices_url,
+        "mde_devices_url": f"{devices_url}?managed_by=mde",
+        "status_totals": totals,
+        "status_donut": charts.donut(
+            _status_segments(totals, issue_link),
+            center_label="policy statuses",
+            title="Policy status, all policies",
+        ),
+        "status_legend": charts.legend(_status_segments(totals, issue_link)),
+        "types": type_rows,
+        "policy_count": sum(len(t.policies) for t in types),
+        "problem_devices": _cached(
+            f"reports:problem-devices:{counts_key}",
+            lambda: queries.problem_device_count(
+                {pid for pid, status, n in parts[0] if status in queries.PROBLEM_STATUSES and n > 0}
+            ),
+        ),
+        "problem_pairs": {s: totals[s] for s in queries.PROBLEM_STATUSES},
+        "problem_rows": list(queries.problem_rows_queryset()[:PREVIEW_ROWS]),
+        "issues_url": issues_url,
+        "late_count": late_count,
+        "late_rows": list(queries.late_devices_queryset(now)[:PREVIEW_ROWS]) if late_count else [],
+        "late_url": reverse("reports:late_devices"),
+        "late_minutes": int(_interval_minutes() * queries.LATE_FACTOR),
+        "interval_minutes": int(_interval_minutes()),
+        "live_url": reverse("reports:overview_live"),
+        "poll_seconds": live.POLL_SECONDS,
+    }
+
+
+def _interval_minutes() -> float:
+    from django.conf import settings
+
+    return settings.CHECKIN_INTERVAL.total_seconds() / 60
+
+
+@require_GET
+@permission_required(PERMISSION, raise_exception=True)
+def overview(request):
+    context = overview_context()
+    context.update(title="Endpoint security overview", breadcrumbs=BREADCRUMBS)
+    return render(request, "reports/overview.html", context)
+
+
+@require_GET
+@permission_required(PERMISSION, raise_exception=True)
+def overview_live(request):
+    """204 while nothing on the overview changed; the refreshed body when something did."""
+    now = timezone.now()
+    if _unchanged(request, live.overview_version(now)):
+        return _poll_response(HttpResponse(status=204))
+    return _poll_response(render(request, "reports/partials/overview_body.html", overview_context(now)))
+
+
+class _ReportListView(ObjectListView):
+    """ObjectListView whose querying is done by reports.queries and whose total can come from the aggregates."""
+
+    permission_required = PERMISSION
+    per_page = 25
+    partial_template_name = "reports/partials/table.html"
+
+    def known_count(self, filterset) -> int | None:
+        return None
+
+    def get(self, request, *args, **kwargs):
+        if request.GET.get("export") == "csv" and self.export_columns:
+            _, qs = self.filtered()
+            return export_csv(
+                self.export_filename or "export.csv",
+                [name for name, _ in self.export_columns],
+                (
+                    [get(obj) for _, get in self.export_columns]
+                    for obj in qs.iterator(chunk_size=EXPORT_CHUNK)
+                ),
+            )
+        return super().get(request, *args, **kwargs)
+
+    def table_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def get_context_data(self, **kwargs):
+        ctx = TemplateView.get_context_data(self, **kwargs)
+        filterset, qs = self.filtered()
+        table = self.table_class(qs, **self.table_kwargs())
+        configure_table(self.request, table, per_page=self.per_page, known_count=self.known_count(filterset))
+        ctx.update(
+            table=table,
+            filterset=filterset,
+            title=self.title,
+            breadcrumbs=self.breadcrumbs,
+            can_export=bool(self.export_columns),
+            partial_template=self.partial_template_name,
+        )
+        return ctx
+
+
+def _iso(value) -> str:
+    return value.isoformat() if value else ""
+
+
+class IssueDeviceListView(_ReportListView):
+    """Overview › Devices with errors or conflicts: every device × policy in Error or Conflict, newest first."""
+
+    title = "Devices with errors or conflicts"
+    breadcrumbs = [*BREADCRUMBS, ("Overview", "reports:overview")]
+    table_class = ProblemTable
+    template_name = "reports/issue_devices.html"
+    export_filename = "devices-with-errors-or-conflicts.csv"
+    export_columns = [
+        ("Device name", lambda r: r.device.display_name),
+        ("Device ID", lambda r: str(r.device.device_id)),
+        ("Policy", lambda r: r.policy.name),
+        ("Policy ID", lambda r: str(r.policy.policy_id)),
+        ("Status", lambda r: STATUS_LABEL.get(r.status, r.status)),
+        ("Error settings", lambda r: r.error_count),
+        ("Conflict settings", lambda r: r.conflict_count),
+        ("OS", lambda r: r.device.get_os_display()),
+        ("Managed by", lambda r: r.device.get_managed_by_display()),
+        ("Last report time", lambda r: _iso(r.last_reported_at)),
+    ]
+
+    @cached_property
+    def policy_choices(self):
+        return [(str(p.policy_id), p.name) for p in Policy.objects.only("policy_id", "name").order_by("name")]
+
+    def filtered(self):
+        filterset = ProblemFilterSet(
+            self.request.GET or None,
+            queryset=DevicePolicyStatus.objects.none(),
+            request=self.request,
+            policy_choices=self.policy_choices,
+        )
+        data = cleaned(filterset)
+        statuses = [data["status"]] if data.get("status") else list(queries.PROBLEM_STATUSES)
+        qs = queries.problem_rows_queryset(statuses)
+        if data.get("policy"):
+            qs = qs.filter(policy__policy_id=data["policy"])
+        if data.get("os"):
+            qs = qs.filter(device__os=data["os"])
+        if data.get("q", "").strip():
+            qs = qs.filter(device__display_name__icontains=data["q"].strip())
+        self._filters = data
+        return filterset, qs
+
+    def known_count(self, filterset) -> int | None:
+        data = self._filters
+        if data.get("os") or data.get("q", "").strip():
+            return None
+        statuses = [data["status"]] if data.get("status") else list(queries.PROBLEM_STATUSES)
+        if data.get("policy"):
+            policy = Policy.objects.filter(policy_id=data["policy"]).only("pk").first()
+            counts = queries.policy_status_counts(policy.pk) if policy else queries.empty_counts()
+        else:
+            counts = queries.problem_pair_counts()
+        return sum(counts.get(s, 0) for s in statuses)
+
+
+class LateDeviceListView(_ReportListView):
+    """Overview › Devices whose last check-in is older than expected."""
+
+    title = "Devices not checking in"
+    breadcrumbs = [*BREADCRUMBS, ("Overview", "reports:overview")]
+    table_class = LateDeviceTable
+    filterset_class = LateDeviceFilterSet
+    template_name = "reports/late_devices.html"
+    export_filename = "devices-not-checking-in.csv"
+    export_columns = [
+        ("Device name", lambda d: d.display_name),
+        ("Device ID", lambda d: str(d.device_id)),
+        ("OS", lambda d: d.get_os_display()),
+        ("Managed by", lambda d: d.get_managed_by_display()),
+        ("Last check-in", lambda d: _iso(d.last_checkin_at)),
+        ("Expected check-in", lambda d: _iso(d.next_checkin_at)),
+    ]
+
+    def filtered(self):
+        filterset = LateDeviceFilterSet(
+            self.request.GET or None, queryset=Device.objects.none(), request=self.request
+        )
+        data = cleaned(filterset)
+        qs = queries.late_devices_queryset()
+        if data.get("os"):
+            qs = qs.filter(os=data["os"])
+        if data.get("q", "").strip():
+            qs = qs.filter(display_name__icontains=data["q"].strip())
+        return filterset, qs
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx["interval_minutes"] = int(_interval_minutes())
+        ctx["late_minutes"] = int(_interval_minutes() * queries.LATE_FACTOR)
+        return ctx
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Policy › Monitor
+# ---------------------------------------------------------------------------------------------------------
+
+
+def monitor_context(policy: Policy) -> dict[str, Any]:
+    counts = queries.policy_status_counts(policy)
+    devices_url = reverse("reports:policy_devices", kwargs={"policy_id": policy.policy_id})
+    settings_url = reverse("reports:policy_settings", kwargs={"policy_id": policy.policy_id})
+    segments = _status_segments(counts, lambda s: f"{devices_url}?status={s}")
+    settings = queries.setting_status_counts(policy)
+    attention = sorted((s for s in settings if s.problems), key=lambda s: (-s.problems, s.name))[:6]
+    setting_totals = queries.empty_counts()
+    for s in settings:
+        for status, n in s.counts.items():
+            setting_totals[status] += n
+    attention_rows = [
+        {
+            "setting": s,
+            "bar": charts.stacked_bar(
+                _status_segments(
+                    s.counts,
+                    lambda st, k=s.key: f"{devices_url}?{urlencode({'setting': k, 'setting_status': st})}",
+                ),
+                width=140,
+                height=8,
+                title=s.name,
+            ),
+            "error_url": f"{devices_url}?{urlencode({'setting': s.key, 'setting_status': Status.ERROR})}",
+            "conflict_url": f"{devices_url}?{urlencode({'setting': s.key, 'setting_status': Status.CONFLICT})}",
+        }
+        for s in attention
+    ]
+    total = sum(counts.values())
+    succeeded = counts[Status.SUCCEEDED]
+    applicable = total - counts[Status.NOT_APPLICABLE]
+    return {
+        "policy": policy,
+        "counts": counts,
+        "total": total,
+        "success_rate": (100 * succeeded // applicable) if applicable else None,
+        "donut": charts.donut(segments, center_label="devices", title="Device check-in status"),
+        "legend": charts.legend(segments),
+        "setting_count": len(settings),
+        "setting_totals": setting_totals,
+        "setting_bar": charts.stacked_bar(
+            _status_segments(setting_totals), width=260, height=10, title="Settings"
+        ),
+        "attention": attention_rows,
+        "devices_url": devices_url,
+        "settings_url": settings_url,
+        "version": live.policy_digest(
+            policy,
+            [("", s, n) for s, n in counts.items()]
+            + [(s.key, st, n) for s in settings for st, n in s.counts.items()],
+        ),
+        "live_url": reverse("reports:policy_monitor_live", kwargs={"policy_id": policy.policy_id}),
+        "poll_seconds": live.POLL_SECONDS,
+        "now": timezone.now(),
+    }
+
+
+@require_GET
+@permission_required(PERMISSION, raise_exception=True)
+def policy_monitor(request, policy_id):
+    policy = _policy(policy_id)
+    context = {**_policy_context(policy, "monitor"), **monitor_context(policy)}
+    assignments = dict(
+        PolicyAssignment.objects.filter(policy=policy)
+        .values_list("intent")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    context.update(
+        title=policy.name,
+        included_groups=assignments.get(PolicyAssignment.Intent.INCLUDE, 0),
+        excluded_groups=assignments.get(PolicyAssignment.Intent.EXCLUDE, 0),
+    )
+    return render(request, "reports/policy_monitor.html", context)
+
+
+@require_GET
+@permission_required(PERMISSION, raise_exception=True)
+def policy_monitor_live(request, policy_id):
+    policy = _policy(policy_id)
+    if _unchanged(request, live.policy_version(policy)):
+        return _poll_response(HttpResponse(status=204))
+    return _poll_response(render(request, "reports/partials/monitor_body.html", monitor_context(policy)))
+
+
+class PolicyDeviceListView(_ReportListView):
+    """View report: the devices that received the policy, with status, last report time and Managed by."""
+
+    table_class = PolicyDeviceTable
+    template_name = "reports/policy_devices.html"
+    per_page = 25
+
+    def dispatch(self, request, *args, **kwargs):
+        if not self.has_permission():  # before the lookup: no 404-vs-403 probing of policy ids
+            return self.handle_no_permission()
+        self.policy = _policy(kwargs["policy_id"])
+        self.title = self.policy.name
+        self.export_filename = f"{_slug(self.policy.name)}-device-status.csv"
+        return super().dispatch(request, *args, **kwargs)
+
+    @cached_property
+    def setting_choices(self) -> list[tuple[str, str]]:
+        """The policy's settings by name (no query), plus a catalog setting asked for by a link from Per setting
+        status that the policy no longer configures (its devices still report it until they check in)."""
+        keys = set(self.policy.values or {})
+        wanted = self.request.GET.get("setting", "")
+        if wanted and get_catalog().get(wanted) is not None:
+            keys.add(wanted)
+        return sorted(((key, queries.setting_name(key)) for key in keys), key=lambda c: (c[1].lower(), c[0]))
+
+    def filtered(self):
+        filterset = PolicyDeviceFilterSet(
+            self.request.GET or None,
+            queryset=DevicePolicyStatus.objects.none(),
+            request=self.request,
+            setting_choices=self.setting_choices,
+        )
+        self.filters = filterset.to_filters()
+        qs = queries.policy_devices_queryset(self.policy, self.filters).order_by("device__display_name", "pk")
+        return filterset, qs
+
+    def known_count(self, filterset) -> int | None:
+        return queries.policy_device_total(self.policy, self.filters)
+
+    def table_kwargs(self) -> dict[str, Any]:
+        return {"policy": self.policy}
+
+    export_columns = [
+        ("Device name", lambda r: r.device.display_name),
+        ("Device ID", lambda r: str(r.device.device_id)),
+        ("Status", lambda r: STATUS_LABEL.get(r.status, r.status)),
+        ("Succeeded settings", lambda r: r.succeeded_count),
+        ("Error settings", lambda r: r.error_count),
+        ("Conflict settings", lambda r: r.conflict_count),
+        ("Not applicable settings", lambda r: r.not_applicable_count),
+        ("Pending settings", lambda r: r.pending_count),
+        ("OS", lambda r: r.device.get_os_display()),
+        ("OS version", lambda r: r.device.os_version),
+        ("Managed by", lambda r: r.device.get_managed_by_display()),
+        ("Last report time", lambda r: _iso(r.last_reported_at)),
+        ("Message", lambda r: r.message),
+    ]
+
+    def get_context_data(self, **kwargs):
+        ctx = super().get_context_data(**kwargs)
+        ctx.update(_policy_context(self.policy, "devices"))
+        f = self.filters
+        ctx["setting_filter"] = queries.setting_name(f.setting) if f.setting else ""
+        ctx["filters"] = f
+        ctx["setting_status_label"] = STATUS_LABEL.get(f.setting_status, "")
+        ctx["title"] = self.policy.name
+        return ctx
+
+
+def _slug(name: str) -> str:
+    from django.utils.text import slugify
+
+    return slugify(name) or "policy"
+
+
+def _device_for_policy(policy: Policy, device_pk: int) -> tuple[Device, DevicePolicyStatus | None]:
+    device = get_object_or_404(Device.objects.defer("agent_state"), pk=device_pk)
+    row = DevicePolicyStatus.objects.filter(policy=policy, device=device).first()
+    return device, row
+
+
+def drill_context(policy: Policy, device: Device, row: DevicePolicyStatus | None) -> dict[str, Any]:
+    settings = queries.device_setting_rows(device, policy)
+    counts = queries.empty_counts()
+    for s in settings:
+        counts[s.status] = counts.get(s.status, 0) + 1
+    segments = _status_segments(counts)
+    return {
+        "device": device,
+        "row": row,
+        "settings": settings,
+        "setting_counts": counts,
+        "donut": charts.donut(segments, size=120, thickness=18, center_label="settings", title="Settings"),
+        "legend": charts.legend(segments),
+        "version": live.device_digest(device),
+        "live_url": reverse(
+            "reports:policy_device_settings_live",
+            kwargs={"policy_id": policy.policy_id, "device_pk": device.pk},
+        ),
+        "poll_seconds": live.POLL_SECONDS,
+        "now": timezone.now(),
+    }
+
+
+@require_GET
+@permission_required(PERMISSION, raise_exception=True)
+def policy_device_settings(request, policy_id, device_pk: int):
+    """One device's per-setting status for the policy, and for each setting the other policies that manage it."""
+    policy = _policy(policy_id)
+    device, row = _device_for_policy(policy, device_pk)
+    context = drill_context(policy, device, row)
+    if row is None and not context["settings"]:
+        raise Http404("This device has no status for this policy.")
+    if request.GET.get("export") == "csv":
+        return export_csv(
+            f"{_slug(device.display_name)}-{_slug(policy.name)}-settings.csv",
+            [
+                "Setting",
+                "Setting ID",
+                "Policy value",
+                "Device value",
+                "Status",
+                "Error code",
+                "Message",
+                "Other policies",
+            ],
+            (
+                [
+                    s.name,
+                    s.key,
+                    s.configured,
+                    s.value,
+                    s.label,
+                    s.error_code,
+                    s.message,
+                    "; ".join(f"{o.policy.name} ({o.label})" for o in s.others),
+                ]
+                for s in context["settings"]
+            ),
+        )
+    context.update(_policy_context(policy, "devices"), title=device.display_name)
+    return render(request, "reports/policy_device_settings.html", context)
+
+
+@require_GET
+@permission_required(PERMISSION, raise_exception=True)
+def policy_device_settings_live(request, policy_id, device_pk: int):
+    policy = _policy(policy_id)
+    if _unchanged(request, live.device_version(device_pk)):
+        return _poll_response(HttpResponse(status=204))
+    device, row = _device_for_policy(policy, device_pk)
+    context = {**drill_context(policy, device, row), "policy": policy}
+    return _poll_response(render(request, "reports/partials/drill_body.html", context))
+
+
+@require_GET
+@permission_required(PERMISSION, raise_exception=True)
+def policy_device_setting(request, policy_id, device_pk: int, setting_key: str):
+    """One setting on one device: this policy's value and status, and every other policy that manages it."""
+    policy = _policy(policy_id)
+    device = get_object_or_404(Device.objects.defer("agent_state"), pk=device_pk)
+    rows = {r.key: r for r in queries.device_setting_rows(device, policy)}
+    setting = rows.get(setting_key)
+    if setting is None:
+        raise Http404("This policy doesn't manage that setting on this device.")
+    sdef = get_catalog().get(setting_key)
+    context = _policy_context(policy, "devices")
+    context.update(
+        title=setting.name,
+        device=device,
+        setting=setting,
+        sdef=sdef,
+        others=setting.others,
+        drill_url=reverse(
+            "reports:policy_device_settings", kwargs={"policy_id": policy.policy_id, "device_pk": device.pk}
+        ),
+    )
+    return render(request, "reports/policy_device_setting.html", context)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Per setting status
+# ---------------------------------------------------------------------------------------------------------
+
+
+SETTING_SORTS = {
+    "name": lambda s: (s.name.lower(), s.key),
+    **{st: (lambda s, st=st: (s.counts[st], s.name.lower())) for st in STATUS_ORDER},
+}
+
+
+@require_GET
+@permission_required(PERMISSION, raise_exception=True)
+def policy_settings(request, policy_id):
+    """Every setting of the policy with its device counts per status, each count linking to those devices.
+
+    A plain template rather than django-tables2: a policy has at most a few hundred settings, all on one page,
+    and every cell is a precomputed link (django-tables2's per-cell machinery costs more than the queries)."""
+    policy = _policy(policy_id)
+    settings = queries.setting_status_counts(policy)
+    q = request.GET.get("q", "").strip()[:200]
+    only_problems = request.GET.get("problems") == "1"
+    rows = [
+        s
+        for s in settings
+        if (not q or q.lower() in s.name.lower() or q.lower() in s.key.lower())
+        and (not only_problems or s.problems)
+    ]
+    sort = request.GET.get("sort", "")
+    key = sort.lstrip("-")
+    if key in SETTING_SORTS:
+        rows.sort(key=SETTING_SORTS[key], reverse=sort.startswith("-"))
+    if request.GET.get("export") == "csv":
+        return export_csv(
+            f"{_slug(policy.name)}-per-setting-status.csv",
+            [
+                "Setting",
+                "Setting ID",
+                "Category",
+                "Configured value",
+                *(STATUS_LABEL[s] for s in STATUS_ORDER),
+            ],
+            ([s.name, s.key, s.category, s.configured, *(s.counts[st] for st in STATUS_ORDER)] for s in rows),
+        )
+    devices_url = reverse("reports:policy_devices", kwargs={"policy_id": policy.policy_id})
+    table = []
+    for s in rows:
+        links = {
+            st: f"{devices_url}?{urlencode({'setting': s.key, 'setting_status': st})}" for st in STATUS_ORDER
+        }
+        table.append(
+            {
+                "setting": s,
+                "bar": charts.stacked_bar(
+                    [
+                        charts.Segment(STATUS_LABEL[st], s.counts[st], charts.COLORS[st], links[st], st)
+                        for st in STATUS_ORDER
+                    ],
+                    width=120,
+                    height=8,
+                    title=s.name,
+                ),
+                "cells": [(st, s.counts[st], links[st]) for st in STATUS_ORDER],
+            }
+        )
+    params = request.GET.copy()
+    params.pop("sort", None)
+    base = params.urlencode()
+    headers = []
+    for k in ("name", *STATUS_ORDER):
+        # Names sort A to Z first, counts largest first; a second click reverses.
+        if k == "name":
+            following = "-name" if sort == "name" else "name"
+        else:
+            following = k if sort == f"-{k}" else f"-{k}"
+        headers.append(
+            {
+                "key": k,
+                "label": "Setting" if k == "name" else STATUS_LABEL[k],
+                "url": "?" + "&".join(p for p in (base, f"sort={following}") if p),
+                "order": "asc" if sort == k else "desc" if sort == f"-{k}" else "",
+            }
+        )
+    totals = queries.empty_counts()
+    for s in settings:
+        for status, n in s.counts.items():
+            totals[status] += n
+    context = _policy_context(policy, "settings")
+    context.update(
+        title=policy.name,
+        rows=table,
+        headers=headers,
+        sort=sort,
+        q=q,
+        only_problems=only_problems,
+        setting_count=len(settings),
+        totals=totals,
+        totals_bar=charts.stacked_bar(_status_segments(totals), width=300, height=12, title="All settings"),
+        problem_settings=sum(1 for s in settings if s.problems),
+    )
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "reports/partials/settings_list.html", context)
+    return render(request, "reports/policy_settings.html", context)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Device page: the check-in panel, live
+# ---------------------------------------------------------------------------------------------------------
+
+
+@require_GET
+@permission_required("devices.view_device", raise_exception=True)
+def device_panel_live(request, pk: int):
+    """The device page's check-in panel (templates/checkins/device_panel.html), refreshed when the device's
+    check-in stamps change: 204 while they don't. Include reports/partials/device_panel_live.html to use it."""
+    version = live.device_version(pk)
+    if version is None:
+        raise Http404("No such device.")
+    if _unchanged(request, version):
+        return _poll_response(HttpResponse(status=204))
+    from devices.checkins import panel_context
+
+    context = panel_context(request, pk)
+    context.update(
+        version=version,
+        live_url=reverse("reports:device_panel_live", args=[pk]),
+        poll_seconds=live.POLL_SECONDS,
+    )
+    return _poll_response(render(request, "reports/partials/device_panel_live_body.html", context))

@@ -1,0 +1,54 @@
+"""bench_checkins: refuses bad arguments with a clear message; on PostgreSQL + Redis it runs end to end."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--devices", "0"], "--devices must be between 1 and 2,000,000."),
+        (["--devices", "3000000"], "--devices must be between 1 and 2,000,000."),
+        (["--policies", "0"], "--policies must be between 1 and 500."),
+        (["--workers", "-1"], "--workers must be between 0 (use running workers) and 32."),
+        (["--batch-size", "5"], "--batch-size must be between 10 and 1,000."),
+        (["--timeout", "1"], "--timeout must be at least 10 seconds."),
+    ],
+)
+def test_it_refuses_bad_arguments(db, args, message):
+    with pytest.raises(CommandError) as refused:
+        call_command("bench_checkins", *args, stdout=io.StringIO())
+    assert message in str(refused.value)
+
+
+def test_it_refuses_to_measure_anything_but_postgresql(db):
+    if connection.vendor == "postgresql":
+        pytest.skip("this database is PostgreSQL")
+    with pytest.raises(CommandError, match="bench_checkins measures PostgreSQL: set DATABASE_URL"):
+        call_command("bench_checkins", "--devices", "10", stdout=io.StringIO())
+
+
+@pytest.mark.postgres
+@pytest.mark.worker
+def test_it_runs_end_to_end_on_postgresql_redis_and_a_real_worker(transactional_db, monkeypatch):
+    db = connection.settings_dict
+    monkeypatch.setenv("DATABASE_URL", f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}")
+    out = io.StringIO()
+
+    call_command(
+        "bench_checkins", "--devices", "400", "--policies", "6", "--workers", "1", "--sync-sample", "3",
+        "--timeout", "300", stdout=out,
+    )  # fmt: skip
+
+    text = out.getvalue()
+    assert re.search(r"Pass 1 .*\n  [\d,]+ check-ins in [\d.]+ s = [\d,.]+ check-ins/s end to end", text)
+    per = float(re.search(r"statements per check-in with nothing to change: ([\d.]+)", text).group(1))
+    assert per <= 2
+    assert "Floor - PostgreSQL COPY" in text
+    assert "Policy sync round trip" in text
