@@ -108,6 +108,30 @@ def celery_worker_process(transactional_db):
         proc.kill()
 
 
+_EAGER_KEYS = ("task_always_eager", "task_eager_propagates")
+
+
+@pytest.fixture
+def eager_celery():
+    """Run queued tasks in-process at once (the signal -> on_commit -> task path, without a broker).
+
+    Celery's explicit configuration layer is put back exactly as it was afterwards (a value left there would
+    shadow Django's settings for every later test, whatever order the tests run in).
+    """
+    from console.celery import app
+
+    app.conf.task_always_eager  # noqa: B018 - loads the configuration before we look at its layers
+    changes = app.conf.changes
+    saved = {key: changes[key] for key in _EAGER_KEYS if key in changes}
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield app
+    for key in _EAGER_KEYS:
+        if key in saved:
+            changes[key] = saved[key]
+        elif key in changes:
+            del changes[key]
+
+
 # ---- Playwright on Debian's Chromium ------------------------------------------------------------------
 
 

@@ -186,17 +186,6 @@ def _policy(name: str, template_id: str, settings: list) -> policy_model.DeviceM
 
 
 @pytest.fixture
-def eager_celery():
-    """Policy sync runs its check-in at once, in the server, as a worker would shortly after."""
-    from console.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
-@pytest.fixture
 def sdk(transactional_db, live_server, global_admin):
     from console.roles import GLOBAL_ADMIN
     from console.tokens import create_token

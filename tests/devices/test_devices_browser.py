@@ -20,19 +20,6 @@ pytestmark = pytest.mark.browser
 SCOPE = "/defender/settings/endpoints/configuration-management/"
 
 
-@pytest.fixture
-def eager_celery(settings):
-    # Browser test only: the re-evaluation job the view queues on commit runs at once, in the web request.
-    # Celery's conf may already be read by an earlier test, so set it on the app too and put it back after.
-    from console.celery import app
-
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield settings
-    app.conf.task_always_eager = previous
-
-
 def test_a_global_administrator_switches_a_platform_and_sees_managed_by_change(
     login, global_admin, eager_celery
 ):

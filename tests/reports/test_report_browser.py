@@ -16,20 +16,6 @@ from tests.checkins import fleet as f
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def eager_celery():
-    """Queued tasks run in-process as soon as they are sent (only here: the browser cannot wait for a worker
-    that the local test run does not start). The sync still goes button -> view -> request_policy_sync ->
-    on_commit -> policy_sync task -> claim -> check-in through the device channel -> ingest."""
-    from console.celery import app
-
-    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
-    app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = True
-    yield app
-    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
-
-
 def test_the_monitor_page_updates_itself_after_a_policy_sync(
     login, security_manager, live_server, eager_celery
 ):
