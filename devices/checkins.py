@@ -628,8 +628,8 @@ def _sync_message(request: HttpRequest, outcome: SyncRequest) -> None:
 @require_POST
 @permission_required("devices.sync_device", raise_exception=True)
 def bulk_sync(request: HttpRequest) -> HttpResponse:
-    """Policy sync for the devices ticked in the All devices list (``device_ids``)."""
-    raw = request.POST.getlist("device_ids")
+    """Policy sync for the devices ticked in the All devices list (``device_ids``, or the list form's ``pk``)."""
+    raw = request.POST.getlist("device_ids") or request.POST.getlist("pk")
     try:
         ids = sorted({int(x) for x in raw})
     except ValueError:

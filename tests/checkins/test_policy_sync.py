@@ -199,3 +199,23 @@ def test_group_sync_syncs_every_member_managed_by_mde(
 def test_sync_views_refuse_get(esm_client):
     d = f.device("PC-1")
     assert esm_client.get(reverse("checkins:device_sync", args=[d.pk])).status_code == 405
+
+
+def test_the_all_devices_list_offers_policy_sync_for_its_ticked_devices(esm_client, sent_tasks):
+    a = f.device("PC-A")
+    page = esm_client.get(reverse("devices:list")).content.decode()
+    assert f'formaction="{reverse("checkins:bulk_sync")}"' in page
+    # The list's bulk form names its checkboxes "pk"; the sync action takes them as they are.
+    response = esm_client.post(
+        reverse("checkins:bulk_sync"), {"pk": [a.pk], "next": "/devices/"}, follow=True
+    )
+    assert "Policy sync requested for 1 device" in response.content.decode()
+    assert Device.objects.get(pk=a.pk).sync_requested_at is not None
+
+
+def test_a_group_page_offers_policy_sync_for_its_members(esm_client):
+    from devices.models import Group
+
+    group = Group.objects.create(name="Pilot")
+    page = esm_client.get(reverse("devices:group_detail", args=[group.pk])).content.decode()
+    assert reverse("checkins:group_sync", args=[group.pk]) in page
