@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, worker_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,23 +87,9 @@ def reader_client(client, reader):
 
 @pytest.fixture
 def celery_worker_process(transactional_db):
-    """Starts `celery worker` in a subprocess against the test database and the Redis broker of `make test`."""
-    from django.db import connection
-
-    db = connection.settings_dict
-    env = dict(os.environ)
-    env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "console", "worker", "--loglevel=WARNING", "--concurrency=2",
-         "-Q", "sync,default,checkins", "-n", f"test-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    """Starts a real Celery worker against the test database and the Redis broker of `make test`."""
+    with worker_process("test") as proc:
+        yield proc
 
 
 _EAGER_KEYS = ("task_always_eager", "task_eager_propagates")

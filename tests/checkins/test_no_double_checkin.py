@@ -3,20 +3,17 @@ delivered twice (and run at the same time by different workers) checks each devi
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.utils import timezone
 
 from tests.checkins import fleet as f
-from tests.helpers import wait_for
+from tests.helpers import wait_for, worker_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,20 +23,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.worker]
 @pytest.fixture
 def second_worker(celery_worker_process):
     """Another worker process, as if on another machine (same PostgreSQL and Redis)."""
-    db = connection.settings_dict
-    env = dict(os.environ)
-    env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "console", "worker", "--loglevel=WARNING", "--concurrency=2",
-         "-Q", "sync,default,checkins", "-n", f"second-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with worker_process("second") as proc:
+        yield proc
 
 
 def _fleet(n: int):
