@@ -9,11 +9,13 @@ the console refuses to start when any of them is missing or insecure and names t
 from __future__ import annotations
 
 import secrets
+import ssl
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -201,9 +203,15 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Recovery (see devices/checkins.py, "Leases"): work that a person or a device waits for is recovered from the
+# database, never from the broker. Check-in batches hold short leases on their devices that the scheduler takes
+# back when they lapse, so a killed worker, a restarted Redis or a restarted PostgreSQL costs at most one lease
+# plus one tick. Other tasks are idempotent and acknowledged late: a message that a killed worker had taken is
+# delivered again once the visibility timeout passes, which is sized to the longest of those tasks.
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_PREFETCH", default=4)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # a worker waits for its broker for as long as it takes
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Policy sync is a separate queue that workers consume first: an admin waiting on a button beats the cadence.
 CELERY_TASK_ROUTES = {
@@ -211,8 +219,23 @@ CELERY_TASK_ROUTES = {
     "devices.checkins.checkin_batch": {"queue": "checkins"},
 }
 CELERY_IMPORTS = ["devices.checkins"]
-CELERY_WORKER_QUEUES = "sync,default,checkins"
+# Declared here so that a plain `celery -A console worker` (no -Q) consumes every queue; -Q narrows it.
+CELERY_TASK_QUEUES = [Queue("sync"), Queue("default"), Queue("checkins")]
+CELERY_WORKER_QUEUES = ",".join(q.name for q in CELERY_TASK_QUEUES)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # console.broker: a Redis restart is a reconnect, not a worker exit.
+    CELERY_BROKER_TRANSPORT = "console.broker:RedisTransport"
+    if CELERY_BROKER_URL.startswith("rediss://"):
+        CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
+        "health_check_interval": 10,  # a connection Redis dropped is noticed and replaced, not used
+        "socket_keepalive": True,
+    }
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # console.broker: atomic writes and a quarantine for unreadable messages (kombu's own reader can die on a
+    # message that is still being written).
+    CELERY_BROKER_TRANSPORT = "console.broker:Transport"
     _broker_dir = DATA_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
@@ -224,12 +247,18 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# How long a check-in batch holds its devices before the scheduler may take them back (devices/checkins.py).
+CHECKIN_LEASE_SECONDS = env.int("CHECKIN_LEASE_SECONDS", default=60)
+# How often beat claims due devices and recovers lost work (devices/checkins.py, "Leases").
+CHECKIN_TICK_SECONDS = env.int("CHECKIN_TICK_SECONDS", default=5)
+# Batches of 200 a tick keeps queued: a few seconds of work, so leases never lapse while batches wait.
+CHECKIN_QUEUE_TARGET = env.int("CHECKIN_QUEUE_TARGET", default=20)
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "heartbeat": {"task": "console.tasks.heartbeat", "schedule": timedelta(seconds=30)},
     "claim-due-checkins": {
         "task": "devices.checkins.claim_due_checkins",
-        "schedule": timedelta(seconds=15),
-        "options": {"expires": 14},
+        "schedule": timedelta(seconds=CHECKIN_TICK_SECONDS),
+        "options": {"expires": CHECKIN_TICK_SECONDS * 2},
     },
     "prune-checkin-history": {
         "task": "devices.checkins.prune_checkin_history",
