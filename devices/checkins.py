@@ -31,7 +31,7 @@ from celery import shared_task
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
@@ -42,6 +42,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from console import audit
+from console.broker import queue_depth
 
 from . import agent, channel, scheduling
 from .models import Device, Group, ManagedBy
@@ -49,7 +50,19 @@ from .models import Device, Group, ManagedBy
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
-LEASE = timedelta(minutes=10)
+# Leases: how lost work comes back by itself, exactly once.
+#
+# A device is checked in only by whoever holds its lease (``checkin_lease_until``, compare-and-set on every
+# write), so no two workers ever check one device in at once, and a redelivered or duplicated message is a no-op.
+# The lease is short: the claimer stamps it, the worker renews it when the batch starts, and the commit clears it.
+# When a worker is killed mid-batch, Redis restarts and loses its queues, or PostgreSQL restarts under a batch, the
+# lease simply lapses and the next claim tick (every few seconds) takes the devices again: recovered within
+# LEASE + one tick, whatever the broker kept or lost. To keep leases from lapsing while batches merely wait in
+# the queue, a tick only tops the "checkins" queue up to ``queue_target()`` batches. A Policy sync whose message
+# was lost is found the same way: its device keeps ``sync_requested_at`` until a check-in finishes, and a
+# request older than SYNC_GRACE with no lease held is claimed by the tick and run on the "sync" queue.
+LEASE = timedelta(seconds=settings.CHECKIN_LEASE_SECONDS)
+SYNC_GRACE = LEASE
 CLAIM_CHUNK = 1000
 SYNC_RETRY_SECONDS = 2
 SYNC_MAX_ATTEMPTS = 30
@@ -58,8 +71,13 @@ _APPLY_CACHE_MAX = 4096
 
 
 def claim_limit() -> int:
-    """Most devices one tick claims: bounds the queue so leases don't expire before their batch runs."""
+    """Most devices one tick claims."""
     return int(getattr(settings, "CHECKIN_CLAIM_MAX_PER_TICK", 10_000))
+
+
+def queue_target() -> int:
+    """Batches a tick keeps queued on "checkins": a few seconds of work, far less than one LEASE."""
+    return int(getattr(settings, "CHECKIN_QUEUE_TARGET", 20))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -112,6 +130,7 @@ class CheckinRun:
     retired: int = 0
     rows_written: int = 0
     refused: dict[int, str] = field(default_factory=dict)
+    finished_ids: list[int] = field(default_factory=list)
 
 
 def run_checkins(
@@ -165,6 +184,7 @@ def run_checkins(
             run.refused[device.pk] = exc.message
     result = channel.commit_reports(plans, kind=kind, lease=lease, started=started, rng=rng)
     run.checked_in = len(result.finished)
+    run.finished_ids = sorted(result.finished)
     run.changed = len(result.changed)
     run.unchanged = run.checked_in - run.changed
     run.lost = len(result.lost)
@@ -223,19 +243,70 @@ def claim_due(limit: int, now: datetime | None = None) -> tuple[list[int], datet
     return ids, lease
 
 
-def claim_devices(device_ids: Iterable[int], now: datetime | None = None) -> tuple[list[int], datetime]:
-    """Claim these devices now if no check-in holds them (Policy sync): (claimed ids, lease)."""
+def claim_devices(
+    device_ids: Iterable[int], now: datetime | None = None, *, sync_requested: bool = False
+) -> tuple[list[int], datetime]:
+    """Claim these devices now if no check-in holds them (Policy sync): (claimed ids, lease).
+
+    With ``sync_requested`` only devices whose Policy sync is still outstanding: a sync message delivered twice,
+    or one the scheduler already recovered, does not check a device in again."""
     now = now or timezone.now()
     lease = now + LEASE
+    wanted = Q(sync_requested_at__isnull=False) if sync_requested else Q()
     with transaction.atomic():
         ids = list(
             Device.objects.select_for_update(skip_locked=True)
-            .filter(_free(now), pk__in=list(device_ids))
+            .filter(_free(now), wanted, pk__in=list(device_ids))
             .values_list("pk", flat=True)
         )
         if ids:
             Device.objects.filter(pk__in=ids).update(checkin_lease_until=lease)
     return ids, lease
+
+
+def claim_lost_syncs(limit: int, now: datetime | None = None) -> tuple[list[int], datetime]:
+    """Claim devices whose Policy sync was requested over SYNC_GRACE ago and that no check-in holds: their
+    sync message was lost (a killed worker, a broker restart) or is stuck behind others."""
+    now = now or timezone.now()
+    lease = now + LEASE
+    with transaction.atomic():
+        ids = list(
+            Device.objects.select_for_update(skip_locked=True)
+            .filter(_free(now), sync_requested_at__lte=now - SYNC_GRACE)
+            .order_by("sync_requested_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            Device.objects.filter(pk__in=ids).update(checkin_lease_until=lease)
+    return ids, lease
+
+
+def renew_lease(
+    device_ids: Sequence[int], lease: datetime, now: datetime | None = None
+) -> tuple[list[int], datetime]:
+    """A worker starting a batch: extend the lease of the devices it still holds. (held ids, new lease)"""
+    now = now or timezone.now()
+    renewed = now + LEASE
+    with transaction.atomic():
+        ids = list(
+            Device.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=list(device_ids), checkin_lease_until=lease)
+            .values_list("pk", flat=True)
+        )
+        if ids:
+            Device.objects.filter(pk__in=ids, checkin_lease_until=lease).update(checkin_lease_until=renewed)
+    return ids, renewed
+
+
+def release_lease(device_ids: Sequence[int], lease: datetime) -> int:
+    """Give devices back at once after a failed batch (best effort: if the database is down, the lease lapses)."""
+    try:
+        return Device.objects.filter(pk__in=list(device_ids), checkin_lease_until=lease).update(
+            checkin_lease_until=None
+        )
+    except DatabaseError as exc:
+        log.warning("Could not release %d leases (%s); they lapse within %s", len(device_ids), exc, LEASE)
+        return 0
 
 
 def checking_in() -> Q:
@@ -269,36 +340,56 @@ def _chunks(items: Sequence, size: int):
 
 
 @shared_task(ignore_result=True)
-def claim_due_checkins(limit: int | None = None, batch_size: int = BATCH_SIZE) -> int:
-    """Beat, every 15 s: claim due devices and queue their check-ins in batches."""
+def claim_due_checkins(
+    limit: int | None = None, batch_size: int = BATCH_SIZE, metrics: str | None = None
+) -> int:
+    """Beat, every few seconds: re-queue lost Policy syncs, then claim due devices and queue their check-ins,
+    topping the "checkins" queue up to ``queue_target()`` batches (see Leases above)."""
     schedule_unscheduled()
+    lost, lease = claim_lost_syncs(CLAIM_CHUNK)
+    for chunk in _chunks(lost, batch_size):
+        checkin_batch.apply_async(args=[chunk, lease.isoformat(), "sync", metrics], queue="sync")
+    if lost:
+        log.warning("Recovered %d Policy syncs whose check-in was lost; queued again", len(lost))
     limit = claim_limit() if limit is None else limit
+    waiting = queue_depth(claim_due_checkins.app, "checkins")
+    room = max(0, queue_target() - (waiting or 0)) * batch_size
+    limit = min(limit, room)
     queued = 0
     while queued < limit:
         ids, lease = claim_due(min(CLAIM_CHUNK, limit - queued))
         if not ids:
             break
         for chunk in _chunks(ids, batch_size):
-            checkin_batch.apply_async(args=[chunk, lease.isoformat(), "scheduled"])
+            checkin_batch.apply_async(args=[chunk, lease.isoformat(), "scheduled", metrics])
         queued += len(ids)
-    return queued
+    return queued + len(lost)
 
 
 @shared_task(ignore_result=True, acks_late=True)
 def checkin_batch(
     device_ids: list[int], lease: str, kind: str = "scheduled", metrics: str | None = None
 ) -> None:
+    """Check a claimed batch in: renew the lease (a message whose lease was taken back is a no-op), run, and
+    give the devices back at once if the run fails (otherwise they wait for the lease to lapse)."""
     lease_at = parse_datetime(lease)
     if lease_at is None:
         log.error("checkin_batch got a malformed lease %r; ignoring %d devices", lease, len(device_ids))
         return
-    if metrics:
-        _measured(metrics, device_ids, lease_at, kind)
-    else:
-        run_checkins(device_ids, kind=kind, lease=lease_at)
+    held, renewed = renew_lease(device_ids, lease_at)
+    if not held:
+        return
+    try:
+        if metrics:
+            _measured(metrics, held, renewed, kind, claimed_at=lease_at - LEASE)
+        else:
+            run_checkins(held, kind=kind, lease=renewed)
+    except Exception:
+        release_lease(held, renewed)
+        raise
 
 
-def _measured(prefix: str, device_ids: list[int], lease: datetime, kind: str) -> None:
+def _measured(prefix: str, device_ids: list[int], lease: datetime, kind: str, claimed_at: datetime) -> None:
     """Benchmark instrumentation: statements and rows written, per batch, into Redis counters."""
     counter = {"statements": 0, "rows": 0}
 
@@ -330,7 +421,7 @@ def _measured(prefix: str, device_ids: list[int], lease: datetime, kind: str) ->
     finally:
         COPY_OBSERVERS.remove(copied)
         elapsed = time.perf_counter() - t0
-        latency = (timezone.now() - (lease - LEASE)).total_seconds()  # from the claim to the report written
+        latency = (timezone.now() - claimed_at).total_seconds()  # from the claim to the report written
         pipe = redis.Redis.from_url(settings.CELERY_BROKER_URL).pipeline()
         pipe.incrby(f"{prefix}:statements", counter["statements"])
         pipe.incrby(f"{prefix}:rows", counter["rows"])
@@ -341,6 +432,8 @@ def _measured(prefix: str, device_ids: list[int], lease: datetime, kind: str) ->
         if run.checked_in:
             pipe.rpush(f"{prefix}:batch_times", f"{run.checked_in}:{elapsed:.6f}:{latency:.3f}")
         pipe.incrby(f"{prefix}:batches", 1)
+        if run.finished_ids:
+            pipe.rpush(f"{prefix}:finished", *run.finished_ids)
         pipe.execute()
 
 
@@ -409,11 +502,16 @@ def request_policy_sync(devices: Iterable[Device], actor: audit.Actor | None = N
 
 @shared_task(ignore_result=True, acks_late=True)
 def policy_sync(device_ids: list[int], requested_at: str, attempt: int = 0) -> None:
-    """An immediate check-in for devices whose Policy sync was requested (retries devices busy checking in)."""
-    claimed, lease = claim_devices(device_ids)
+    """An immediate check-in for devices whose Policy sync is still outstanding (retries devices busy checking
+    in; a device whose sync a check-in already did is left alone)."""
+    claimed, lease = claim_devices(device_ids, sync_requested=True)
     if claimed:
         run_checkins(claimed, kind="sync", lease=lease)
-    busy = sorted(set(device_ids) - set(claimed))
+    busy = sorted(
+        Device.objects.filter(
+            pk__in=sorted(set(device_ids) - set(claimed)), sync_requested_at__isnull=False
+        ).values_list("pk", flat=True)
+    )
     if busy and attempt < SYNC_MAX_ATTEMPTS:
         policy_sync.apply_async(args=[busy, requested_at, attempt + 1], countdown=SYNC_RETRY_SECONDS)
     elif busy:

@@ -76,7 +76,7 @@ def seed(stdout, seed: int = 42, **_) -> None:
     totals: Counter = Counter()
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        lease = now + checkins.LEASE
+        lease = timezone.now() + checkins.LEASE  # per chunk: a long seed must not outlive its leases
         Device.objects.filter(pk__in=chunk).update(checkin_lease_until=lease)
         run = checkins.run_checkins(chunk, kind="scheduled", lease=lease, fault_rate=DEMO_FAULT_RATE, rng=rng)
         totals["checked_in"] += run.checked_in

@@ -82,9 +82,9 @@ def test_a_sync_with_nothing_to_change_is_still_recorded_in_the_history():
     g = f.group("G")
     d = f.device("PC-1", groups=[g], due=False)
     f.policy("AV", {f.PUA: 1}, include=[g])
-    checkins.policy_sync.run([d.pk], timezone.now().isoformat())
-    checkins.request_policy_sync([d])
-    checkins.policy_sync.run([d.pk], timezone.now().isoformat())
+    for _ in range(2):
+        checkins.request_policy_sync([d])
+        checkins.policy_sync.run([d.pk], timezone.now().isoformat())
 
     latest = CheckinRecord.objects.filter(device=d).first()
     assert CheckinRecord.objects.filter(device=d, kind="sync").count() == 2
@@ -94,13 +94,30 @@ def test_a_sync_with_nothing_to_change_is_still_recorded_in_the_history():
 
 def test_a_device_busy_checking_in_is_retried_shortly(sent_tasks):
     d = f.device("PC-1")
-    Device.objects.filter(pk=d.pk).update(checkin_lease_until=timezone.now() + timedelta(minutes=5))
+    Device.objects.filter(pk=d.pk).update(
+        checkin_lease_until=timezone.now() + timedelta(minutes=5), sync_requested_at=timezone.now()
+    )
 
     checkins.policy_sync.run([d.pk], "2026-01-01T00:00:00+00:00")
 
     assert sent_tasks == [
         ("devices.checkins.policy_sync", [[d.pk], "2026-01-01T00:00:00+00:00", 1], {"countdown": 2})
     ]
+
+
+def test_a_sync_message_for_a_device_already_synced_does_nothing():
+    """A redelivered message, or one whose sync the scheduler already recovered, doesn't check in again."""
+    from reports.models import CheckinRecord
+
+    g = f.group("G")
+    d = f.device("PC-1", groups=[g], due=False)
+    f.policy("AV", {f.PUA: 1}, include=[g])
+    checkins.request_policy_sync([d])
+    stamp = timezone.now().isoformat()
+    checkins.policy_sync.run([d.pk], stamp)
+    checkins.policy_sync.run([d.pk], stamp)
+
+    assert CheckinRecord.objects.filter(device=d, kind="sync").count() == 1
 
 
 def test_a_sync_requested_during_a_check_in_is_kept_for_the_next_one():

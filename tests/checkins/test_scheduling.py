@@ -23,7 +23,8 @@ def test_claiming_stamps_a_lease_and_a_second_claim_gets_other_devices():
     assert len(first) == 3
     assert set(second) == {d.pk for d in devices} - set(first)
     assert set(Device.objects.filter(checkin_lease_until=lease).values_list("pk", flat=True)) == set(first)
-    assert lease - timezone.now() > timedelta(minutes=9)
+    # A short lease (recovery within two minutes when a batch is lost); the worker renews it when it starts.
+    assert timedelta(seconds=30) < lease - timezone.now() <= checkins.LEASE
 
 
 def test_only_due_devices_are_claimed_most_overdue_first():
