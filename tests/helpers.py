@@ -24,18 +24,52 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
     raise AssertionError(f"condition not met within {timeout}s")
 
 
-@contextmanager
-def worker_process(name: str):
-    """A `celery worker` subprocess on the test database and the Redis broker of `make test`."""
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child process that uses the test database (and the rest of `make test`'s setup)."""
     from django.db import connection
 
     db = connection.settings_dict
     env = dict(os.environ)
     env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def child_process(cmd: list[str], env: dict[str, str], log_path: Path | None = None):
+    """A subprocess in its own process group (so a test can `kill -9` it whole), stopped at the end."""
+    out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "console", "worker", "--loglevel=WARNING", "--concurrency=2",
-         "-Q", "sync,default,checkins", "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+        if log_path:
+            out.close()
+
+
+def worker_command(name: str, pool: str = "prefork") -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "console", "worker", "--loglevel=WARNING", "-P", pool,
+        *(["--concurrency=2"] if pool == "prefork" else []), "-Q", "sync,default,checkins",
+        "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+
+
+@contextmanager
+def worker_process(name: str):
+    """A `celery worker` subprocess on the test database and the Redis broker of `make test`."""
+    proc = subprocess.Popen(
+        worker_command(name), cwd=ROOT, env=child_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         yield proc
