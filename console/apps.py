@@ -9,6 +9,7 @@ class ConsoleConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from . import roles
+        from . import heartbeats, roles
 
+        heartbeats.connect()
         post_migrate.connect(roles.sync_roles_after_migrate, dispatch_uid="console.sync_roles")

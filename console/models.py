@@ -147,14 +147,31 @@ class Job(models.Model):
 
 
 class ServiceHeartbeat(models.Model):
-    """Beat ticks a task that a worker runs: the time it last ran proves both are alive."""
+    """The last time a background process proved it is alive (console.heartbeats writes them).
 
-    name = models.CharField(max_length=60, unique=True)
+    One row per worker ("worker:<nodename>", stamped by the worker itself), one for beat ("beat", stamped by
+    its scheduler), and "worker" from the scheduled heartbeat task (a round trip beat → broker → worker).
+    """
+
+    name = models.CharField(max_length=255, unique=True)
     last_seen = models.DateTimeField()
     hostname = models.CharField(max_length=200, blank=True)
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.last_seen:%H:%M:%S}"
+
+
+class ServiceCounter(models.Model):
+    """A durable counter for /metrics (check-ins, rejected reports): every web process reports the same total.
+
+    Incremented with F() by console.metrics.incr, once per batch, so concurrent workers never lose a count.
+    """
+
+    name = models.CharField(max_length=60, unique=True)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.value}"
 
 
 class ApiToken(models.Model):

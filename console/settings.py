@@ -246,6 +246,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+# Beat stamps its own heartbeat row from its scheduler (console/beat.py), so Home knows beat is up at once.
+CELERY_BEAT_SCHEDULER = "console.beat:HeartbeatScheduler"
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # How long a check-in batch holds its devices before the scheduler may take them back (devices/checkins.py).
 CHECKIN_LEASE_SECONDS = env.int("CHECKIN_LEASE_SECONDS", default=60)
@@ -265,6 +267,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": timedelta(days=1),
     },
 }
+
+# /metrics asks for "Authorization: Bearer <METRICS_TOKEN>" when this is set; without it, anyone may scrape.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # The 90-minute check-in cadence of the seed ("Devices managed by this capability check-in every 90 minutes").
 CHECKIN_INTERVAL = timedelta(minutes=env.int("CHECKIN_INTERVAL_MINUTES", default=90))

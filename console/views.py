@@ -1,24 +1,81 @@
 from __future__ import annotations
 
+import hmac
 import json
 
-from django.contrib.auth.decorators import permission_required
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required, permission_required
 from django.contrib.auth.models import Group
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
-from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from . import health
 from .filtersets import AuditEventFilterSet
 from .listing import ObjectListView
-from .models import AuditEvent, Job, ServiceHeartbeat, TenantSettings
+from .models import AuditEvent, Job, TenantSettings
 from .roles import ROLE_DESCRIPTIONS, ROLE_RULES
 from .tables import AuditEventTable
 
 
 def _service_health() -> dict:
-    beat = ServiceHeartbeat.objects.filter(name="worker").first()
-    age = (timezone.now() - beat.last_seen).total_seconds() if beat else None
-    return {"heartbeat": beat, "age": age, "healthy": age is not None and age < 120}
+    return health.panel()
+
+
+@require_GET
+def health_panel(request):
+    """The service-health card alone: Home and Dashboard poll it, so it stays true while the page is open."""
+    return render(request, "console/partials/service_health.html", {"health": _service_health()})
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz(request):
+    """For load balancers and supervisors: 200 when every check passes, 503 with the reasons otherwise.
+
+    ``?check=database,broker`` (or repeated ``check=``) runs a subset; an unknown name is a 400 naming the valid
+    ones. No login: it reveals states and counts, never data.
+    """
+    asked = [name for value in request.GET.getlist("check") for name in value.split(",") if name.strip()]
+    try:
+        names = health.resolve(asked)
+    except ValueError as exc:
+        return JsonResponse({"status": "error", "error": str(exc)}, status=400)
+    checks = health.run_checks(names)
+    ok = all(check.ok for check in checks.values())
+    body = {
+        "status": "ok" if ok else "down",
+        "checks": {
+            name: {"status": "ok" if c.ok else "down", "detail": c.detail, "value": c.value}
+            for name, c in checks.items()
+        },
+    }
+    return JsonResponse(body, status=200 if ok else 503)
+
+
+@login_not_required
+@never_cache
+@require_GET
+def metrics(request):
+    """Prometheus text format. With METRICS_TOKEN set, a scrape must send 'Authorization: Bearer <token>'."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from .metrics import registry
+
+    token = settings.METRICS_TOKEN
+    if token:
+        scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), token.encode()):
+            response = HttpResponse(
+                "Send the metrics token as 'Authorization: Bearer <METRICS_TOKEN>'.\n",
+                status=401,
+                content_type="text/plain; charset=utf-8",
+            )
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 @require_GET

@@ -37,6 +37,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from console import metrics
 from policies import engine
 from policies.catalog import get_catalog
 from reports.ingest import DevicePlan, ReportedSetting, is_retryable, plan_device
@@ -672,6 +673,7 @@ def commit_reports(
                         "The report of device %s failed; it will be checked in again", item.device.pk
                     )
                     result.lost.add(item.device.pk)
+    metrics.incr(metrics.CHECKINS, len(result.finished))
     return result
 
 
@@ -949,6 +951,7 @@ def report_view(request: HttpRequest) -> JsonResponse:
             }
         )
     except ChannelError as exc:
+        metrics.incr(metrics.REPORTS_REJECTED)
         return _error(exc)
 
 

@@ -27,6 +27,7 @@ ACCESS: dict[str, tuple] = {
     "roles": (None, {GA: 200, ESM: 403, RO: 403}),
     "audit_logs": (None, ALL),
     "job_status": (lambda: {"pk": _job().pk}, ALL),
+    "health_panel": (None, ALL),
     "api_tokens": (None, GA_ONLY),
     "api_token_create": (None, {GA: 302, ESM: 403, RO: 403}),
     "api_token_revoke": (lambda: {"pk": _token().pk}, {GA: 302, ESM: 403, RO: 403}),
@@ -41,7 +42,10 @@ for _module in (
     if importlib.util.find_spec(_module) is not None:
         ACCESS.update(importlib.import_module(_module).ACCESS)
 
-PUBLIC = {"login"}  # reachable without signing in
+PUBLIC = {"login", "healthz", "metrics"}  # reachable without signing in
+# Endpoints for load balancers, supervisors and Prometheus: the same answer signed in or not, for every role
+# (/healthz is 503 while no worker beats; /metrics asks for METRICS_TOKEN only when one is set).
+MACHINE_ACCESS = {"healthz": {200, 503}, "metrics": {200}}
 POST_ONLY = {"logout"}
 
 
@@ -98,3 +102,15 @@ def test_each_role_gets_its_decided_status(client, global_admin, security_manage
     url = reverse(name, kwargs=factory() if factory else None)
     response = client.get(url)
     assert response.status_code == expected[role], f"{role} GET {url}"
+
+
+@pytest.mark.parametrize("name", sorted(MACHINE_ACCESS))
+@pytest.mark.parametrize("role", [None, GA, ESM, RO])
+def test_machine_endpoints_answer_everyone_without_signing_in(
+    client, global_admin, security_manager, reader, name, role
+):
+    assert name in PUBLIC
+    if role:
+        client.force_login({GA: global_admin, ESM: security_manager, RO: reader}[role])
+    response = client.get(reverse(name))
+    assert response.status_code in MACHINE_ACCESS[name], f"{role or 'anonymous'} GET {reverse(name)}"
