@@ -371,7 +371,11 @@ def request_policy_sync(devices: Iterable[Device], actor: audit.Actor | None = N
     """
     outcome = SyncRequest()
     wanted: list[Device] = []
+    seen: set[int] = set()
     for device in devices:
+        if device.pk in seen:
+            continue
+        seen.add(device.pk)
         reason = channel.policy_sync_refusal(device)
         if reason:
             outcome.refused.append((device, reason))

@@ -76,6 +76,18 @@ def test_it_queues_only_the_devices_of_a_bulk_request_without_a_pending_sync(
     assert sorted(pk for _, args, _ in sent_tasks for pk in args[0]) == [a.pk, c.pk]
 
 
+@pytest.mark.django_db
+def test_it_queues_a_device_named_twice_in_one_request_once(sent_tasks, django_capture_on_commit_callbacks):
+    d = f.device("PC-1", due=False)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = checkins.request_policy_sync([d, Device.objects.get(pk=d.pk)])
+
+    assert [x.pk for x in outcome.queued] == [d.pk] and not outcome.pending
+    assert [args[0] for _, args, _ in sent_tasks] == [[d.pk]]
+    assert AuditEvent.objects.filter(action="Policy sync requested").count() == 1
+
+
 @pytest.mark.postgres
 def test_it_lets_exactly_one_of_many_simultaneous_requests_queue_the_sync(transactional_db, sent_tasks):
     d = f.device("PC-1", due=False)
