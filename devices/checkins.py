@@ -31,6 +31,7 @@ from celery import shared_task
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -446,6 +447,9 @@ def _measured(prefix: str, device_ids: list[int], lease: datetime, kind: str, cl
 class SyncRequest:
     queued: list[Device] = field(default_factory=list)
     refused: list[tuple[Device, str]] = field(default_factory=list)
+    # Devices whose earlier Policy sync is still pending: not queued again; ``sync_requested_at`` is the time of
+    # that request (None only if its check-in finished in between).
+    pending: list[Device] = field(default_factory=list)
 
 
 def request_policy_sync(devices: Iterable[Device], actor: audit.Actor | None = None) -> SyncRequest:
@@ -453,51 +457,107 @@ def request_policy_sync(devices: Iterable[Device], actor: audit.Actor | None = N
 
     Other devices are refused with the reason (Intune-enrolled devices sync through Intune on their own
     schedule). Sets ``sync_requested_at``, which the device page shows until the check-in has happened.
+
+    Requests coalesce per device: one whose Policy sync is still pending comes back in ``pending`` and gets no
+    second task, check-in or audit record. Marking is a compare-and-set (see :func:`_mark_sync_requested`), so
+    of two requests at the same moment (two browser tabs, a tab and the Graph API) exactly one queues it.
     """
     outcome = SyncRequest()
+    wanted: list[Device] = []
+    seen: set[int] = set()
     for device in devices:
+        if device.pk in seen:
+            continue
+        seen.add(device.pk)
         reason = channel.policy_sync_refusal(device)
         if reason:
             outcome.refused.append((device, reason))
         else:
-            outcome.queued.append(device)
-    if not outcome.queued:
+            wanted.append(device)
+    if not wanted:
         return outcome
     now = timezone.now()
-    ids = [d.pk for d in outcome.queued]
     with transaction.atomic():
-        for chunk in _chunks(ids, 1000):
-            Device.objects.filter(pk__in=chunk).update(sync_requested_at=now)
-        actor = actor or audit.current_actor()
-        if len(outcome.queued) <= 50:
-            for device in outcome.queued:
-                before = {
-                    "sync_requested_at": device.sync_requested_at.isoformat()
-                    if device.sync_requested_at
-                    else None
-                }
-                audit.record(
-                    "Policy sync requested",
-                    device,
-                    before=before,
-                    after={"sync_requested_at": now.isoformat()},
-                    actor=actor,
-                )
-        else:
+        won = _mark_sync_requested([d.pk for d in wanted], now)
+        for device in wanted:
+            (outcome.queued if device.pk in won else outcome.pending).append(device)
+        _load_pending_times(outcome.pending)
+        if outcome.queued:
+            _audit_sync_requested(outcome.queued, now, actor or audit.current_actor())
+            ids = [d.pk for d in outcome.queued]
+            stamp = now.isoformat()
+            transaction.on_commit(
+                lambda: [policy_sync.apply_async(args=[chunk, stamp]) for chunk in _chunks(ids, BATCH_SIZE)]
+            )
+    for device in outcome.queued:
+        device.sync_requested_at = now
+    return outcome
+
+
+def _mark_sync_requested(ids: Sequence[int], now: datetime) -> set[int]:
+    """Stamp ``now`` on the devices that have no Policy sync pending; the ids stamped.
+
+    ``UPDATE … WHERE sync_requested_at IS NULL RETURNING id`` in one statement: PostgreSQL makes a concurrent
+    request wait for this row lock and then re-checks the condition, so it sees the request pending instead of
+    stamping it again (SQLite runs write transactions one at a time). The check-in that carries the sync out
+    clears the stamp (channel: ``sync_requested_at <= started``), and only then can a new request win.
+    """
+    qn = connection.ops.quote_name
+    table, column = qn(Device._meta.db_table), qn("sync_requested_at")
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    won: set[int] = set()
+    with connection.cursor() as cursor:
+        for chunk in _chunks(sorted(set(ids)), 1000):  # in id order: concurrent bulk requests lock alike
+            cursor.execute(
+                f"UPDATE {table} SET {column} = %s WHERE {qn('id')} IN ({', '.join(['%s'] * len(chunk))}) "
+                f"AND {column} IS NULL RETURNING {qn('id')}",
+                [stamp, *chunk],
+            )
+            won.update(row[0] for row in cursor.fetchall())
+    return won
+
+
+def _load_pending_times(devices: list[Device]) -> None:
+    """Set each device's ``sync_requested_at`` to the pending request it joins (what the messages show)."""
+    if not devices:
+        return
+    times = dict(Device.objects.filter(pk__in=[d.pk for d in devices]).values_list("pk", "sync_requested_at"))
+    for device in devices:
+        device.sync_requested_at = times.get(device.pk)
+
+
+def _audit_sync_requested(devices: list[Device], now: datetime, actor: audit.Actor | None) -> None:
+    if len(devices) <= 50:
+        for device in devices:
             audit.record(
                 "Policy sync requested",
-                object_type="Device",
-                object_repr=f"{len(ids)} devices",
-                after={"sync_requested_at": now.isoformat(), "device_ids": ids},
+                device,
+                before={
+                    "sync_requested_at": None
+                },  # the compare-and-set only stamps devices with none pending
+                after={"sync_requested_at": now.isoformat()},
                 actor=actor,
             )
-        for device in outcome.queued:
-            device.sync_requested_at = now
-        stamp = now.isoformat()
-        transaction.on_commit(
-            lambda: [policy_sync.apply_async(args=[chunk, stamp]) for chunk in _chunks(ids, BATCH_SIZE)]
+    else:
+        audit.record(
+            "Policy sync requested",
+            object_type="Device",
+            object_repr=f"{len(devices)} devices",
+            after={"sync_requested_at": now.isoformat(), "device_ids": [d.pk for d in devices]},
+            actor=actor,
         )
-    return outcome
+
+
+def already_requested_message(device: Device) -> str:
+    """What a person is told when their Policy sync joins one that is still pending."""
+    at = device.sync_requested_at
+    if at is None:
+        return f"A Policy sync of {device.display_name} was already running and has just completed."
+    local = timezone.localtime(at)
+    return (
+        f"Policy sync already requested at {local:%H:%M:%S} {local.tzname()} ({naturaltime(at)}): waiting for "
+        f"{device.display_name} to check in. It wasn't requested a second time."
+    )
 
 
 @shared_task(ignore_result=True, acks_late=True)
@@ -666,9 +726,12 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
     }
 
 
-def _render_panel(request: HttpRequest, device_pk: int, status: int = 200, error: str = "") -> HttpResponse:
+def _render_panel(
+    request: HttpRequest, device_pk: int, status: int = 200, error: str = "", notice: str = ""
+) -> HttpResponse:
     context = panel_context(request, device_pk)
     context["error"] = error
+    context["notice"] = notice
     if request.htmx:
         return render(request, "checkins/device_panel.html", context, status=status)
     context["title"] = f"{context['device'].display_name} · Check-ins"
@@ -702,22 +765,37 @@ def device_sync(request: HttpRequest, pk: int) -> HttpResponse:
             return _render_panel(request, pk, error=reason)
         messages.error(request, reason)
         return redirect(_next_url(request, fallback))
+    notice = already_requested_message(outcome.pending[0]) if outcome.pending else ""
     if request.htmx:
-        return _render_panel(request, pk)
-    messages.success(request, f"Policy sync requested for {device.display_name}.")
+        return _render_panel(request, pk, notice=notice)
+    if notice:
+        messages.info(request, notice)
+    else:
+        messages.success(request, f"Policy sync requested for {device.display_name}.")
     return redirect(_next_url(request, fallback))
+
+
+def _names(devices: Sequence[Device]) -> str:
+    names = ", ".join(d.display_name for d in devices[:5])
+    return names + (f" and {len(devices) - 5} more" if len(devices) > 5 else "")
 
 
 def _sync_message(request: HttpRequest, outcome: SyncRequest) -> None:
     if outcome.queued:
         n = len(outcome.queued)
         messages.success(request, f"Policy sync requested for {n} device{'s' if n != 1 else ''}.")
+    if outcome.pending:
+        n = len(outcome.pending)
+        messages.info(
+            request,
+            f"Policy sync already requested for {n} device{'s' if n != 1 else ''} ({_names(outcome.pending)}) "
+            "and still waiting for them to check in: not requested a second time.",
+        )
     if outcome.refused:
-        names = ", ".join(d.display_name for d, _ in outcome.refused[:5])
-        more = f" and {len(outcome.refused) - 5} more" if len(outcome.refused) > 5 else ""
+        names = _names([d for d, _ in outcome.refused])
         messages.warning(
             request,
-            f"{len(outcome.refused)} device{'s' if len(outcome.refused) != 1 else ''} skipped ({names}{more}): "
+            f"{len(outcome.refused)} device{'s' if len(outcome.refused) != 1 else ''} skipped ({names}): "
             "Policy sync is only available for devices that are successfully managed by Microsoft Defender for "
             "Endpoint.",
         )
@@ -750,7 +828,7 @@ def group_sync(request: HttpRequest, pk: int) -> HttpResponse:
     """Policy sync for every member of a group (members not managed by MDE are skipped and counted)."""
     group = get_object_or_404(Group, pk=pk)
     outcome = request_policy_sync(group.members.all())
-    if not outcome.queued and not outcome.refused:
+    if not outcome.queued and not outcome.refused and not outcome.pending:
         messages.info(request, f"{group.name} has no members to sync.")
     _sync_message(request, outcome)
     return redirect(_next_url(request, reverse("home")))

@@ -281,8 +281,8 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
                 setting_deltas[(pid, key, old[0])] -= 1
                 result.settings_changed[did] += 1
         for pid, row in plan.policies.items():
-            if pid not in alive:
-                continue
+            if (scope is not None and pid not in scope) or pid not in alive:
+                continue  # a row out of scope is neither compared nor deleted above: never insert it either
             old_entry = existing_p.get(pid)
             if (
                 old_entry is not None
@@ -295,7 +295,7 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
             if old_entry is None:
                 result.policies_changed[did] += 1
         for (pid, key), row in plan.settings.items():
-            if pid not in alive:
+            if (scope is not None and pid not in scope) or pid not in alive:
                 continue
             old_entry = existing_s.get((pid, key))
             if old_entry is not None and list(setting_key(row)) == list(old_entry[1]):
@@ -397,6 +397,39 @@ def insert_rows(model, columns: Sequence[str], rows: Sequence[tuple]) -> int:
             for chunk in _chunks(rows, _CHUNK):
                 cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", chunk)
     return len(rows)
+
+
+def insert_missing_policy_rows(rows: Sequence[tuple]) -> list[tuple[int, int, str]]:
+    """Insert policy rows (``POLICY_COLUMNS`` tuples) that don't exist yet; (device, policy, status) of those
+    actually inserted.
+
+    ``INSERT … ON CONFLICT (device_id, policy_id) DO NOTHING RETURNING``: a row some other writer added first
+    is skipped, not an error, and the caller moves the aggregates by what the database says it inserted, so
+    marking the same devices twice (a task redelivered, two re-evaluations at once) counts each row once.
+    """
+    if not rows:
+        return []
+    qn = connection.ops.quote_name
+    table = qn(DevicePolicyStatus._meta.db_table)
+    names = ", ".join(qn(c) for c in POLICY_COLUMNS)
+    placeholder = "(" + ", ".join(["%s"] * len(POLICY_COLUMNS)) + ")"
+    moment = POLICY_COLUMNS.index("last_reported_at")
+    inserted: list[tuple[int, int, str]] = []
+    with connection.cursor() as cursor:
+        for chunk in _chunks(rows, 500):
+            params: list[Any] = []
+            for row in chunk:
+                values = list(row)
+                values[moment] = connection.ops.adapt_datetimefield_value(values[moment])
+                params.extend(values)
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) VALUES {', '.join([placeholder] * len(chunk))} "
+                f"ON CONFLICT ({qn('device_id')}, {qn('policy_id')}) DO NOTHING "
+                f"RETURNING {qn('device_id')}, {qn('policy_id')}, {qn('status')}",
+                params,
+            )
+            inserted.extend(tuple(r) for r in cursor.fetchall())
+    return inserted
 
 
 def remove_devices(device_ids: Iterable[int]) -> int:

@@ -25,12 +25,25 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from .ingest import apply_deltas, ingest, mark_pending, plan_device, remove_devices
+from .ingest import (
+    PENDING_MESSAGE,
+    apply_deltas,
+    ingest,
+    insert_missing_policy_rows,
+    mark_pending,
+    plan_device,
+    remove_devices,
+)
 from .models import DevicePolicyStatus, PolicyGeneration, Status
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1000
+_NO_COUNTS = (0, 0, 0, 0, 0)  # a row added before the device reports: no setting counted yet
+_MESSAGES = {
+    Status.PENDING: PENDING_MESSAGE,
+    Status.NOT_APPLICABLE: "The policy doesn't apply to this device.",
+}
 
 
 def _later(task, *args) -> None:
@@ -151,7 +164,12 @@ def management_changed_task(device_id: int, managed: bool) -> None:
 
 
 def initialise_device(device_id: int) -> int:
-    """Rows for a newly managed device: every policy that targets it, Pending until its first check-in."""
+    """Rows for a newly managed device: every policy that targets it, Pending until its first check-in.
+
+    Only the policies the device has no row for yet are planned and written: a membership change or a check-in
+    may have given it some of them already (they raced this task), and those rows are left as they are. The
+    device row lock serialises this with every other writer of the device's rows.
+    """
     from devices import channel
     from devices.models import Device
 
@@ -163,18 +181,23 @@ def initialise_device(device_id: int) -> int:
         if channel.channel_of(device) not in ("mde", "intune"):
             return 0
         resolution, _, body = context.resolve(device)
-        plan = plan_device(device.pk, body["channel"], resolution, None, context.values)
         already = set(
             DevicePolicyStatus.objects.filter(device_id=device_id).values_list("policy_id", flat=True)
         )
-        plan.scope = frozenset(set(plan.policies) - already)
-        if not plan.scope:
+        missing = set(resolution.per_policy_settings) - already
+        if not missing:
             return 0
+        plan = plan_device(device.pk, body["channel"], resolution, None, context.values, scope=missing)
         return ingest([plan], timezone.now()).rows_written
 
 
 def add_missing_rows(policy_ids: list[int], device_ids: list[int] | None = None) -> int:
-    """Devices a policy targets now but that have no row for it get one: Pending (or Not applicable)."""
+    """Devices a policy targets now but that have no row for it get one: Pending (or Not applicable).
+
+    The devices are locked (in id order, like every writer of status rows) and the rows they have are skipped
+    before resolving; the insert itself skips any row that exists anyway, and the aggregates move only by the
+    rows it inserted, so running this twice or alongside a re-onboarding never fails or double-counts.
+    """
     from devices import channel
     from devices.models import Device, GroupMember
 
@@ -198,26 +221,16 @@ def add_missing_rows(policy_ids: list[int], device_ids: list[int] | None = None)
                     )
                 )
                 devices = channel.checkin_queryset().filter(pk__in=[d for d in chunk if d not in have])
-                rows = []
-                deltas: Counter = Counter()
                 now = timezone.now()
-                for device, status in channel.targeted_devices(devices, context, pid):
-                    rows.append(
-                        DevicePolicyStatus(
-                            device_id=device.pk,
-                            policy_id=pid,
-                            status=status,
-                            channel=channel.channel_of(device),
-                            message="Waiting for the device to check in and report."
-                            if status == Status.PENDING
-                            else "The policy doesn't apply to this device.",
-                            last_reported_at=now,
-                        )
+                rows = [
+                    (device.pk, pid, status, channel.channel_of(device), *_NO_COUNTS, _MESSAGES[status], now)
+                    for device, status in channel.targeted_devices(devices, context, pid)
+                ]
+                inserted = insert_missing_policy_rows(rows)
+                if inserted:
+                    Device.objects.filter(pk__in=[did for did, _, _ in inserted]).update(
+                        desired_fingerprint=""
                     )
-                    deltas[(pid, status)] += 1
-                if rows:
-                    DevicePolicyStatus.objects.bulk_create(rows, batch_size=_CHUNK)
-                    Device.objects.filter(pk__in=[r.device_id for r in rows]).update(desired_fingerprint="")
-                    apply_deltas(deltas, {})
-                    created += len(rows)
+                    apply_deltas(Counter((p, status) for _, p, status in inserted), {})
+                    created += len(inserted)
     return created
