@@ -140,21 +140,3 @@ class RedisChannel(redis_transport.Channel):
 
 class RedisTransport(redis_transport.Transport):
     Channel = RedisChannel
-
-
-def queue_depth(app, queue: str) -> int | None:
-    """Messages waiting in ``queue`` on the configured broker (None when the broker can't be asked now).
-
-    Works on both transports: kombu's virtual channels count a queue's messages in a passive declare (LLEN on
-    Redis, the message files on the filesystem broker); a queue that doesn't exist yet holds none.
-    """
-    try:
-        with app.connection_for_write() as conn:
-            channel = conn.default_channel
-            try:
-                return int(channel.queue_declare(queue=queue, passive=True).message_count)
-            except conn.channel_errors:
-                return 0
-    except Exception as exc:
-        log.warning("Could not read the depth of queue %s: %s", queue, exc)
-        return None

@@ -19,11 +19,12 @@ from django.db import connection
 from django.utils import timezone
 
 from . import heartbeats
+from .broker import quarantined_count
 
 QUEUES = ("sync", "default", "checkins")
 BROKER_TIMEOUT = 0.5  # seconds: a broker that does not answer by then is down for this request
 OVERDUE_AFTER = timedelta(minutes=10)  # a device this late for its check-in is overdue
-LEASE_GRACE = timedelta(seconds=60)  # lost work must be claimed again by then (beat claims every 15 s)
+LEASE_GRACE = timedelta(seconds=60)  # lost work must be claimed again by then (beat claims every few seconds)
 # kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in separate lists (priority 0 is the queue key).
 _REDIS_PRIORITY_SEP = "\x06\x16"
 _REDIS_PRIORITIES = (3, 6, 9)
@@ -164,8 +165,7 @@ def devices_overdue() -> Check:
 
 def quarantined() -> Check:
     """Broker messages the filesystem transport set aside as unreadable (the folder may not exist)."""
-    folder = settings.DATA_DIR / "broker" / "quarantine"
-    count = sum(1 for p in folder.iterdir() if p.is_file()) if folder.is_dir() else 0
+    count = quarantined_count(_filesystem_queue_dir())
     return Check("quarantined", True, f"{count} quarantined broker message(s)", count)
 
 

@@ -43,7 +43,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from console import audit
-from console.broker import queue_depth
+from console.health import queue_depths
 
 from . import agent, channel, scheduling
 from .models import Device, Group, ManagedBy
@@ -353,8 +353,12 @@ def claim_due_checkins(
     if lost:
         log.warning("Recovered %d Policy syncs whose check-in was lost; queued again", len(lost))
     limit = claim_limit() if limit is None else limit
-    waiting = queue_depth(claim_due_checkins.app, "checkins")
-    room = max(0, queue_target() - (waiting or 0)) * batch_size
+    try:
+        waiting = queue_depths()["checkins"]  # messages, one batch each
+    except Exception as exc:  # the broker can't be asked right now: top up as if the queue were empty
+        log.warning("Could not read the checkins queue's depth (%s)", exc)
+        waiting = 0
+    room = max(0, queue_target() - waiting) * batch_size
     limit = min(limit, room)
     queued = 0
     while queued < limit:

@@ -40,9 +40,19 @@ class Child:
     backoff: float = BACKOFF_FIRST
     restarts: int = 0
     env: dict = field(default_factory=dict)
+    log_path: str | None = None  # where its output goes (default: this terminal)
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.cmd, env=self.env, start_new_session=True)
+        out = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - the child keeps it open
+        self.proc = subprocess.Popen(
+            self.cmd,
+            env=self.env,
+            start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+        )
+        if out is not None:
+            out.close()
         self.started_at = time.monotonic()
         self.restart_at = None
         log.info("Started %s (pid %s)", self.name, self.proc.pid)
