@@ -251,7 +251,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["console.api.auth.GraphTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["console.api.auth.HasRolePermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["console.api.parsers.UntrustedJSONParser"],
     "UNAUTHENTICATED_USER": None,
 }
 # Intune's published per-tenant limits. Counted in the cache: set CACHE_URL=redis://… when several web
