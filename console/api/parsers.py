@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from rest_framework import exceptions
 from rest_framework.parsers import BaseParser
 
 from console import untrusted_json
 
-from .errors import GraphError
-
 MAX_BODY = untrusted_json.GRAPH_MAX_BYTES
+
+
+class BodyRefused(exceptions.APIException):
+    """A body the parser refuses: 400 or 413, in the Graph envelope (console.api.errors formats every
+    APIException). Not a GraphError: this module is loaded by DRF's settings, before console.api.errors can be."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        self.status_code = status_code
+        super().__init__(detail=message)
 
 
 class UntrustedJSONParser(BaseParser):
@@ -26,4 +34,4 @@ class UntrustedJSONParser(BaseParser):
         try:
             return untrusted_json.loads(raw, max_bytes=MAX_BODY)
         except untrusted_json.UntrustedJSONError as exc:
-            raise GraphError(exc.status, exc.message) from None
+            raise BodyRefused(exc.status, exc.message) from None
