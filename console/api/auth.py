@@ -52,9 +52,15 @@ class HasRolePermission(permissions.BasePermission):
 
 
 class _TenantThrottle(throttling.SimpleRateThrottle):
-    """One bucket for the whole tenant, as Intune counts: per tenant, not per token."""
+    """One bucket for the whole tenant, as Intune counts: per tenant, not per token.
+
+    Counted with the cache's atomic add/incr in fixed windows of the rate's period, not with DRF's history list
+    (a get, then a set: two processes that read the same history both let their request through). With the shared
+    Redis cache that production requires, every web process and machine counts in the same bucket.
+    """
 
     methods: tuple[str, ...] = ()
+    wait_seconds: float | None = None
 
     def get_cache_key(self, request, view):
         if request.method not in self.methods:
@@ -63,6 +69,31 @@ class _TenantThrottle(throttling.SimpleRateThrottle):
 
     def get_rate(self):
         return settings.GRAPH_THROTTLE_RATES[self.scope]
+
+    def allow_request(self, request, view):
+        key = self.get_cache_key(request, view)
+        if self.rate is None or key is None:
+            return True
+        now = self.timer()
+        window = int(now // self.duration)
+        count = _count(self.cache, f"{key}-{window}", self.duration)
+        if count <= self.num_requests:
+            return True
+        self.wait_seconds = max((window + 1) * self.duration - now, 0.001)
+        return False
+
+    def wait(self):
+        return self.wait_seconds
+
+
+def _count(cache, key: str, period: int) -> int:
+    """Add one to the counter ``key`` (created for ``period`` seconds) and return it: atomic in Redis and locmem."""
+    cache.add(key, 0, timeout=period + 1)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 0, timeout=period + 1)
+        return cache.incr(key)
 
 
 class TenantReadThrottle(_TenantThrottle):
