@@ -12,3 +12,11 @@ class ConsoleConfig(AppConfig):
         from . import roles
 
         post_migrate.connect(roles.sync_roles_after_migrate, dispatch_uid="console.sync_roles")
+
+        from django.contrib.auth.signals import user_login_failed
+
+        from . import security
+
+        # connected after django-axes' own receiver (axes comes first in INSTALLED_APPS), which marks the request
+        # as locked out when this failure locks it
+        user_login_failed.connect(security.audit_failed_login, dispatch_uid="console.audit_failed_login")

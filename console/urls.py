@@ -16,6 +16,8 @@ urlpatterns = [
     path("tenant-admin/api-tokens/", views.api_tokens, name="api_tokens"),
     path("tenant-admin/api-tokens/new/", views.api_token_create, name="api_token_create"),
     path("tenant-admin/api-tokens/<int:pk>/revoke/", views.api_token_revoke, name="api_token_revoke"),
+    path("tenant-admin/sign-in-lockouts/", views.lockouts, name="lockouts"),
+    path("tenant-admin/sign-in-lockouts/<int:pk>/unlock/", views.lockout_unlock, name="lockout_unlock"),
     path("jobs/<int:pk>/", views.job_status, name="job_status"),
     path("", include("devices.urls")),
     path("", include("policies.urls")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import authentication, exceptions, permissions, throttling
 
+from console import security
 from console.tokens import check_token, token_permissions
 
 
@@ -15,11 +16,18 @@ class GraphTokenAuthentication(authentication.BaseAuthentication):
         header = request.headers.get("Authorization", "")
         if not header:
             return None
+        if security.token_guessing_blocked(request):
+            raise exceptions.Throttled(
+                wait=security.TOKEN_FAILURE_WINDOW,
+                detail="Too many invalid access tokens from this address; try again later.",
+            )
         scheme, _, raw = header.partition(" ")
         if scheme.lower() != "bearer" or not raw.strip():
             raise exceptions.AuthenticationFailed("Use an Authorization: Bearer <token> header.")
         token = check_token(raw.strip())
         if token is None:
+            parts = raw.strip().split("_", 2)
+            security.record_bad_token(request, parts[1] if len(parts) == 3 else "(malformed)")
             raise exceptions.AuthenticationFailed("Access token is invalid, revoked or expired.")
         return token.owner, token
 
