@@ -27,8 +27,10 @@ from typing import Any
 DEFAULT_MAX_DEPTH = 64
 GRAPH_MAX_BYTES = 4 * 1024 * 1024  # Microsoft Graph refuses request bodies over 4 MB
 
-# A JSON string (with its escapes), matched without backtracking blow-ups ("unrolled loop").
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A JSON string (with its escapes), or an unterminated one up to the end of the text. Possessive quantifiers and
+# an ending that always matches keep it linear: a failed match would be retried from every later quote, and
+# '"' followed by a million escaped quotes would take hours.
+_STRING = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 # NUL and the C0/DEL controls except tab, line feed and carriage return; lone surrogates (not storable).

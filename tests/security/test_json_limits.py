@@ -9,6 +9,7 @@ three (bounded: a few dozen examples each).
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -69,6 +70,22 @@ def test_it_keeps_tabs_line_breaks_and_brackets_inside_strings():
     text = json.dumps({"a": "line\nnext\ttab\r\n" + "[" * 500, "b": [[[{"c": None}]]]})
     assert untrusted_json.loads(text, max_bytes=4096) == json.loads(text)
     assert untrusted_json.nesting_depth(text) == 5  # the object, three arrays, an object
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"' + '\\"' * 1_900_000,  # one quote, then escaped quotes only: no string ever ends
+        '["a' + "\\\\" * 1_900_000,
+        "[" * 3_900_000,
+    ],
+    ids=["escaped-quotes", "unterminated-backslashes", "brackets"],
+)
+def test_it_measures_depth_in_linear_time_on_a_4_mb_body(text):
+    started = time.perf_counter()
+    with pytest.raises(untrusted_json.UntrustedJSONError):
+        untrusted_json.loads(text, max_bytes=untrusted_json.GRAPH_MAX_BYTES)
+    assert time.perf_counter() - started < 3
 
 
 def test_it_answers_413_over_the_size_limit():
