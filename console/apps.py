@@ -13,3 +13,11 @@ class ConsoleConfig(AppConfig):
 
         heartbeats.connect()
         post_migrate.connect(roles.sync_roles_after_migrate, dispatch_uid="console.sync_roles")
+
+        from django.contrib.auth.signals import user_login_failed
+
+        from . import security
+
+        # connected after django-axes' own receiver (axes comes first in INSTALLED_APPS), which marks the request
+        # as locked out when this failure locks it
+        user_login_failed.connect(security.audit_failed_login, dispatch_uid="console.audit_failed_login")

@@ -40,8 +40,10 @@ def acting_as(actor: Actor) -> Iterator[Actor]:
 
 
 def actor_from_request(request, source: str = AuditEvent.Source.UI) -> Actor:
+    from .security import client_ip
+
     user = getattr(request, "user", None)
-    ip = request.META.get("REMOTE_ADDR") or None
+    ip = client_ip(request)
     if user is not None and user.is_authenticated:
         return Actor(user=user, name=user.get_username(), source=source, ip=ip)
     return Actor(name="Anonymous", source=source, ip=ip)

@@ -18,10 +18,20 @@ GLOBAL_ADMIN = "Global Administrator"
 ENDPOINT_SECURITY_MANAGER = "Endpoint Security Manager"
 READ_ONLY_OPERATOR = "Read Only Operator"
 
-OUR_APPS = ("console", "devices", "policies", "reports", "auth")
+OUR_APPS = ("console", "devices", "policies", "reports", "auth", "axes")
 
 ROLE_RULES: dict[str, tuple[str, ...]] = {
-    GLOBAL_ADMIN: ("console.*", "devices.*", "policies.*", "reports.*", "auth.view_*", "auth.change_user"),
+    # axes.*: the sign-in lockouts (Tenant administration › Sign-in lockouts), Global Administrators only
+    GLOBAL_ADMIN: (
+        "console.*",
+        "devices.*",
+        "policies.*",
+        "reports.*",
+        "auth.view_*",
+        "auth.change_user",
+        "axes.view_accessattempt",
+        "axes.delete_accessattempt",
+    ),
     ENDPOINT_SECURITY_MANAGER: (
         "devices.*",
         "policies.*",
@@ -30,7 +40,7 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
         "console.export_auditevent",
         "!console.view_apitoken",
     ),
-    READ_ONLY_OPERATOR: ("*.view_*", "!auth.*", "!console.view_apitoken"),
+    READ_ONLY_OPERATOR: ("*.view_*", "!auth.*", "!console.view_apitoken", "!axes.*"),
 }
 
 ROLE_DESCRIPTIONS = {

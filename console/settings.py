@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "django_tables2",
     "rest_framework",
     "drf_spectacular",
+    "axes",
     "console",
     "devices",
     "policies",
@@ -107,6 +108,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "console.middleware.AuditContextMiddleware",
+    # last, as django-axes requires: turns a locked-out sign-in into console.security.lockout_response
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -151,6 +154,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Sign-in brute force (console.security): django-axes locks out an account, and separately a client address, after
+# AXES_FAILURE_LIMIT failures for AXES_COOLOFF_TIME; counted in the database, so every web process sees them.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: the account, and the address
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "console.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "console.security.lockout_response"
+AXES_VERBOSE = False
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -184,14 +201,26 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_FAILURE_VIEW = "console.views.csrf_failure"
+# TLS: production is served over HTTPS only - by gunicorn itself (--certfile/--keyfile) or by a proxy that
+# terminates TLS and says so in X-Forwarded-Proto (BEHIND_PROXY=true; trust that header only behind a proxy that
+# sets it). A request that arrives over plain HTTP is redirected to https:// (a Strict-Transport-Security header
+# over HTTP would be ignored by browsers), and every answer over HTTPS carries HSTS (SecurityMiddleware).
 _tls = env.bool("CONSOLE_TLS", default=PRODUCTION)
+if PRODUCTION and not _tls:
+    raise ImproperlyConfigured(
+        "CONSOLE_TLS=false is refused when CONSOLE_PRODUCTION is on: serve the console over HTTPS (gunicorn "
+        "--certfile/--keyfile, or a TLS proxy with BEHIND_PROXY=true)."
+    )
 SESSION_COOKIE_SECURE = _tls
 CSRF_COOKIE_SECURE = _tls
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_tls)
+# Load balancers and scrapers probe these over plain HTTP on the internal network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^metrics/?$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if _tls else 0)
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_PROXY", default=False) else None
-)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
@@ -285,16 +314,22 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["console.api.auth.GraphTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["console.api.auth.HasRolePermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["console.api.parsers.UntrustedJSONParser"],
     "UNAUTHENTICATED_USER": None,
 }
-# Intune's published per-tenant limits. Counted in the cache: set CACHE_URL=redis://… when several web
-# machines serve the API so that they share one bucket.
+# Intune's published per-tenant limits, counted in the cache that every web process shares (console.api.auth).
 GRAPH_THROTTLE_RATES = {
     "read": env.str("GRAPH_READ_RATE", default="200/s"),
     "write": env.str("GRAPH_WRITE_RATE", default="20/s"),
 }
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# A per-process cache (locmem, dummy) gives every gunicorn worker its own throttle buckets and login-failure
+# counters, so four workers let four times the limit through: production needs the shared Redis cache.
+if PRODUCTION and not CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    raise ImproperlyConfigured(
+        "CONSOLE_PRODUCTION is on but CACHE_URL is not a redis:// URL: throttling and login lockout must be "
+        "shared by every web process. Set CACHE_URL=redis://redis.internal:6379/1 (see README, Production)."
+    )
 SPECTACULAR_SETTINGS = {
     "TITLE": "MDE Security Management console API",
     "VERSION": "1.0.0",
@@ -307,5 +342,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
 }

@@ -254,3 +254,57 @@ def api_token_revoke(request, pk: int):
     revoke_token(token)
     messages.success(request, f"Token {token.name} was revoked; requests that use it now get 401.")
     return redirect("api_tokens")
+
+
+@require_GET
+@permission_required("axes.view_accessattempt", raise_exception=True)
+def lockouts(request):
+    """Tenant administration › Sign-in lockouts: accounts and addresses with failed sign-ins, locked or not."""
+    from axes.models import AccessAttempt
+    from django.conf import settings
+    from django.utils import timezone
+
+    now = timezone.now()
+    rows = []
+    for attempt in AccessAttempt.objects.order_by("-attempt_time")[:500]:
+        until = attempt.attempt_time + settings.AXES_COOLOFF_TIME
+        locked = attempt.failures_since_start >= settings.AXES_FAILURE_LIMIT and until > now
+        rows.append({"attempt": attempt, "locked": locked, "until": until})
+    return render(
+        request,
+        "console/lockouts.html",
+        {"rows": rows, "limit": settings.AXES_FAILURE_LIMIT, "cooloff": settings.AXES_COOLOFF_TIME},
+    )
+
+
+@permission_required("axes.delete_accessattempt", raise_exception=True)
+def lockout_unlock(request, pk: int):
+    """Unlock: forget the failures of that row's account and address (audited)."""
+    from axes.models import AccessAttempt
+    from axes.utils import reset
+    from django.contrib import messages
+    from django.shortcuts import redirect
+
+    from . import audit
+
+    if request.method != "POST":
+        return redirect("lockouts")
+    attempt = get_object_or_404(AccessAttempt, pk=pk)
+    removed = reset(username=attempt.username) + reset(ip=attempt.ip_address)
+    audit.record(
+        "login.unlock",
+        object_type="User",
+        object_id=attempt.username or "",
+        object_repr=attempt.username or attempt.ip_address or "",
+        before={
+            "username": attempt.username,
+            "ip": attempt.ip_address,
+            "failures": attempt.failures_since_start,
+        },
+        after={"removed_attempts": removed},
+        actor=audit.actor_from_request(request),
+    )
+    messages.success(
+        request, f"Sign-in for {attempt.username or '(no username)'} from {attempt.ip_address} is unlocked."
+    )
+    return redirect("lockouts")

@@ -37,7 +37,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from console import metrics
+from console import metrics, untrusted_json
 from policies import engine
 from policies.catalog import get_catalog
 from reports.ingest import DevicePlan, ReportedSetting, is_retryable, plan_device
@@ -602,7 +602,7 @@ def _reports(raw_settings: Mapping[str, Any], desired: Mapping[str, Any]) -> dic
                 "malformed_report", f"settings.{key} must have only status, value, errorCode, message."
             )
         status = entry.get("status")
-        if status not in REPORT_STATUSES:
+        if not isinstance(status, str) or status not in REPORT_STATUSES:
             raise _bad("malformed_report", f"settings.{key}.status must be one of {sorted(REPORT_STATUSES)}.")
         message = entry.get("message", "")
         if not isinstance(message, str):
@@ -882,6 +882,15 @@ def _error(exc: ChannelError) -> JsonResponse:
     return response
 
 
+def _untrusted_report(body: bytes) -> Any:
+    """The report decoded by the one parser of untrusted JSON (depth, NUL and control characters refused)."""
+    try:
+        return untrusted_json.loads(body, max_bytes=MAX_REPORT_BYTES, what="The report")
+    except untrusted_json.UntrustedJSONError as exc:
+        code = "report_too_large" if exc.status == 413 else "malformed_report"
+        raise ChannelError(exc.status, code, exc.message) from None
+
+
 def _authenticated(request: HttpRequest) -> tuple[Device, ChannelContext]:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -933,15 +942,7 @@ def report_view(request: HttpRequest) -> JsonResponse:
             )
         if request.content_type != "application/json":
             raise ChannelError(415, "unsupported_media_type", "Send the report as application/json.")
-        body = request.read(MAX_REPORT_BYTES + 1)
-        if len(body) > MAX_REPORT_BYTES:
-            raise ChannelError(
-                413, "report_too_large", f"A report may be at most {MAX_REPORT_BYTES // 1024} KB."
-            )
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise _bad("malformed_report", "The report isn't valid JSON.") from None
+        payload = _untrusted_report(request.read(MAX_REPORT_BYTES + 1))
         result = accept_report(device, payload, context)
         return JsonResponse(
             {

@@ -5,6 +5,7 @@ import re
 from django import forms
 
 from console.models import Platform, Scope, TenantSettings
+from console.text import validate_description, validate_name
 
 from .models import Device, Group
 from .onboarding import PILOT_TAG
@@ -14,6 +15,7 @@ from .services import DEFENDER_FIELDS, INTUNE_FIELDS
 TAG_RE = re.compile(r"^[\w .@#&()/+-]{1,64}$")
 MAX_TAGS = 25
 MAX_VALIDATE_DEVICES = 20
+GROUP_DESCRIPTION_MAX = 1024  # Entra ID's limit for a group's description
 
 
 class EnforcementScopeForm(forms.ModelForm):
@@ -136,10 +138,21 @@ class GroupForm(forms.ModelForm):
             self.fields["object_kind"].disabled = True
 
     def clean_name(self) -> str:
+        validate_name(self.cleaned_data["name"])
         name = self.cleaned_data["name"].strip()
         if not name:
             raise forms.ValidationError("Enter a group name.")
         return name
+
+    def clean_description(self) -> str:
+        """Entra's limit (1,024 characters) and no control or bidi-override characters."""
+        description = self.cleaned_data["description"]
+        validate_description(description)
+        if len(description) > GROUP_DESCRIPTION_MAX:
+            raise forms.ValidationError(
+                f"The description can be at most {GROUP_DESCRIPTION_MAX} characters (it has {len(description)})."
+            )
+        return description
 
     def clean(self):
         data = super().clean()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 
+from console import untrusted_json
+from console.text import validate_description, validate_name
 from policies.catalog import get_catalog
 from policies.models import PolicyPlatform
 from policies.services import DESCRIPTION_MAX, NAME_MAX
@@ -15,10 +15,16 @@ IMPORT_MAX_BYTES = 2 * 1024 * 1024
 
 class BasicsForm(forms.Form):
     name = forms.CharField(
-        max_length=NAME_MAX, required=True, widget=forms.TextInput(attrs={"autocomplete": "off", "size": 60})
+        max_length=NAME_MAX,
+        required=True,
+        validators=[validate_name],
+        widget=forms.TextInput(attrs={"autocomplete": "off", "size": 60}),
     )
     description = forms.CharField(
-        max_length=DESCRIPTION_MAX, required=False, widget=forms.Textarea(attrs={"rows": 4})
+        max_length=DESCRIPTION_MAX,
+        required=False,
+        validators=[validate_description],
+        widget=forms.Textarea(attrs={"rows": 4}),
     )
 
     def __init__(self, *args, **kwargs):
@@ -54,9 +60,14 @@ class CreatePolicyForm(forms.Form):
 
 
 class DuplicateForm(forms.Form):
-    name = forms.CharField(max_length=NAME_MAX, widget=forms.TextInput(attrs={"size": 60}))
+    name = forms.CharField(
+        max_length=NAME_MAX, validators=[validate_name], widget=forms.TextInput(attrs={"size": 60})
+    )
     description = forms.CharField(
-        max_length=DESCRIPTION_MAX, required=False, widget=forms.Textarea(attrs={"rows": 3})
+        max_length=DESCRIPTION_MAX,
+        required=False,
+        validators=[validate_description],
+        widget=forms.Textarea(attrs={"rows": 3}),
     )
 
 
@@ -69,6 +80,7 @@ class ImportForm(forms.Form):
         max_length=NAME_MAX,
         required=False,
         label="Name (optional)",
+        validators=[validate_name],
         help_text="Leave empty to use the name in the file.",
         widget=forms.TextInput(attrs={"size": 60}),
     )
@@ -80,16 +92,11 @@ class ImportForm(forms.Form):
     )
 
     def clean_file(self):
+        """The uploaded document, decoded by the one parser of untrusted JSON (a form error when refused)."""
         upload = self.cleaned_data["file"]
-        if upload.size > IMPORT_MAX_BYTES:
-            raise forms.ValidationError("The file is larger than 2 MB; a policy document is much smaller.")
         try:
-            return json.loads(upload.read().decode("utf-8-sig"))
-        except UnicodeDecodeError:
-            raise forms.ValidationError(
-                "The file isn't UTF-8 text. Upload the JSON file Export created."
-            ) from None
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(
-                f"The file isn't valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
-            ) from None
+            return untrusted_json.loads(
+                upload.read(IMPORT_MAX_BYTES + 1), max_bytes=IMPORT_MAX_BYTES, what="The file"
+            )
+        except untrusted_json.UntrustedJSONError as exc:
+            raise forms.ValidationError(exc.message) from None

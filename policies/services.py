@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
-from console import audit
+from console import audit, text
 from policies import exports
 from policies.catalog import (
     FIREWALL_RULE_GROUP_ID,
@@ -183,7 +183,13 @@ def check_basics(
     problems: list[Problem] = []
     clean_name = " ".join(name.split()) if isinstance(name, str) else ""
     clean_description = description.strip() if isinstance(description, str) else ""
-    if not clean_name:
+    unsafe_name = text.problem(name, "The name")
+    unsafe_description = text.problem(description, "The description", multiline=True)
+    if unsafe_description:
+        problems.append(Problem("description", unsafe_description))
+    if unsafe_name:
+        problems.append(Problem("name", unsafe_name))
+    elif not clean_name:
         problems.append(Problem("name", "Enter a name for the policy."))
     elif len(clean_name) > NAME_MAX:
         problems.append(Problem("name", f"The name can be at most {NAME_MAX} characters long."))

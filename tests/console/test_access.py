@@ -31,6 +31,8 @@ ACCESS: dict[str, tuple] = {
     "api_tokens": (None, GA_ONLY),
     "api_token_create": (None, {GA: 302, ESM: 403, RO: 403}),
     "api_token_revoke": (lambda: {"pk": _token().pk}, {GA: 302, ESM: 403, RO: 403}),
+    "lockouts": (None, GA_ONLY),
+    "lockout_unlock": (lambda: {"pk": _attempt().pk}, {GA: 302, ESM: 403, RO: 403}),
 }
 # Each app keeps its own decisions in tests/access_<app>.py (a dict named ACCESS with the same shape).
 for _module in (
@@ -63,6 +65,14 @@ def _token():
 
     owner, _ = get_user_model().objects.get_or_create(username="token-owner")
     return create_token(name="probe", owner=owner, role=READ_ONLY_OPERATOR)[0]
+
+
+def _attempt():
+    from axes.models import AccessAttempt
+
+    return AccessAttempt.objects.create(
+        username="someone", ip_address="192.0.2.1", failures_since_start=5, get_data="", post_data=""
+    )
 
 
 def _named_patterns(resolver=None, prefix=""):

@@ -12,6 +12,7 @@ GOOD = {
     "ALLOWED_HOSTS": "console.contoso.com",
     "DATABASE_URL": "postgres://u:p@db.contoso.com:5432/mde",
     "CELERY_BROKER_URL": "redis://redis.contoso.com:6379/0",
+    "CACHE_URL": "redis://redis.contoso.com:6379/1",
 }
 
 
