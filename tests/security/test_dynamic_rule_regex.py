@@ -146,6 +146,29 @@ def test_validate_rules_shows_why_a_backreference_rule_cannot_be_used(ga_client)
     assert "Position 26: unsupported regular expression: backreferences" in page
 
 
+@pytest.mark.django_db
+def test_the_graph_api_refuses_a_backreference_rule_with_the_reason(client, global_admin):
+    from console.roles import GLOBAL_ADMIN
+    from console.tokens import create_token
+
+    secret = create_token(name="rules", owner=global_admin, role=GLOBAL_ADMIN)[1]
+    body = {
+        "displayName": "Twins",
+        "mailEnabled": False,
+        "securityEnabled": True,
+        "groupTypes": ["DynamicMembership"],
+        "membershipRule": 'device.displayName -match "^(PC)-\\1$"',
+        "membershipRuleProcessingState": "On",
+    }
+    response = client.post(
+        "/v1.0/groups", body, content_type="application/json", headers={"Authorization": f"Bearer {secret}"}
+    )
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert "unsupported regular expression: backreferences" in message
+    assert not Group.objects.filter(name="Twins").exists()
+
+
 # ---- Python's meaning, kept where RE2's own would differ ------------------------------------------------
 
 SAME_AS_PYTHON = [
