@@ -34,7 +34,7 @@ from django.contrib.auth.decorators import permission_required
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -805,25 +805,41 @@ def _sync_message(request: HttpRequest, outcome: SyncRequest) -> None:
         )
 
 
+def _bad_selection(request: HttpRequest, reason: str) -> HttpResponse:
+    """A forged or truncated selection: the console's 400 page with the reason; nothing was synced."""
+    return render(request, "devices/bad_request.html", {"reason": reason, "title": "Bad request"}, status=400)
+
+
 @require_POST
 @permission_required("devices.sync_device", raise_exception=True)
 def bulk_sync(request: HttpRequest) -> HttpResponse:
-    """Policy sync for the devices ticked in the All devices list (``device_ids``, or the list form's ``pk``)."""
-    raw = request.POST.getlist("device_ids") or request.POST.getlist("pk")
+    """Policy sync for the devices selected in All devices: ticked ids in one ``ids`` field (or ``pk`` /
+    ``device_ids``), or every device matching the list's filter (see devices.selection). A few ticked devices
+    sync at once; more, or a filter, become a Job whose page shows the progress (see devices.bulk)."""
+    from . import bulk
+    from .selection import SelectionError, read_selection
+
+    back = _next_url(request, reverse("home"))
     try:
-        ids = sorted({int(x) for x in raw})
-    except ValueError:
-        return HttpResponseBadRequest("device_ids must be device ids.")
-    if len(ids) > 10_000:
-        return HttpResponseBadRequest("Select at most 10,000 devices, or sync a group instead.")
-    if not ids:
+        selection = read_selection(request.POST)
+    except SelectionError as exc:
+        return _bad_selection(request, str(exc))
+    if not selection.is_filter and not selection.ids:
         messages.error(request, "Select at least one device to sync.")
-        return redirect(_next_url(request, reverse("home")))
-    devices = list(Device.objects.filter(pk__in=ids))
-    if len(devices) != len(ids):
-        return HttpResponseBadRequest("Some of the selected devices don't exist (any more). Reload the list.")
+        return redirect(back)
+    if not bulk.runs_inline(selection):
+        if not selection.devices().exists():
+            messages.error(request, "No device matches the selection any more: nothing to sync.")
+            return redirect(back)
+        job = bulk.start(request.user, bulk.SYNC_JOB, selection, back=back)
+        return redirect("devices:bulk_job", pk=job.pk)
+    devices = list(selection.devices())
+    if len(devices) != len(selection.ids):
+        return _bad_selection(
+            request, "Some of the selected devices don't exist (any more). Reload the list."
+        )
     _sync_message(request, request_policy_sync(devices))
-    return redirect(_next_url(request, reverse("home")))
+    return redirect(back)
 
 
 @require_POST

@@ -1,6 +1,6 @@
 """Parser and evaluator for Microsoft Entra dynamic device-membership rules.
 
-Pure Python, no Django, no ``eval``: a tokenizer that records character positions feeds a hand-written
+No Django, no ``eval``: a tokenizer that records character positions feeds a hand-written
 recursive-descent parser, which builds a small immutable syntax tree that :meth:`Rule.matches` walks.
 
 Grammar (Entra's, restricted to device properties)::
@@ -28,7 +28,9 @@ Decisions taken from the Entra documentation ("Manage rules for dynamic membersh
   ``['value']`` lists) are accepted too; a single quote inside one is written twice (``''``).  A backslash is
   an ordinary character so regular expressions such as ``"^\\d+$"`` need no doubling.
 * Unquoted values are only ``true``, ``false`` (boolean properties) and ``null`` (with ``-eq``/``-ne``).
-* String comparisons and ``-match`` ignore case; ``-match`` is a regular-expression *search*.
+* String comparisons and ``-match`` ignore case; ``-match`` is a regular-expression *search* in Python's ``re``
+  syntax and meaning, evaluated in linear time by RE2 (see ``devices.safe_regex``): a pattern that needs
+  backtracking (backreferences, lookaround, ...) is refused with the reason, like any other syntax error.
 * A rule may be at most 3072 characters long.
 
 Evaluation semantics:
@@ -49,6 +51,8 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+from .safe_regex import SafePattern, UnsupportedPattern, compile_pattern
 
 __all__ = [
     "DEVICE_PROPERTIES",
@@ -219,7 +223,7 @@ class _Compare:
     kind: str  # _STRING / _BOOLEAN / _MULTI, or _STRING for "_"
     op: str  # lower case, no hyphen
     value: object  # str, bool, None, or tuple[str, ...] for -in/-notIn (all casefolded)
-    pattern: re.Pattern[str] | None = None
+    pattern: SafePattern | None = None  # -match/-notMatch, compiled for RE2 (devices.safe_regex)
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,7 +423,7 @@ class _Parser:
             token, f"expected (_ <operator> <value>) after {spelled}, found {self.describe(token)}"
         )
 
-    def value(self, op: str, spelled: str, kind: str) -> tuple[object, re.Pattern[str] | None]:
+    def value(self, op: str, spelled: str, kind: str) -> tuple[object, SafePattern | None]:
         token = self.advance()
         if op in _LIST_OPERATORS:
             return self.string_list(token, spelled), None
@@ -437,7 +441,9 @@ class _Parser:
             raise self.fail(token, f"expected a quoted value after {spelled}")
         if op in _REGEX_OPERATORS:
             try:
-                pattern = re.compile(token.value, re.IGNORECASE)
+                pattern = compile_pattern(token.value)
+            except UnsupportedPattern as exc:
+                raise self.fail(token, f"unsupported regular expression: {exc}") from None
             except (re.error, OverflowError, RecursionError, ValueError) as exc:
                 raise self.fail(token, f"invalid regular expression: {exc}") from None
             return token.value, pattern

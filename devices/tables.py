@@ -6,6 +6,10 @@ from django.utils.html import format_html, format_html_join
 from .models import MDE_JOINED, MDE_MANAGED, Device, Group, ManagedBy
 from .onboarding import SUCCESS
 
+# Rows per page of All devices at most (?per_page= asks for more): the ticked boxes of a page are then always
+# well under Django's 1,000 form fields even when sent one field each (without the page's script).
+MAX_PER_PAGE = 500
+
 LABEL_PILL = {MDE_JOINED: "pill-blue", MDE_MANAGED: "pill-green"}
 MANAGED_BY_PILL = {ManagedBy.MDE: "pill-purple"}
 
@@ -75,6 +79,10 @@ class DeviceTable(tables.Table):
         order_by = ("display_name",)
         attrs = {"class": "grid", "id": "device-table"}
         row_attrs = {"data-device": lambda record: record.display_name}
+
+    def paginate(self, *args, per_page=None, **kwargs):
+        """Never more than MAX_PER_PAGE rows, whatever ?per_page= says (more: "Select all ... matching")."""
+        return super().paginate(*args, per_page=max(1, min(per_page or 25, MAX_PER_PAGE)), **kwargs)
 
     def render_managed_by(self, record):
         return format_html(

@@ -85,3 +85,13 @@ def reevaluate_all(job_id: int, batch_size: int = services.BATCH) -> None:
         message=f"{done} devices evaluated: {changed} changed ({started} now managed by MDE, "
         f"{stopped} no longer managed).",
     )
+
+
+@shared_task(ignore_result=True)
+def bulk_devices(job_id: int) -> None:
+    """A bulk action of All devices (Policy sync or delete) on a selection too large for a web request."""
+    from . import bulk
+
+    job = Job.objects.filter(pk=job_id).select_related("created_by").first()
+    if job is not None and job.kind in bulk.LABELS:
+        bulk.run(job, _actor(job))

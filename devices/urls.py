@@ -7,6 +7,7 @@ urlpatterns = [
     # Intune admin center › Devices
     path("devices/", views.DeviceListView.as_view(), name="list"),
     path("devices/bulk/", views.device_bulk, name="bulk"),
+    path("devices/bulk/jobs/<int:pk>/", views.bulk_job, name="bulk_job"),
     path("devices/<int:pk>/", views.device_detail, name="detail"),
     path("devices/<int:pk>/status/", views.device_status, name="status"),
     path("devices/<int:pk>/tags/", views.device_tags, name="tags"),

@@ -15,9 +15,9 @@ from django_tables2 import RequestConfig
 
 from console import audit
 from console.listing import ObjectListView
-from console.models import Platform, TenantSettings
+from console.models import Job, Platform, TenantSettings
 
-from . import membership, services
+from . import bulk, membership, services
 from .filtersets import DeviceFilterSet, GroupFilterSet
 from .forms import (
     ConnectorForm,
@@ -30,6 +30,7 @@ from .forms import (
 from .models import Device, DeviceCredential, Group, GroupMember, ManagedBy
 from .onboarding import PLATFORM_OF_OS
 from .rules import parse_rule
+from .selection import SelectionError, read_selection
 from .tables import DeviceTable, GroupTable, MemberTable
 
 MANAGE_TENANT = "console.manage_tenant"
@@ -82,30 +83,36 @@ class DeviceListView(ObjectListView):
         return ctx
 
 
-# Bulk actions of All devices: action -> (permission, label). Later issues add e.g. Policy sync here.
+# Bulk actions of All devices: action -> (permission, label). Policy sync posts to checkins:bulk_sync.
 BULK_ACTIONS = {"delete": ("devices.delete_device", "Delete")}
-BULK_LIMIT = 5000
 
 
 @require_POST
 def device_bulk(request):
+    """Bulk delete: a confirmation page, then at once for a few devices or as a Job (see devices.bulk)."""
     action = request.POST.get("action", "")
     if action not in BULK_ACTIONS:
         return bad_request(request, "Unknown bulk action.")
     perm, label = BULK_ACTIONS[action]
     if not request.user.has_perm(perm):
         raise PermissionDenied(f"You do not have permission to {label.lower()} devices.")
-    ids = parse_ids(request.POST.getlist("pk"), limit=BULK_LIMIT)
-    if ids is None:
-        return bad_request(request, f"The selection is not a list of device ids (at most {BULK_LIMIT}).")
-    devices = Device.objects.filter(pk__in=ids).defer(*HEAVY_FIELDS).order_by("display_name")
+    try:
+        selection = read_selection(request.POST)
+    except SelectionError as exc:
+        return bad_request(request, str(exc))
     back = _safe_next(request, reverse("devices:list"))
-    if not ids:
+    if not selection.is_filter and not selection.ids:
         messages.warning(request, "Select at least one device first.")
         return redirect(back)
+    devices = selection.devices().defer(*HEAVY_FIELDS).order_by("display_name")
     count = devices.count()
     if count == 0:
-        messages.error(request, "None of the selected devices exists any more.")
+        messages.error(
+            request,
+            "No device matches the filter any more."
+            if selection.is_filter
+            else "None of the selected devices exists any more.",
+        )
         return redirect(back)
     if request.POST.get("confirm") != "yes":
         return render(
@@ -116,19 +123,45 @@ def device_bulk(request):
                 "label": label,
                 "devices": devices[:50],
                 "count": count,
-                "ids": list(devices.values_list("pk", flat=True)),
+                "selection": selection.hidden_fields(),
+                "by_filter": selection.is_filter,
                 "next": back,
-                "title": f"{label} {count} device{'s' if count != 1 else ''}",
+                "title": f"{label} {count:,} device{'s' if count != 1 else ''}",
                 "breadcrumbs": [("Devices", "devices:list")],
             },
         )
-    deleted = services.delete_devices(ids)
+    if not bulk.runs_inline(selection):
+        job = bulk.start(request.user, bulk.DELETE_JOB, selection, back=back)
+        return redirect("devices:bulk_job", pk=job.pk)
+    deleted = services.delete_devices(selection.ids)
     messages.success(
         request,
         f"Deleted {deleted} device{'s' if deleted != 1 else ''}. Each was offboarded from security settings "
         "management in Microsoft Defender for Endpoint.",
     )
     return redirect(back)
+
+
+@require_GET
+@permission_required("devices.view_device", raise_exception=True)
+def bulk_job(request, pk: int):
+    """The progress of a bulk Policy sync or delete (the job partial polls /jobs/<pk>/ until it ends)."""
+    job = get_object_or_404(Job, pk=pk, kind__in=list(bulk.LABELS))
+    back = (job.params or {}).get("next") or ""
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("devices:list")
+    label = bulk.LABELS[job.kind]
+    return render(
+        request,
+        "devices/bulk_job.html",
+        {
+            "job": job,
+            "label": label,
+            "back": back,
+            "title": f"{label}: {job.total:,} device{'s' if job.total != 1 else ''}",
+            "breadcrumbs": [("Devices", "devices:list")],
+        },
+    )
 
 
 def _safe_next(request, default: str) -> str:

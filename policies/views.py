@@ -219,7 +219,14 @@ def create(request, policy_type: str):
 
 
 def _draft_for(request, draft_id) -> PolicyDraft:
-    draft = get_object_or_404(PolicyDraft.objects.select_related("policy"), draft_id=draft_id)
+    """The signed-in person's own draft. Anyone else's is a 404, not a 403: a draft id must not even be
+    confirmed to exist for someone who is not its author (every wizard URL, GET or POST, comes through here).
+    Someone who may neither create nor change policies is told so (403) before any draft is looked up."""
+    if not (request.user.has_perm("policies.add_policy") or request.user.has_perm("policies.change_policy")):
+        raise PermissionDenied("You can't change endpoint security policies.")
+    draft = get_object_or_404(
+        PolicyDraft.objects.select_related("policy"), draft_id=draft_id, owner_id=request.user.pk
+    )
     mode = wizard.state(draft)["mode"]
     needed = "policies.add_policy" if mode == wizard.CREATE else "policies.change_policy"
     if not request.user.has_perm(needed):

@@ -20,9 +20,17 @@ def _group():
     return {"pk": Group.objects.create(name="Access test group").pk}
 
 
+def _bulk_job():
+    from console.models import Job
+    from devices.bulk import SYNC_JOB
+
+    return {"pk": Job.objects.create(kind=SYNC_JOB, total=3, params={"ids": [1, 2, 3]}).pk}
+
+
 ACCESS = {
     "devices:list": (None, ALL),
     "devices:bulk": (None, POST_ONLY),
+    "devices:bulk_job": (_bulk_job, ALL),
     "devices:detail": (_device, ALL),
     "devices:status": (_device, ALL),
     "devices:tags": (_device, CHANGERS),

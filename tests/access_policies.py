@@ -31,7 +31,11 @@ def _draft(mode: str = "create"):
     from policies import wizard
     from policies.catalog import get_catalog
 
-    owner, _ = get_user_model().objects.get_or_create(username="draft-owner")
+    # A draft opens only for its author (issue 12): it is made for the person the access test signed in last
+    # (force_login sets last_login), i.e. the role being walked; anonymous walks get a stand-in owner.
+    users = get_user_model().objects
+    owner = users.filter(last_login__isnull=False).order_by("-last_login").first()
+    owner = owner or users.get_or_create(username="draft-owner")[0]
     catalog = get_catalog()
     if mode == "create":
         return wizard.new_create_draft(owner, catalog.profile("Microsoft Defender Firewall Rules"), "windows")
