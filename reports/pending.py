@@ -25,6 +25,11 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from devices import channel, credentials, scheduling
+from devices.checkins import retire_devices
+from devices.models import Device, GroupMember
+from policies.models import Policy, PolicyAssignment
+
 from .ingest import apply_deltas, ingest, mark_pending, plan_device, remove_devices
 from .models import DevicePolicyStatus, PolicyGeneration, Status
 
@@ -66,8 +71,6 @@ def on_policy_changed(sender, policy=None, kind: str = "updated", device_ids=Non
 
 
 def on_membership_changed(sender, group=None, device_ids=None, **kwargs) -> None:
-    from policies.models import PolicyAssignment
-
     if group is None or not device_ids:
         return
     policy_ids = sorted(set(PolicyAssignment.objects.filter(group=group).values_list("policy_id", flat=True)))
@@ -76,8 +79,6 @@ def on_membership_changed(sender, group=None, device_ids=None, **kwargs) -> None
 
 
 def on_management_changed(sender, device=None, managed: bool = False, **kwargs) -> None:
-    from devices import credentials
-
     if device is None:
         return
     if not managed:
@@ -88,8 +89,6 @@ def on_management_changed(sender, device=None, managed: bool = False, **kwargs) 
 def on_policy_deleting(sender, instance=None, **kwargs) -> None:
     """Lock the policy row before its rows are deleted: a check-in holding it (FOR KEY SHARE in
     ingest.live_policy_ids) finishes first, and later ones see the policy gone, so no row is left behind."""
-    from policies.models import Policy
-
     if instance is not None and instance.pk is not None:
         list(Policy.objects.select_for_update().filter(pk=instance.pk).values_list("pk"))
 
@@ -109,8 +108,6 @@ def on_device_deleted(sender, instance=None, **kwargs) -> None:
 def mark_policy_pending(
     policy_id: int | None, device_ids: list[int], shared_keys: list[str], changed_at: str | None = None
 ) -> int:
-    from policies.models import Policy
-
     when = _parse(changed_at)
     if policy_id is None or not Policy.objects.filter(pk=policy_id).exists():
         if device_ids and shared_keys:
@@ -131,10 +128,6 @@ def mark_devices_pending(device_ids: list[int], policy_ids: list[int], changed_a
 
 @shared_task(ignore_result=True)
 def management_changed_task(device_id: int, managed: bool) -> None:
-    from devices import channel, scheduling
-    from devices.checkins import retire_devices
-    from devices.models import Device
-
     device = channel.load_device(device_id)
     if device is None:
         return
@@ -152,9 +145,6 @@ def management_changed_task(device_id: int, managed: bool) -> None:
 
 def initialise_device(device_id: int) -> int:
     """Rows for a newly managed device: every policy that targets it, Pending until its first check-in."""
-    from devices import channel
-    from devices.models import Device
-
     with transaction.atomic():
         if not Device.objects.select_for_update().filter(pk=device_id).exists():
             return 0
@@ -175,9 +165,6 @@ def initialise_device(device_id: int) -> int:
 
 def add_missing_rows(policy_ids: list[int], device_ids: list[int] | None = None) -> int:
     """Devices a policy targets now but that have no row for it get one: Pending (or Not applicable)."""
-    from devices import channel
-    from devices.models import Device, GroupMember
-
     context = channel.current_context()
     created = 0
     for pid in policy_ids:
