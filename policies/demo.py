@@ -94,6 +94,10 @@ def _asr(mode: str, names: list[str], exclusions: dict[str, list[str]] | None = 
     return values
 
 
+# The standard-protection ASR rules both the pilot (audit) and the workstations (block) policies set.
+STANDARD_ASR = ["Block abuse of exploited", "Block credential stealing", "Block persistence through WMI"]
+
+
 def specs() -> list[Spec]:
     return [
         Spec(
@@ -218,9 +222,7 @@ def specs() -> list[Spec]:
             _asr(
                 "Audit",
                 [
-                    "Block abuse of exploited",
-                    "Block credential stealing",
-                    "Block persistence through WMI",
+                    *STANDARD_ASR,
                     "Block executable content from email",
                     "Block all Office applications",
                     "Block Office applications from creating",
@@ -238,12 +240,7 @@ def specs() -> list[Spec]:
             {
                 **_asr(
                     "Block",
-                    [
-                        "Block abuse of exploited",
-                        "Block credential stealing",
-                        "Block persistence through WMI",
-                        "Block all Office applications",
-                    ],
+                    [*STANDARD_ASR, "Block all Office applications"],
                     {
                         "Block all Office applications": [
                             r"C:\Program Files\Contoso\FinanceTools\macrohost.exe"
