@@ -8,6 +8,7 @@ no function-local import crosses apps without a one-line reason.
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -142,6 +143,23 @@ def test_it_puts_every_module_of_the_apps_in_exactly_one_layer():
             homeless.append(f"{module}: {owners or 'in no layer'}")
     assert homeless == [], "place each module in one layer of pyproject.toml [tool.importlinter]"
     assert set(named) <= {_module(p) for p in _source_files()}, "a layer names a module that does not exist"
+
+
+def _readme_layers() -> list[set[str]]:
+    """The backticked names of each row of the README's layers table, top to bottom."""
+    section = (ROOT / "README.md").read_text().split("### Layers", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| layer")]
+    return [set(re.findall(r"`([\w.]+)/?`", row.split("|")[2])) for row in rows]
+
+
+def test_it_documents_in_the_readme_the_layers_the_contract_states():
+    readme, layers = _readme_layers(), _layers()
+    assert len(readme) == len(layers), "one README row per layer of the contract"
+    for names, layer in zip(
+        readme[1:], layers[1:], strict=True
+    ):  # the top row names kinds of module, not each
+        missing = [m for m in layer if m not in names and m.rsplit(".", 1)[-1] not in names]
+        assert missing == [], f"README 'What is where' › Layers does not list {missing} in its row"
 
 
 # ---------------------------------------------------------------------------- function-local imports across apps
