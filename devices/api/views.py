@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import FieldError, ValidationError
@@ -378,6 +379,15 @@ def _context(request, version: str, path: str) -> str:
     return f"/{version}/$metadata#{path}"
 
 
+@contextmanager
+def _membership_refusal():
+    """A refused membership change (a dynamic or user group, an unknown device) is the caller's mistake: 400."""
+    try:
+        yield
+    except membership.MembershipError as exc:
+        raise GraphError(400, str(exc)) from None
+
+
 def _device_objects(view: GraphView, request, queryset, path: str) -> Response:
     """Entra device objects as a collection: the devices list and a group's members."""
     version = view.api_version
@@ -623,10 +633,8 @@ class GroupList(VersionedView):
             raise GraphError(
                 400, "Members of a dynamic group follow its rule: don't send members@odata.bind."
             )
-        try:
+        with _membership_refusal():
             group = services.create_group(form.save(commit=False), members=[d.pk for d in bound])
-        except membership.MembershipError as exc:
-            raise GraphError(400, str(exc)) from None
         group.refresh_from_db()
         location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{group.group_id}")
         return Response(group_json(group), status=201, headers={"Location": location})
@@ -687,10 +695,8 @@ class GroupDetail(VersionedView):
             raise GraphError(
                 400, "Members of a dynamic group follow its rule: don't send members@odata.bind."
             )
-        try:
+        with _membership_refusal():
             services.update_group(form.save(commit=False), members=[d.pk for d in bound])
-        except membership.MembershipError as exc:
-            raise GraphError(400, str(exc)) from None
         return Response(status=204)
 
     @extend_schema(
@@ -736,10 +742,8 @@ class GroupMemberAdd(VersionedView):
         body = self.json_body(request)
         group = _group(group_id)
         device = _ref_device(body)
-        try:
+        with _membership_refusal():
             added = services.add_group_members(group, [device.pk])
-        except membership.MembershipError as exc:
-            raise GraphError(400, str(exc)) from None
         if not added:
             raise GraphError(
                 400,
@@ -760,10 +764,8 @@ class GroupMemberRemove(VersionedView):
     def delete(self, request, group_id: str, member_id: str):
         group = _group(group_id)
         device = _device(member_id, "directoryObject")
-        try:
+        with _membership_refusal():
             removed = services.remove_group_members(group, [device.pk])
-        except membership.MembershipError as exc:
-            raise GraphError(400, str(exc)) from None
         if not removed:
             raise GraphError(
                 404, f"{device.display_name} is not a member of {group.name}.", "ResourceNotFound"
