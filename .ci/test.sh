@@ -58,6 +58,8 @@ export DJANGO_ALLOW_ASYNC_UNSAFE=true
 echo "== ruff"
 "$BIN/ruff" check . || exit 1
 "$BIN/ruff" format --check . || exit 1
+echo "== import layers (pyproject.toml [tool.importlinter])"
+"$BIN/lint-imports" --no-cache || exit 1
 echo "== migrations are up to date"
 "$BIN/python" manage.py makemigrations --check --dry-run >/dev/null || {
   echo "Model changes without a migration: run manage.py makemigrations" >&2; exit 1; }

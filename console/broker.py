@@ -35,6 +35,8 @@ from pathlib import Path
 from queue import Empty
 from time import monotonic
 
+import redis
+from django.conf import settings
 from kombu.transport import filesystem
 from kombu.transport import redis as redis_transport
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
@@ -140,3 +142,46 @@ class RedisChannel(redis_transport.Channel):
 
 class RedisTransport(redis_transport.Transport):
     Channel = RedisChannel
+
+
+# ---- what is waiting: queue depths (the claim tick and the health checks read them) ---------------------
+
+QUEUES = ("sync", "default", "checkins")
+BROKER_TIMEOUT = 0.5  # seconds: a broker that does not answer by then is down for this request
+# kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in separate lists (priority 0 is the queue key).
+_REDIS_PRIORITY_SEP = "\x06\x16"
+_REDIS_PRIORITIES = (3, 6, 9)
+
+
+def is_redis(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://"))
+
+
+def redis_client():
+    return redis.Redis.from_url(
+        settings.CELERY_BROKER_URL, socket_connect_timeout=BROKER_TIMEOUT, socket_timeout=BROKER_TIMEOUT
+    )
+
+
+def filesystem_queue_dir() -> Path:
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}
+    return Path(options.get("data_folder_in") or settings.DATA_DIR / "broker" / "queue")
+
+
+def queue_depths() -> dict[str, int]:
+    """Messages waiting per queue: Redis list lengths, or message files of the filesystem broker."""
+    if is_redis(settings.CELERY_BROKER_URL):
+        client = redis_client()
+        try:
+            pipe = client.pipeline(transaction=False)
+            for queue in QUEUES:
+                pipe.llen(queue)
+                for priority in _REDIS_PRIORITIES:
+                    pipe.llen(f"{queue}{_REDIS_PRIORITY_SEP}{priority}")
+            lengths = pipe.execute()
+        finally:
+            client.close()
+        step = 1 + len(_REDIS_PRIORITIES)
+        return {queue: sum(lengths[i * step : (i + 1) * step]) for i, queue in enumerate(QUEUES)}
+    folder = filesystem_queue_dir()
+    return {queue: len(list(folder.glob(f"*.{queue}.msg"))) if folder.is_dir() else 0 for queue in QUEUES}

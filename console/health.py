@@ -11,23 +11,25 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from . import heartbeats
-from .broker import quarantined_count
+from devices.models import Device
 
-QUEUES = ("sync", "default", "checkins")
-BROKER_TIMEOUT = 0.5  # seconds: a broker that does not answer by then is down for this request
+from . import heartbeats
+from .broker import (
+    BROKER_TIMEOUT,
+    filesystem_queue_dir,
+    is_redis,
+    quarantined_count,
+    redis_client,
+)
+
 OVERDUE_AFTER = timedelta(minutes=10)  # a device this late for its check-in is overdue
 LEASE_GRACE = timedelta(seconds=60)  # lost work must be claimed again by then (beat claims every few seconds)
-# kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in separate lists (priority 0 is the queue key).
-_REDIS_PRIORITY_SEP = "\x06\x16"
-_REDIS_PRIORITIES = (3, 6, 9)
 
 
 @dataclass(frozen=True)
@@ -57,27 +59,10 @@ def database() -> Check:
     return Check("database", True, f"{connection.vendor} answers")
 
 
-def _is_redis(url: str) -> bool:
-    return url.startswith(("redis://", "rediss://"))
-
-
-def _redis():
-    import redis
-
-    return redis.Redis.from_url(
-        settings.CELERY_BROKER_URL, socket_connect_timeout=BROKER_TIMEOUT, socket_timeout=BROKER_TIMEOUT
-    )
-
-
-def _filesystem_queue_dir() -> Path:
-    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}
-    return Path(options.get("data_folder_in") or settings.DATA_DIR / "broker" / "queue")
-
-
 def broker() -> Check:
     url = settings.CELERY_BROKER_URL
-    if _is_redis(url):
-        client = _redis()
+    if is_redis(url):
+        client = redis_client()
         try:
             client.ping()
         finally:
@@ -85,7 +70,7 @@ def broker() -> Check:
         where = urlsplit(url)
         return Check("broker", True, f"Redis at {where.hostname}:{where.port or 6379} answers")
     if url.startswith("filesystem://"):
-        folder = _filesystem_queue_dir()
+        folder = filesystem_queue_dir()
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             return Check("broker", False, f"the broker folder {folder} is missing or not writable")
         return Check("broker", True, f"filesystem broker in {folder}")
@@ -137,8 +122,6 @@ def beat() -> Check:
 
 def lease_backlog() -> Check:
     """Devices whose check-in lease has passed: their batch was lost. Down when one waits past LEASE_GRACE."""
-    from devices.models import Device
-
     now = timezone.now()
     expired = Device.objects.filter(checkin_lease_until__lt=now)
     count = expired.count()
@@ -157,35 +140,14 @@ def lease_backlog() -> Check:
 
 def devices_overdue() -> Check:
     """Managed devices (only they have a next check-in) more than OVERDUE_AFTER late."""
-    from devices.models import Device
-
     count = Device.objects.filter(next_checkin_at__lt=timezone.now() - OVERDUE_AFTER).count()
     return Check("devices_overdue", True, f"{count} device(s) overdue by more than 10 minutes", count)
 
 
 def quarantined() -> Check:
     """Broker messages the filesystem transport set aside as unreadable (the folder may not exist)."""
-    count = quarantined_count(_filesystem_queue_dir())
+    count = quarantined_count(filesystem_queue_dir())
     return Check("quarantined", True, f"{count} quarantined broker message(s)", count)
-
-
-def queue_depths() -> dict[str, int]:
-    """Messages waiting per queue: Redis list lengths, or message files of the filesystem broker."""
-    if _is_redis(settings.CELERY_BROKER_URL):
-        client = _redis()
-        try:
-            pipe = client.pipeline(transaction=False)
-            for queue in QUEUES:
-                pipe.llen(queue)
-                for priority in _REDIS_PRIORITIES:
-                    pipe.llen(f"{queue}{_REDIS_PRIORITY_SEP}{priority}")
-            lengths = pipe.execute()
-        finally:
-            client.close()
-        step = 1 + len(_REDIS_PRIORITIES)
-        return {queue: sum(lengths[i * step : (i + 1) * step]) for i, queue in enumerate(QUEUES)}
-    folder = _filesystem_queue_dir()
-    return {queue: len(list(folder.glob(f"*.{queue}.msg"))) if folder.is_dir() else 0 for queue in QUEUES}
 
 
 # ---- what the endpoint and the panel run ---------------------------------------------------------------

@@ -164,7 +164,7 @@ class ServiceHeartbeat(models.Model):
 class ServiceCounter(models.Model):
     """A durable counter for /metrics (check-ins, rejected reports): every web process reports the same total.
 
-    Incremented with F() by console.metrics.incr, once per batch, so concurrent workers never lose a count.
+    Incremented with F() by console.counters.incr, once per batch, so concurrent workers never lose a count.
     """
 
     name = models.CharField(max_length=60, unique=True)

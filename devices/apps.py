@@ -6,6 +6,14 @@ class DevicesConfig(AppConfig):
     name = "devices"
     verbose_name = "Devices and groups"
 
+    def ready(self) -> None:
+        """The services ask for a re-evaluation by signal; the tasks, one layer up, answer it."""
+        from . import signals, tasks
+
+        signals.reevaluation_requested.connect(
+            tasks.queue_reevaluation, dispatch_uid="devices.queue_reevaluation"
+        )
+
     def dashboard_counts(self) -> dict:
         """Tiles for Home and Dashboard: each an indexed count (managed_by and enrollment status are indexed)."""
         from django.urls import reverse

@@ -37,10 +37,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from console import metrics, untrusted_json
+from console import counters, untrusted_json
+from console.models import TenantSettings
 from policies import engine
 from policies.catalog import get_catalog
-from reports.ingest import DevicePlan, ReportedSetting, is_retryable, plan_device
+from policies.models import AssignmentFilter, Policy, PolicyAssignment
+from reports.ingest import DevicePlan, ReportedSetting, ingest, insert_rows, is_retryable, plan_device
+from reports.models import CheckinRecord, PolicyGeneration
 
 from . import credentials, scheduling
 from .models import Device, GroupMember, ManagedBy
@@ -149,8 +152,6 @@ class _IdList(Aggregate):
 
 def checkin_queryset():
     """Devices with ``member_of`` (their group ids, "1,5,9") and ``generation`` (the policy token)."""
-    from reports.models import PolicyGeneration
-
     groups = (
         GroupMember.objects.filter(device_id=OuterRef("pk"))
         .order_by()
@@ -337,15 +338,10 @@ def load_context(token: str | None) -> ChannelContext:
 
 
 def current_context() -> ChannelContext:
-    from reports.models import PolicyGeneration
-
     return load_context(PolicyGeneration.objects.filter(pk=1).values_list("token", flat=True).first())
 
 
 def _build_context(token: str | None) -> ChannelContext:
-    from console.models import TenantSettings
-    from policies.models import AssignmentFilter, Policy, PolicyAssignment
-
     from .rules import RuleSyntaxError, parse_rule
 
     include: dict[int, list[tuple[int, int | None, str | None]]] = {}
@@ -673,7 +669,7 @@ def commit_reports(
                         "The report of device %s failed; it will be checked in again", item.device.pk
                     )
                     result.lost.add(item.device.pk)
-    metrics.incr(metrics.CHECKINS, len(result.finished))
+    counters.incr(counters.CHECKINS, len(result.finished))
     return result
 
 
@@ -696,8 +692,6 @@ def _commit_atomically(changed, kind, lease, now, started, next_at, result: Comm
 
 
 def _commit_changed(changed, kind, lease, now, started, next_at, result: CommitResult) -> None:
-    from reports.ingest import ingest
-
     if lease is not None:
         locked = set(
             Device.objects.select_for_update()
@@ -726,9 +720,6 @@ def _commit_changed(changed, kind, lease, now, started, next_at, result: CommitR
 
 
 def _record(items, kind, now, started, policies_changed, settings_changed) -> None:
-    from reports.ingest import insert_rows
-    from reports.models import CheckinRecord
-
     if not items:
         return
     duration = max(0, int((timezone.now() - started).total_seconds() * 1000))
@@ -952,7 +943,7 @@ def report_view(request: HttpRequest) -> JsonResponse:
             }
         )
     except ChannelError as exc:
-        metrics.incr(metrics.REPORTS_REJECTED)
+        counters.incr(counters.REPORTS_REJECTED)
         return _error(exc)
 
 

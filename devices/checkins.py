@@ -43,7 +43,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from console import audit
-from console.health import queue_depths
+from console.broker import queue_depths
+from policies.catalog import display_value, get_catalog
+from policies.models import Policy
+from reports.ingest import COPY_OBSERVERS, remove_devices
+from reports.models import CheckinRecord, DevicePolicyStatus, DeviceSettingStatus
 
 from . import agent, channel, scheduling
 from .models import Device, Group, ManagedBy
@@ -197,8 +201,6 @@ def run_checkins(
 
 def retire_devices(device_ids: Iterable[int], lease: datetime | None = None) -> int:
     """Devices that no longer get policy (management lost): no more check-ins, status rows removed."""
-    from reports.ingest import remove_devices
-
     ids = list(device_ids)
     qs = Device.objects.filter(pk__in=ids)
     if lease is not None:
@@ -412,8 +414,6 @@ def _measured(prefix: str, device_ids: list[int], lease: datetime, kind: str, cl
         counter["statements"] += 1
         counter["rows"] += rows
 
-    from reports.ingest import COPY_OBSERVERS
-
     t0 = time.perf_counter()
     run, failed = CheckinRun(), 0
     COPY_OBSERVERS.append(copied)
@@ -603,8 +603,6 @@ def sync_state(device: Device, now: datetime | None = None) -> str:
 @shared_task(ignore_result=True)
 def prune_checkin_history(days: int = HISTORY_DAYS) -> int:
     """Daily: keep the last ``days`` of check-in history."""
-    from reports.models import CheckinRecord
-
     cutoff = timezone.now() - timedelta(days=days)
     return CheckinRecord.objects.filter(at__lt=cutoff).delete()[0]
 
@@ -622,34 +620,8 @@ STATUS_ICONS = {
 }
 
 
-def display_value(key: str, value: Any, catalog=None) -> str:
-    """A setting value as the admin center shows it: option labels, lists joined, firewall rules by name."""
-    from policies.catalog import get_catalog
-
-    if value is None:
-        return "Not configured"
-    sdef = (catalog or get_catalog()).get(key)
-    if sdef is not None and sdef.options:
-        labels = {str(o.value).lower(): o.label for o in sdef.options}
-        if isinstance(value, list):
-            return ", ".join(labels.get(str(v).lower(), str(v)) for v in value)
-        return labels.get(str(value).lower(), str(value))
-    if isinstance(value, list):
-        if all(isinstance(v, dict) for v in value):
-            names = [str(next((x for k, x in v.items() if k.endswith("_name")), "rule")) for v in value]
-            return f"{len(names)} rule{'s' if len(names) != 1 else ''}: {', '.join(names)}"
-        return ", ".join(str(v) for v in value) or "(empty list)"
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
-
-
 def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
     """Everything templates/checkins/device_panel.html needs (the lead can include the partial with this)."""
-    from policies.catalog import get_catalog
-    from policies.models import Policy
-    from reports.models import CheckinRecord, DevicePolicyStatus, DeviceSettingStatus
-
     device = get_object_or_404(channel.checkin_queryset(), pk=device_pk)
     catalog = get_catalog()
     statuses = {row.policy_id: row for row in DevicePolicyStatus.objects.filter(device_id=device.pk)}

@@ -9,8 +9,8 @@ from console.text import validate_description, validate_name
 
 from .models import Device, Group
 from .onboarding import PILOT_TAG
-from .rules import MAX_RULE_LENGTH, RuleSyntaxError, parse_rule
-from .services import DEFENDER_FIELDS, INTUNE_FIELDS
+from .rules import MAX_RULE_LENGTH
+from .services import DEFENDER_FIELDS, INTUNE_FIELDS, validate_rule
 
 TAG_RE = re.compile(r"^[\w .@#&()/+-]{1,64}$")
 MAX_TAGS = 25
@@ -95,23 +95,6 @@ class DeviceTagsForm(forms.Form):
         return tags
 
 
-def rule_error(exc: RuleSyntaxError) -> str:
-    return f"Position {exc.position}: {exc.reason}"
-
-
-def clean_rule(text: str) -> str:
-    text = (text or "").strip()
-    if not text:
-        raise forms.ValidationError("A dynamic device group needs a membership rule.")
-    try:
-        parse_rule(text)
-    except RuleSyntaxError as exc:
-        raise forms.ValidationError(
-            rule_error(exc), code="rule_syntax", params={"position": exc.position}
-        ) from exc
-    return text
-
-
 class GroupForm(forms.ModelForm):
     class Meta:
         model = Group
@@ -167,7 +150,7 @@ class GroupForm(forms.ModelForm):
                     "MDE security management (device objects only).",
                 )
             try:
-                data["membership_rule"] = clean_rule(rule)
+                data["membership_rule"] = validate_rule(rule)
             except forms.ValidationError as exc:
                 self.add_error("membership_rule", exc)
         elif membership == Group.Membership.ASSIGNED:
@@ -189,7 +172,7 @@ class ValidateRuleForm(forms.Form):
         self.fields["device"].choices = list(device_choices)
 
     def clean_rule(self) -> str:
-        return clean_rule(self.cleaned_data["rule"])
+        return validate_rule(self.cleaned_data["rule"])
 
     def clean_device(self) -> list[int]:
         ids = list(dict.fromkeys(self.cleaned_data["device"]))

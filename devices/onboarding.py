@@ -440,7 +440,7 @@ def apply(device, outcome: Outcome, *, source: str = "", recompute_membership: b
     from django.db import transaction
     from django.utils import timezone
 
-    from console import audit
+    from console import audit  # reason: onboarding stays importable without Django; evaluate() runs anywhere
 
     from . import credentials, membership, scheduling
     from .models import Device, OnboardingEvent

@@ -1,7 +1,8 @@
-"""What views, tasks and the demo do with devices: re-evaluate onboarding, tag, delete, switch the tenant.
+"""What pages, the API, tasks and the demo do with devices and groups: re-evaluate onboarding, tag, delete, switch
+the tenant; create, edit and delete groups, add and remove members, validate and try dynamic rules.
 
-Every function here is a complete state change (one transaction per device, an audit record, the signals), so a
-view or a task only picks the function and reports the result.
+Every function here is a complete state change (one transaction, an audit record, the signals), so a page or an
+API view only validates its input, picks the function and reports the result in its own format.
 """
 
 from __future__ import annotations
@@ -9,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from console import audit
 from console.models import Job, TenantSettings
 
 from . import credentials, membership, onboarding
-from .models import Device
-from .signals import management_changed
+from .models import Device, Group, GroupMember
+from .rules import RuleSyntaxError, parse_rule
+from .signals import management_changed, reevaluation_requested
 
 REEVALUATE_JOB = "devices.reevaluate"
 BATCH = 500
@@ -87,8 +90,6 @@ def reevaluate_batch(devices: list[Device], tenant: TenantSettings, *, source: s
 
 def start_reevaluation(user, *, source: str) -> Job:
     """A Job a person can watch, and the task that re-evaluates every device (queued once this commits)."""
-    from .tasks import reevaluate_all
-
     job = Job.objects.create(
         kind=REEVALUATE_JOB,
         total=Device.objects.count(),
@@ -96,7 +97,7 @@ def start_reevaluation(user, *, source: str) -> Job:
         params={"source": source},
         message="Waiting for a worker to re-evaluate every device.",
     )
-    transaction.on_commit(lambda: reevaluate_all.delay(job.pk))
+    transaction.on_commit(lambda: reevaluation_requested.send(sender=Job, job=job))
     return job
 
 
@@ -182,3 +183,107 @@ def delete_devices(device_ids: Iterable[int]) -> int:
         delete_device(device)
         count += 1
     return count
+
+
+# ------------------------------------------------------------------------------------------------------ groups
+
+GROUP_FIELDS = ["name", "description", "membership_type", "object_kind", "membership_rule"]
+
+
+def group_snapshot(group: Group) -> dict:
+    return audit.snapshot(group, GROUP_FIELDS)
+
+
+@transaction.atomic
+def create_group(group: Group, *, members: Iterable[int] = ()) -> Group:
+    """Save a new group (validated by GroupForm, unsaved) and fill it: a dynamic group from its rule, an assigned
+    one with ``members`` (device pks)."""
+    group.save()
+    audit.record("group.create", group, after=group_snapshot(group))
+    if group.is_dynamic:
+        membership.recompute_group(group)
+    elif members:
+        add_group_members(group, members)
+    return group
+
+
+@transaction.atomic
+def update_group(group: Group, *, members: Iterable[int] = ()) -> Group:
+    """Save a group edited in memory (by GroupForm): the change is audited against the stored row, and a dynamic
+    group whose rule or type changed is recomputed."""
+    before = group_snapshot(Group.objects.select_for_update().get(pk=group.pk))
+    group.save()
+    old, new = audit.changed(before, group_snapshot(group))
+    if new:
+        audit.record("group.update", group, before=old, after=new)
+    if group.is_dynamic and {"membership_type", "membership_rule"} & set(new):
+        membership.recompute_group(group)
+    if members:
+        add_group_members(group, members)
+    return group
+
+
+def delete_group(group: Group) -> None:
+    """Delete a group; its members lose the policies assigned through it. Raises ProtectedError while a policy
+    assignment still uses it (nothing is deleted then)."""
+    with transaction.atomic():
+        member_ids = set(GroupMember.objects.filter(group=group).values_list("device_id", flat=True))
+        audit.record("group.delete", group, before=group_snapshot(group) | {"member_count": len(member_ids)})
+        # Before the delete: receivers still see the group's policy assignments and mark its devices.
+        membership.notify(group, member_ids)
+        group.delete()
+
+
+def add_group_members(group: Group, device_ids: Iterable[int]) -> set[int]:
+    """Add devices to an assigned group; the pks actually added. MembershipError (nothing added) for a dynamic or
+    user group, or a device that does not exist."""
+    ids = list(dict.fromkeys(device_ids))
+    with transaction.atomic():
+        if len(ids) != Device.objects.filter(pk__in=ids).count():
+            raise membership.MembershipError(
+                "A selected device does not exist (any more). Nothing was added."
+            )
+        added = membership.add_members(group, ids)
+        _audit_members("group.members.add", group, added)
+    return added
+
+
+def remove_group_members(group: Group, device_ids: Iterable[int]) -> set[int]:
+    """Remove devices from an assigned group; the pks actually removed."""
+    with transaction.atomic():
+        removed = membership.remove_members(group, device_ids)
+        _audit_members("group.members.remove", group, removed)
+    return removed
+
+
+def _audit_members(action: str, group: Group, device_ids: set[int]) -> None:
+    if not device_ids:
+        return
+    names = {"members": list(
+        Device.objects.filter(pk__in=device_ids).order_by("display_name").values_list("display_name", flat=True)[:20]
+    )}  # fmt: skip
+    added = action == "group.members.add"
+    audit.record(action, group, before=None if added else names, after=names if added else None)
+
+
+def rule_error(exc: RuleSyntaxError) -> str:
+    return f"Position {exc.position}: {exc.reason}"
+
+
+def validate_rule(text: str) -> str:
+    """A dynamic device group's rule, stripped. ValidationError (code ``rule_syntax`` with the ``position``) says
+    where a rule does not parse, so the editor can point at it."""
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError("A dynamic device group needs a membership rule.")
+    try:
+        parse_rule(text)
+    except RuleSyntaxError as exc:
+        raise ValidationError(rule_error(exc), code="rule_syntax", params={"position": exc.position}) from exc
+    return text
+
+
+def evaluate_rule(text: str, devices: Iterable[Device]) -> list[tuple[Device, bool]]:
+    """Entra's "Validate rules": whether each device matches a (valid) rule; nothing is saved."""
+    rule = parse_rule(text)
+    return [(device, rule.matches(device.entra_properties())) for device in devices]

@@ -29,6 +29,11 @@ def onboard_device(device_pk: int, source: str = "") -> None:
         services.reevaluate_device(device, source=source)
 
 
+def queue_reevaluation(sender, job: Job, **kwargs) -> None:
+    """Receiver of devices.signals.reevaluation_requested (connected in DevicesConfig.ready)."""
+    reevaluate_all.delay(job.pk)
+
+
 def _actor(job: Job) -> audit.Actor:
     user = job.created_by
     if user is None:

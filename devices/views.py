@@ -29,7 +29,6 @@ from .forms import (
 )
 from .models import Device, DeviceCredential, Group, GroupMember, ManagedBy
 from .onboarding import PLATFORM_OF_OS
-from .rules import parse_rule
 from .selection import SelectionError, read_selection
 from .tables import DeviceTable, GroupTable, MemberTable
 
@@ -454,10 +453,6 @@ def _rule_error_marker(form: GroupForm) -> dict | None:
     return None
 
 
-def _group_snapshot(group: Group) -> dict:
-    return audit.snapshot(group, ["name", "description", "membership_type", "object_kind", "membership_rule"])
-
-
 @require_http_methods(["GET", "POST"])
 @permission_required("devices.add_group", raise_exception=True)
 def group_create(request):
@@ -466,11 +461,7 @@ def group_create(request):
     if request.method == "POST":
         form = GroupForm(request.POST)
         if form.is_valid():
-            with transaction.atomic():
-                group = form.save()
-                audit.record("group.create", group, after=_group_snapshot(group))
-                if group.is_dynamic:
-                    membership.recompute_group(group)
+            group = services.create_group(form.save(commit=False))
             messages.success(request, f"Group {group.name} created with {group.member_count} members.")
             return redirect("devices:group_detail", pk=group.pk)
     else:
@@ -501,16 +492,9 @@ def group_edit(request, pk: int):
     if request.method == "POST" and request.POST.get("validate"):
         return _to_validate(request)
     if request.method == "POST":
-        before = _group_snapshot(group)
         form = GroupForm(request.POST, instance=group)
         if form.is_valid():
-            with transaction.atomic():
-                group = form.save()
-                old, new = audit.changed(before, _group_snapshot(group))
-                if new:
-                    audit.record("group.update", group, before=old, after=new)
-                if group.is_dynamic and {"membership_type", "membership_rule"} & set(new):
-                    membership.recompute_group(group)
+            group = services.update_group(form.save(commit=False))
             messages.success(request, f"Group {group.name} saved.")
             return redirect("devices:group_detail", pk=group.pk)
     else:
@@ -535,14 +519,7 @@ def group_delete(request, pk: int):
     if request.method == "POST":
         name = group.name
         try:
-            with transaction.atomic():
-                member_ids = set(GroupMember.objects.filter(group=group).values_list("device_id", flat=True))
-                audit.record(
-                    "group.delete", group, before=_group_snapshot(group) | {"member_count": len(member_ids)}
-                )
-                # Before the delete: receivers still see the group's policy assignments and mark its devices.
-                membership.notify(group, member_ids)
-                group.delete()
+            services.delete_group(group)
         except ProtectedError:
             messages.error(request, f"{name} is used by policy assignments. Remove it from them first.")
             return redirect("devices:group_detail", pk=pk)
@@ -623,27 +600,7 @@ def _members_change(request, pk: int, add: bool):
         messages.warning(request, "Select at least one device.")
         return redirect(back)
     try:
-        with transaction.atomic():
-            if add:
-                unknown = set(ids) - set(Device.objects.filter(pk__in=ids).values_list("pk", flat=True))
-                if unknown:
-                    messages.error(request, "A selected device does not exist (any more). Nothing was added.")
-                    return redirect(back)
-                changed = membership.add_members(group, ids)
-            else:
-                changed = membership.remove_members(group, ids)
-            if changed:
-                names = list(
-                    Device.objects.filter(pk__in=changed)
-                    .order_by("display_name")
-                    .values_list("display_name", flat=True)[:20]
-                )
-                audit.record(
-                    "group.members.add" if add else "group.members.remove",
-                    group,
-                    before=None if add else {"members": names},
-                    after={"members": names} if add else None,
-                )
+        changed = services.add_group_members(group, ids) if add else services.remove_group_members(group, ids)
     except membership.MembershipError as exc:
         messages.error(request, str(exc))
         return redirect(back)
@@ -692,9 +649,8 @@ def group_validate(request):
     error_position = None
     if form.is_bound:
         if form.is_valid():
-            rule = parse_rule(form.cleaned_data["rule"])
             selected = [d for d in chosen if d.pk in set(form.cleaned_data["device"])]
-            results = [(d, rule.matches(d.entra_properties())) for d in selected]
+            results = services.evaluate_rule(form.cleaned_data["rule"], selected)
         else:
             for error in form.errors.as_data().get("rule", []):
                 if error.code == "rule_syntax":

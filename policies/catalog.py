@@ -401,3 +401,23 @@ def asr_rules(catalog: Catalog) -> tuple[tuple[SettingDef, SettingDef | None], .
     profile = catalog.profile(group.profile)
     exclusions = {s.parent_id: s for s in profile.settings if s.parent_id in group.children}
     return tuple((catalog.setting(rule_id), exclusions.get(rule_id)) for rule_id in group.children)
+
+
+def display_value(key: str, value: Any, catalog: Catalog | None = None) -> str:
+    """A setting value as the admin center shows it: option labels, lists joined, firewall rules by name."""
+    if value is None:
+        return "Not configured"
+    sdef = (catalog or get_catalog()).get(key)
+    if sdef is not None and sdef.options:
+        labels = {str(o.value).lower(): o.label for o in sdef.options}
+        if isinstance(value, list):
+            return ", ".join(labels.get(str(v).lower(), str(v)) for v in value)
+        return labels.get(str(value).lower(), str(value))
+    if isinstance(value, list):
+        if all(isinstance(v, dict) for v in value):
+            names = [str(next((x for k, x in v.items() if k.endswith("_name")), "rule")) for v in value]
+            return f"{len(names)} rule{'s' if len(names) != 1 else ''}: {', '.join(names)}"
+        return ", ".join(str(v) for v in value) or "(empty list)"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)

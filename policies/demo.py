@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.audit import Actor, acting_as
+from devices.models import Group
 from policies import services
 from policies.catalog import FIREWALL_RULE_GROUP_ID, asr_rules, get_catalog
 from policies.models import AssignmentFilter, Policy
@@ -54,8 +55,29 @@ class Spec:
     use_filter: str = ""  # "include" | "exclude"
 
 
-def _rule(**fields: Any) -> dict[str, Any]:
-    return {R + key: value for key, value in fields.items()}
+def _rule(name: str, direction: str, action: str, protocol: int, **fields: Any) -> dict[str, Any]:
+    """One firewall rule (``action`` is "allow" or "block"); ``fields`` are its other settings by short name."""
+    action_type = {"block": "0", "allow": "1"}[action]
+    rule = {"name": name, "direction": direction, "action_type": action_type, "protocol": protocol, **fields}
+    return {R + key: value for key, value in rule.items()}
+
+
+TCP, UDP, ICMP = 6, 17, 1
+ADMINS = ["10.10.0.0/16"]
+TEAMS = r"%LocalAppData%\Microsoft\Teams\current\Teams.exe"
+RDP_FROM_ADMINS = _rule("Allow RDP from admin network", "in", "allow", TCP, localportranges=["3389"],
+                        remoteaddressranges=ADMINS, enabled="1")  # fmt: skip
+WINRM_FROM_ADMINS = _rule("Allow WinRM from admin network", "in", "allow", TCP, localportranges=["5985-5986"],
+                          remoteaddressranges=ADMINS)  # fmt: skip
+ICMP_ECHO = _rule(
+    "Allow ICMP echo", "in", "allow", ICMP, icmptypesandcodes=["8:*"], remoteaddressranges=["LocalSubnet"]
+)
+# The server and the workstation policies share this rule (the same definition, so it merges on a device).
+TELNET_OUT = _rule("Block outbound Telnet", "out", "block", TCP, remoteportranges=["23"])
+NETBIOS_IN = _rule("Block SMBv1 NetBIOS inbound", "in", "block", UDP, localportranges=["137-138"])
+TEAMS_MEDIA_OUT = _rule(
+    "Allow Teams media", "out", "allow", UDP, remoteportranges=["3478-3481"], app_filepath=TEAMS
+)
 
 
 def _asr(mode: str, names: list[str], exclusions: dict[str, list[str]] | None = None) -> dict[str, Any]:
@@ -70,6 +92,10 @@ def _asr(mode: str, names: list[str], exclusions: dict[str, list[str]] | None = 
             if exclusion is not None and rule.display_name.lower().startswith(prefix.lower()):
                 values[exclusion.id] = paths
     return values
+
+
+# The standard-protection ASR rules both the pilot (audit) and the workstations (block) policies set.
+STANDARD_ASR = ["Block abuse of exploited", "Block credential stealing", "Block persistence through WMI"]
 
 
 def specs() -> list[Spec]:
@@ -169,74 +195,14 @@ def specs() -> list[Spec]:
             FIREWALL_RULES,
             "Firewall rules - Server management",
             "Remote management of servers from the admin network only; legacy protocols blocked.",
-            {
-                FIREWALL_RULE_GROUP_ID: [
-                    _rule(
-                        name="Allow RDP from admin network",
-                        direction="in",
-                        action_type="1",
-                        protocol=6,
-                        localportranges=["3389"],
-                        remoteaddressranges=["10.10.0.0/16"],
-                        enabled="1",
-                    ),
-                    _rule(
-                        name="Allow WinRM from admin network",
-                        direction="in",
-                        action_type="1",
-                        protocol=6,
-                        localportranges=["5985-5986"],
-                        remoteaddressranges=["10.10.0.0/16"],
-                    ),
-                    _rule(
-                        name="Allow ICMP echo",
-                        direction="in",
-                        action_type="1",
-                        protocol=1,
-                        icmptypesandcodes=["8:*"],
-                        remoteaddressranges=["LocalSubnet"],
-                    ),
-                    _rule(
-                        name="Block outbound Telnet",
-                        direction="out",
-                        action_type="0",
-                        protocol=6,
-                        remoteportranges=["23"],
-                    ),
-                    _rule(
-                        name="Block SMBv1 NetBIOS inbound",
-                        direction="in",
-                        action_type="0",
-                        protocol=17,
-                        localportranges=["137-138"],
-                    ),
-                ]  # fmt: skip
-            },
+            {FIREWALL_RULE_GROUP_ID: [RDP_FROM_ADMINS, WINRM_FROM_ADMINS, ICMP_ECHO, TELNET_OUT, NETBIOS_IN]},
             include=[SERVERS],
         ),
         Spec(
             FIREWALL_RULES,
             "Firewall rules - Workstations",
             "Workstation rules; shares the Telnet rule with the server policy (same definition, so it merges).",
-            {
-                FIREWALL_RULE_GROUP_ID: [
-                    _rule(
-                        name="Block outbound Telnet",
-                        direction="out",
-                        action_type="0",
-                        protocol=6,
-                        remoteportranges=["23"],
-                    ),
-                    _rule(
-                        name="Allow Teams media",
-                        direction="out",
-                        action_type="1",
-                        protocol=17,
-                        remoteportranges=["3478-3481"],
-                        app_filepath=r"%LocalAppData%\Microsoft\Teams\current\Teams.exe",
-                    ),
-                ]  # fmt: skip
-            },
+            {FIREWALL_RULE_GROUP_ID: [TELNET_OUT, TEAMS_MEDIA_OUT]},
             include=[WORKSTATIONS],
         ),
         Spec(
@@ -256,9 +222,7 @@ def specs() -> list[Spec]:
             _asr(
                 "Audit",
                 [
-                    "Block abuse of exploited",
-                    "Block credential stealing",
-                    "Block persistence through WMI",
+                    *STANDARD_ASR,
                     "Block executable content from email",
                     "Block all Office applications",
                     "Block Office applications from creating",
@@ -276,12 +240,7 @@ def specs() -> list[Spec]:
             {
                 **_asr(
                     "Block",
-                    [
-                        "Block abuse of exploited",
-                        "Block credential stealing",
-                        "Block persistence through WMI",
-                        "Block all Office applications",
-                    ],
+                    [*STANDARD_ASR, "Block all Office applications"],
                     {
                         "Block all Office applications": [
                             r"C:\Program Files\Contoso\FinanceTools\macrohost.exe"
@@ -351,8 +310,6 @@ def _group(names: tuple[str, ...], groups: dict[str, int]) -> int | None:
 
 
 def seed(stdout, policies: int = 12, seed: int = 42, **_: Any) -> None:
-    from devices.models import Group
-
     rng = random.Random(seed)
     groups = dict(Group.objects.filter(object_kind="device").values_list("name", "pk"))
     demo_filter, _created = AssignmentFilter.objects.get_or_create(

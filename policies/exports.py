@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from devices.models import Group
 from policies.catalog import Catalog, PolicyValues, Profile, get_catalog
 from policies.graph import from_graph_settings
 from policies.models import GRAPH_PLATFORM, Policy
@@ -239,8 +240,6 @@ def _uuid(value: object) -> str | None:
 def decode_assignments(
     raw: object, problems: list[Problem], *, missing_groups_are_errors: bool = True
 ) -> DecodedAssignments:
-    from devices.models import Group
-
     from .models import AssignmentFilter
 
     decoded = DecodedAssignments()

@@ -15,6 +15,16 @@ class PolicyType(models.TextChoices):
     ASR = "asr", "Attack surface reduction"
 
 
+# URL slug of each policy type (Intune's node names): the policy pages and the report pages link by it.
+TYPE_SLUGS = {
+    "antivirus": PolicyType.ANTIVIRUS,
+    "firewall": PolicyType.FIREWALL,
+    "endpoint-detection-and-response": PolicyType.EDR,
+    "attack-surface-reduction": PolicyType.ASR,
+}
+SLUG_OF_TYPE = {value: slug for slug, value in TYPE_SLUGS.items()}
+
+
 class PolicyPlatform(models.TextChoices):
     WINDOWS = "windows", "Windows 10, Windows 11, and Windows Server"
     MACOS = "macos", "macOS"

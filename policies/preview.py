@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
+from devices.models import Device, GroupMember
+from devices.rules import RuleSyntaxError, parse_rule, properties_used
 from policies import engine
 from policies.catalog import get_catalog
 from policies.models import Policy, PolicyAssignment
@@ -104,8 +106,6 @@ def saved_policy_inputs(exclude_ids: Iterable[int] = ()) -> list[engine.PolicyIn
 
 
 def _filter_rules(filter_ids: Iterable[int]) -> dict[int, object]:
-    from devices.rules import RuleSyntaxError, parse_rule
-
     from .models import AssignmentFilter
 
     rules: dict[int, object] = {}
@@ -157,8 +157,6 @@ class _FactReader:
     _UNIQUE_PROPERTIES = frozenset({"displayName", "deviceId", "objectId"})
 
     def __init__(self, filters: Mapping[int, object]) -> None:
-        from devices.rules import properties_used
-
         self.filters = dict(filters)
         per_device = any(
             rule is not None and properties_used(rule) & self._UNIQUE_PROPERTIES
@@ -175,8 +173,6 @@ class _FactReader:
         self._matches: dict[tuple, tuple[tuple[int, bool], ...]] = {}
 
     def _device(self, row: tuple):
-        from devices.models import Device
-
         return Device(**dict(zip(self.fields, row, strict=True)))
 
     def facts(self, row: tuple) -> tuple[str, tuple[tuple[int, bool], ...]]:
@@ -287,8 +283,6 @@ def impact(candidate: engine.PolicyInput, *, others: Sequence[engine.PolicyInput
     ``candidate.id`` is the saved policy's pk when editing (its saved self is left out of ``others``) or
     NEW_POLICY_ID for a policy that doesn't exist yet.
     """
-    from devices.models import Device, GroupMember
-
     if not candidate.include_groups:
         return Impact(assigned=False)
     catalog = get_catalog()

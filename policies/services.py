@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from console import audit, text
+from devices.models import Group, GroupMember
 from policies import exports
 from policies.catalog import (
     FIREWALL_RULE_GROUP_ID,
@@ -238,8 +239,6 @@ def check_assignments(
     assignments: Assignments | Mapping[str, Any] | None, platform: str = "windows"
 ) -> tuple[Assignments, list[Problem]]:
     """Device groups only (a user group is refused with the seed's reason); a filter is optional."""
-    from devices.models import Group
-
     try:
         wanted = Assignments.coerce(assignments)
     except PolicyError as exc:
@@ -314,8 +313,6 @@ def _user(actor: audit.Actor | None):
 
 def targeted_device_ids(include: Iterable[int], exclude: Iterable[int] = ()) -> set[int]:
     """Device pks in an included group and in no excluded group (from group memberships)."""
-    from devices.models import GroupMember
-
     include, exclude = list(include), list(exclude)
     if not include:
         return set()
@@ -863,8 +860,6 @@ def _assignment_rows(document: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
 
 def diff_snapshots(old: Mapping[str, Any], new: Mapping[str, Any]) -> VersionDiff:
     """Setting-level, basics and assignment changes between two export documents (two versions)."""
-    from devices.models import Group
-
     old_decoded = exports.decode_document(old, with_assignments=False)
     new_decoded = exports.decode_document(new, with_assignments=False)
     basics: list[Change] = []

@@ -18,22 +18,23 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods
 
 from console.listing import ObjectListView
+from devices.models import Group
 from policies import exports, services, wizard
 from policies.catalog import FIREWALL_RULE_GROUP_ID, get_catalog
 from policies.filtersets import PolicyFilterSet
 from policies.forms import BasicsForm, CreatePolicyForm, DuplicateForm, ImportForm
-from policies.models import Policy, PolicyAssignment, PolicyDraft, PolicyPlatform, PolicyType
+from policies.models import (
+    SLUG_OF_TYPE,
+    TYPE_SLUGS,
+    Policy,
+    PolicyAssignment,
+    PolicyDraft,
+    PolicyPlatform,
+    PolicyType,
+)
 from policies.preview import impact as compute_impact
 from policies.tables import PolicyTable
 
-# URL slug of each policy type (Intune's node names).
-TYPE_SLUGS = {
-    "antivirus": PolicyType.ANTIVIRUS,
-    "firewall": PolicyType.FIREWALL,
-    "endpoint-detection-and-response": PolicyType.EDR,
-    "attack-surface-reduction": PolicyType.ASR,
-}
-SLUG_OF_TYPE = {value: slug for slug, value in TYPE_SLUGS.items()}
 TYPE_DESCRIPTIONS = {
     PolicyType.ANTIVIRUS: "Manage the Microsoft Defender Antivirus settings, its exclusions and the Windows Security "
     "experience.",
@@ -345,8 +346,6 @@ def _wizard_context(request, draft: PolicyDraft, step: str, **extra) -> dict[str
 
 
 def _assignment_view(assignments: services.Assignments) -> dict[str, Any]:
-    from devices.models import Group
-
     from .models import AssignmentFilter
 
     groups = Group.objects.in_bulk(list(assignments.include) + list(assignments.exclude))
@@ -379,8 +378,6 @@ def _pending_changes(draft: PolicyDraft) -> list[services.Change]:
         return changes
     if mode == "settings":
         return services.diff_values(wizard.profile_of(draft), policy.values, data["values"])
-    from devices.models import Group
-
     old, new = services.current_assignments(policy), services.Assignments.coerce(data["assignments"])
     names = dict(
         Group.objects.filter(pk__in=[*old.include, *old.exclude, *new.include, *new.exclude]).values_list(

@@ -22,6 +22,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from devices.models import Group
 from policies import services
 from policies.catalog import FIREWALL_RULE_GROUP_ID, Profile, SettingDef, get_catalog
 from policies.exports import Problem
@@ -667,8 +668,6 @@ class GroupRow:
 
 def group_rows(assignments: Mapping[str, Any], query: str = "") -> tuple[list[GroupRow], int]:
     """Selected groups first, then the others matching ``query`` (capped); and how many groups exist."""
-    from devices.models import Group
-
     include = set(assignments.get("include") or [])
     exclude = set(assignments.get("exclude") or [])
     selected = list(Group.objects.filter(pk__in=include | exclude).order_by("name"))

@@ -1,5 +1,16 @@
 from django.apps import AppConfig
 
+from devices.signals import management_changed, membership_changed
+from policies.signals import policy_changed
+
+# Saved or deleted, each bumps the policy generation token. Named, not imported: apps.py loads before the models.
+GENERATION_MODELS = (
+    "policies.Policy",
+    "policies.PolicyAssignment",
+    "policies.AssignmentFilter",
+    "console.TenantSettings",
+)
+
 
 class ReportsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
@@ -9,25 +20,20 @@ class ReportsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save, pre_delete
 
-        from console.models import TenantSettings
-        from devices.models import Device
-        from devices.signals import management_changed, membership_changed
-        from policies.models import AssignmentFilter, Policy, PolicyAssignment
-        from policies.signals import policy_changed
-
         from . import pending
 
+        device, policy = self.apps.get_model("devices.Device"), self.apps.get_model("policies.Policy")
         policy_changed.connect(pending.on_policy_changed, dispatch_uid="reports.pending.policy_changed")
         membership_changed.connect(pending.on_membership_changed, dispatch_uid="reports.pending.membership")
         management_changed.connect(pending.on_management_changed, dispatch_uid="reports.pending.management")
         pre_delete.connect(
-            pending.on_device_deleted, sender=Device, dispatch_uid="reports.pending.device_deleted"
+            pending.on_device_deleted, sender=device, dispatch_uid="reports.pending.device_deleted"
         )
         pre_delete.connect(
-            pending.on_policy_deleting, sender=Policy, dispatch_uid="reports.pending.policy_deleting"
+            pending.on_policy_deleting, sender=policy, dispatch_uid="reports.pending.policy_deleting"
         )
         # Anything a check-in resolves against: a new generation token, so cached policy sets are reloaded.
-        for model in (Policy, PolicyAssignment, AssignmentFilter, TenantSettings):
+        for model in map(self.apps.get_model, GENERATION_MODELS):
             for signal in (post_save, post_delete):
                 signal.connect(
                     pending.bump_generation,

@@ -15,6 +15,11 @@ from collections import Counter
 from django.db import transaction
 from django.utils import timezone
 
+from devices import checkins, scheduling
+from devices.models import Device, Group, GroupMember
+from policies import services
+from policies.models import Policy
+
 DEMO_FAULT_RATE = 0.004
 TAMPER_GROUP = "Tamper Protection pilot"
 TAMPER_POLICY = "Helpdesk pilot - behavior monitoring off"
@@ -24,9 +29,6 @@ CLOUD_BLOCK = "device_vendor_msft_policy_config_defender_cloudblocklevel"
 
 def _tamper_pilot(stdout) -> None:
     """Two Tamper-Protected Windows devices get a policy that would turn off behavior monitoring."""
-    from devices.models import Device, Group, GroupMember
-    from policies.models import Policy
-
     if Policy.objects.filter(name=TAMPER_POLICY).exists():
         return
     pilots = list(
@@ -47,8 +49,6 @@ def _tamper_pilot(stdout) -> None:
     Group.objects.filter(pk=group.pk).update(member_count=group.memberships.count())
     values = {BEHAVIOR: 0, CLOUD_BLOCK: 2}
     try:
-        from policies import services
-
         services.create_policy(
             "Microsoft Defender Antivirus",
             "windows",
@@ -63,8 +63,6 @@ def _tamper_pilot(stdout) -> None:
 
 
 def seed(stdout, seed: int = 42, **_) -> None:
-    from devices import checkins, scheduling
-    from devices.models import Device
     from reports.ingest import rebuild_aggregates
 
     started = time.monotonic()

@@ -29,7 +29,9 @@ from typing import Any, NamedTuple
 
 from django.db import OperationalError, connection, transaction
 
+from devices.models import Device
 from policies.engine import STATUS_CONFLICT, STATUS_NOT_APPLICABLE, Resolution, worst_status
+from policies.models import Policy
 
 from .models import (
     STATUSES,
@@ -223,8 +225,6 @@ def live_policy_ids(policy_ids: Iterable[int]) -> set[int]:
     ids = sorted(set(policy_ids))
     if not ids:
         return set()
-    from policies.models import Policy
-
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
@@ -434,8 +434,6 @@ def insert_missing_policy_rows(rows: Sequence[tuple]) -> list[tuple[int, int, st
 
 def remove_devices(device_ids: Iterable[int]) -> int:
     """Delete every status row of these devices (management lost) and take them out of the aggregates."""
-    from devices.models import Device
-
     removed = 0
     for chunk in _chunks(sorted(set(device_ids)), 500):
         with transaction.atomic():
@@ -472,8 +470,6 @@ def mark_pending(
     With ``changed_at``, devices that have checked in since then are left alone: their rows already reflect the
     change (a queued task can run late). Returns the number of status rows changed.
     """
-    from devices.models import Device
-
     policies = sorted(set(policy_ids))
     keys = sorted(set(shared_keys))
     if not policies and not keys:

@@ -31,6 +31,8 @@ from typing import Any
 from django.db.models import IntegerField, Max, Value
 from django.utils import timezone
 
+from devices.models import Device
+
 from .models import PolicySettingStatusCount, PolicyStatusCount
 
 POLL_SECONDS = 5
@@ -66,8 +68,6 @@ def policy_version(policy) -> str:
 def overview_parts() -> tuple[list, dict]:
     """The inputs of the overview's version (two queries): every policy's non-zero status counts, and the
     newest device and newest management change (two index-only MAX lookups)."""
-    from devices.models import Device
-
     counts = sorted(PolicyStatusCount.objects.exclude(count=0).values_list("policy_id", "status", "count"))
     devices = Device.objects.aggregate(
         newest=Max("pk", output_field=IntegerField()), changed=Max("management_changed_at")
@@ -109,7 +109,5 @@ def device_digest(device) -> str:
 
 def device_version(device_pk: int) -> str | None:
     """A device's check-in stamps (one query by primary key); None when the device is gone."""
-    from devices.models import Device
-
     row = Device.objects.filter(pk=device_pk).values_list(*DEVICE_STAMPS).first()
     return None if row is None else _digest(list(row))

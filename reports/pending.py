@@ -25,6 +25,11 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
+from devices import channel, credentials, scheduling
+from devices.checkins import retire_devices
+from devices.models import Device, GroupMember
+from policies.models import Policy, PolicyAssignment
+
 from .ingest import (
     PENDING_MESSAGE,
     apply_deltas,
@@ -79,8 +84,6 @@ def on_policy_changed(sender, policy=None, kind: str = "updated", device_ids=Non
 
 
 def on_membership_changed(sender, group=None, device_ids=None, **kwargs) -> None:
-    from policies.models import PolicyAssignment
-
     if group is None or not device_ids:
         return
     policy_ids = sorted(set(PolicyAssignment.objects.filter(group=group).values_list("policy_id", flat=True)))
@@ -89,8 +92,6 @@ def on_membership_changed(sender, group=None, device_ids=None, **kwargs) -> None
 
 
 def on_management_changed(sender, device=None, managed: bool = False, **kwargs) -> None:
-    from devices import credentials
-
     if device is None:
         return
     if not managed:
@@ -101,8 +102,6 @@ def on_management_changed(sender, device=None, managed: bool = False, **kwargs) 
 def on_policy_deleting(sender, instance=None, **kwargs) -> None:
     """Lock the policy row before its rows are deleted: a check-in holding it (FOR KEY SHARE in
     ingest.live_policy_ids) finishes first, and later ones see the policy gone, so no row is left behind."""
-    from policies.models import Policy
-
     if instance is not None and instance.pk is not None:
         list(Policy.objects.select_for_update().filter(pk=instance.pk).values_list("pk"))
 
@@ -122,8 +121,6 @@ def on_device_deleted(sender, instance=None, **kwargs) -> None:
 def mark_policy_pending(
     policy_id: int | None, device_ids: list[int], shared_keys: list[str], changed_at: str | None = None
 ) -> int:
-    from policies.models import Policy
-
     when = _parse(changed_at)
     if policy_id is None or not Policy.objects.filter(pk=policy_id).exists():
         if device_ids and shared_keys:
@@ -144,10 +141,6 @@ def mark_devices_pending(device_ids: list[int], policy_ids: list[int], changed_a
 
 @shared_task(ignore_result=True)
 def management_changed_task(device_id: int, managed: bool) -> None:
-    from devices import channel, scheduling
-    from devices.checkins import retire_devices
-    from devices.models import Device
-
     device = channel.load_device(device_id)
     if device is None:
         return
@@ -170,9 +163,6 @@ def initialise_device(device_id: int) -> int:
     may have given it some of them already (they raced this task), and those rows are left as they are. The
     device row lock serialises this with every other writer of the device's rows.
     """
-    from devices import channel
-    from devices.models import Device
-
     with transaction.atomic():
         if not Device.objects.select_for_update().filter(pk=device_id).exists():
             return 0
@@ -198,9 +188,6 @@ def add_missing_rows(policy_ids: list[int], device_ids: list[int] | None = None)
     before resolving; the insert itself skips any row that exists anyway, and the aggregates move only by the
     rows it inserted, so running this twice or alongside a re-onboarding never fails or double-counts.
     """
-    from devices import channel
-    from devices.models import Device, GroupMember
-
     context = channel.current_context()
     created = 0
     for pid in policy_ids:

@@ -23,15 +23,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings as conf
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
-from policies.catalog import get_catalog
+from devices.models import Device, ManagedBy, OSType
+from devices.onboarding import ENROLLMENT_STATUSES, SUCCESS
+from policies.catalog import display_value, get_catalog
 from policies.models import Policy, PolicyType
 
+from .ingest import POLICY_COLUMNS
 from .models import (
     DevicePolicyStatus,
     DeviceSettingStatus,
@@ -117,13 +119,6 @@ class SettingSummary:
         return self.counts[Status.ERROR] + self.counts[Status.CONFLICT]
 
 
-def display_value(key: str, value: Any) -> str:
-    """A setting value as the admin center shows it (option labels, lists joined, firewall rules by name)."""
-    from devices.checkins import display_value as show
-
-    return show(key, value, get_catalog())
-
-
 def setting_name(key: str) -> str:
     sdef = get_catalog().get(key)
     return (sdef.display_name if sdef else "") or key
@@ -191,21 +186,7 @@ class DeviceFilters:
 # policy's settings), which would be decoded for every row.
 DEVICE_FIELDS = ("id", "device_id", "display_name", "os", "os_version", "managed_by")
 POLICY_FIELDS = ("id", "policy_id", "name", "profile", "policy_type")
-ROW_FIELDS = (
-    "id",
-    "device_id",
-    "policy_id",
-    "status",
-    "channel",
-    "succeeded_count",
-    "error_count",
-    "conflict_count",
-    "not_applicable_count",
-    "pending_count",
-    "message",
-    "last_reported_at",
-    *(f"device__{name}" for name in DEVICE_FIELDS),
-)
+ROW_FIELDS = ("id", *POLICY_COLUMNS, *(f"device__{name}" for name in DEVICE_FIELDS))
 
 
 def policy_devices_queryset(policy: Policy | int, filters: DeviceFilters | None = None) -> QuerySet:
@@ -411,8 +392,6 @@ def other_policies_for_setting(
 
 def mde_devices_by_os() -> dict[str, int]:
     """Devices managed by MDE per OS (index-only scan of (managed_by, os))."""
-    from devices.models import Device, ManagedBy, OSType
-
     counts = dict.fromkeys(OSType.values, 0)
     for os_value, n in (
         Device.objects.filter(managed_by=ManagedBy.MDE).values_list("os").annotate(n=Count("*")).order_by()
@@ -432,9 +411,6 @@ class EnrollmentGroup:
 def enrollment_breakdown() -> tuple[list[EnrollmentGroup], int]:
     """Devices per MDE enrollment status, in the reference's table order, and the devices without one (the
     device list's "Not applicable": enrolled in Intune, or not onboarded). One index-only query."""
-    from devices.models import Device
-    from devices.onboarding import ENROLLMENT_STATUSES, SUCCESS
-
     counts = dict(
         Device.objects.values_list("enrollment_status")
         .annotate(n=Count("*"))
@@ -548,8 +524,6 @@ def late_cutoff(now: datetime | None = None) -> datetime:
 def late_devices_queryset(now: datetime | None = None) -> QuerySet:
     """Managed devices whose last check-in is older than expected, most overdue first (partial index on
     next_checkin_at: only devices that check in have one)."""
-    from devices.models import Device
-
     return (
         Device.objects.filter(next_checkin_at__lt=late_cutoff(now))
         .only(*DEVICE_FIELDS, "last_checkin_at", "next_checkin_at")

@@ -21,9 +21,10 @@ from django.views.decorators.http import require_GET
 from django.views.generic import TemplateView
 
 from console.listing import ObjectListView, stream_csv
+from devices.checkins import panel_context
 from devices.models import Device, ManagedBy, OSType
 from policies.catalog import get_catalog
-from policies.models import Policy, PolicyAssignment
+from policies.models import SLUG_OF_TYPE, Policy, PolicyAssignment
 
 from . import charts, live, queries
 from .filtersets import LateDeviceFilterSet, PolicyDeviceFilterSet, ProblemFilterSet, cleaned
@@ -97,8 +98,6 @@ def _policy(policy_id) -> Policy:
 
 
 def _type_url(policy: Policy) -> str:
-    from policies.views import SLUG_OF_TYPE
-
     return reverse("policies:list", kwargs={"policy_type": SLUG_OF_TYPE[policy.policy_type]})
 
 
@@ -815,8 +814,6 @@ def device_panel_live(request, pk: int):
         raise Http404("No such device.")
     if _unchanged(request, version):
         return _poll_response(HttpResponse(status=204))
-    from devices.checkins import panel_context
-
     context = panel_context(request, pk)
     context.update(
         version=version,

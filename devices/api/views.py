@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import FieldError, ValidationError
-from django.db import DataError, transaction
+from django.db import DataError
 from django.db.models import ProtectedError, Q
 from django.http import HttpResponse
 from django.utils.text import slugify
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from console import audit
 from console.api.common import (
     BOOL,
     CONSISTENCY,
@@ -53,8 +53,7 @@ from console.api.odata import apply_select, parse_query
 from console.api.views import GraphView
 from devices import membership, services
 from devices.forms import GroupForm
-from devices.models import ENTRA_OS_TYPE, ENTRA_TRUST_TYPE, Device, Group, GroupMember, JoinType, ManagedBy
-from devices.signals import membership_changed
+from devices.models import ENTRA_OS_TYPE, ENTRA_TRUST_TYPE, Device, Group, JoinType, ManagedBy
 
 GRAPH = "#microsoft.graph."
 NO_DEVICE = "00000000-0000-0000-0000-000000000000"
@@ -380,6 +379,31 @@ def _context(request, version: str, path: str) -> str:
     return f"/{version}/$metadata#{path}"
 
 
+@contextmanager
+def _membership_refusal():
+    """A refused membership change (a dynamic or user group, an unknown device) is the caller's mistake: 400."""
+    try:
+        yield
+    except membership.MembershipError as exc:
+        raise GraphError(400, str(exc)) from None
+
+
+def _device_objects(view: GraphView, request, queryset, path: str) -> Response:
+    """Entra device objects as a collection: the devices list and a group's members."""
+    version = view.api_version
+    return _directory_collection(
+        view,
+        request,
+        queryset,
+        lambda d, expand: device_json(d, version),
+        DEVICE_FIELDS,
+        DEVICE_ORDER,
+        {"displayName": "display_name"},
+        context=_context(request, version, path),
+        default_order=("display_name",),
+    )
+
+
 def _ref_device(body: Mapping[str, Any]) -> Device:
     ref = body.get("@odata.id")
     if not isinstance(ref, str) or not ref.strip():
@@ -400,10 +424,6 @@ def _bound_devices(body: Mapping[str, Any]) -> list[Device]:
     if not isinstance(raw, list) or len(raw) > 1000:
         raise GraphError(400, "members@odata.bind must be a list of at most 1000 directory object URLs.")
     return [_ref_device({"@odata.id": url}) for url in raw]
-
-
-def _group_snapshot(group: Group) -> dict:
-    return audit.snapshot(group, ["name", "description", "membership_type", "object_kind", "membership_rule"])
 
 
 GROUP_KEYS = {"displayName", "description", "mailEnabled", "mailNickname", "securityEnabled", "groupTypes",
@@ -472,17 +492,6 @@ def _form_error(form) -> GraphError:
         for err in errs:
             parts.append(f"{names.get(field, field)}: {err}" if field != "__all__" else str(err))
     return GraphError(400, " ".join(parts) or "The group isn't valid.")
-
-
-def _add_members(group: Group, devices: list[Device]) -> set[int]:
-    try:
-        added = membership.add_members(group, [d.pk for d in devices])
-    except membership.MembershipError as exc:
-        raise GraphError(400, str(exc)) from None
-    if added:
-        names = sorted(d.display_name for d in devices if d.pk in added)[:20]
-        audit.record("group.members.add", group, before=None, after={"members": names})
-    return added
 
 
 # ------------------------------------------------------------------------------------------------ views
@@ -567,18 +576,7 @@ class DeviceList(VersionedView):
         tags=["devices"],
     )
     def get(self, request):
-        version = self.api_version
-        return _directory_collection(
-            self,
-            request,
-            _devices(),
-            lambda d, expand: device_json(d, version),
-            DEVICE_FIELDS,
-            DEVICE_ORDER,
-            {"displayName": "display_name"},
-            context=_context(request, version, "devices"),
-            default_order=("display_name",),
-        )
+        return _device_objects(self, request, _devices(), "devices")
 
 
 class DeviceDetail(VersionedView):
@@ -635,13 +633,8 @@ class GroupList(VersionedView):
             raise GraphError(
                 400, "Members of a dynamic group follow its rule: don't send members@odata.bind."
             )
-        with transaction.atomic():
-            group = form.save()
-            audit.record("group.create", group, after=_group_snapshot(group))
-            if group.is_dynamic:
-                membership.recompute_group(group)
-            elif bound:
-                _add_members(group, bound)
+        with _membership_refusal():
+            group = services.create_group(form.save(commit=False), members=[d.pk for d in bound])
         group.refresh_from_db()
         location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{group.group_id}")
         return Response(group_json(group), status=201, headers={"Location": location})
@@ -694,7 +687,6 @@ class GroupDetail(VersionedView):
     def patch(self, request, group_id: str):
         body = self.json_body(request)
         group = _group(group_id)
-        before = _group_snapshot(group)
         form = GroupForm(_group_form_data(body, group), instance=group)
         bound = _bound_devices(body)
         if not form.is_valid():
@@ -703,15 +695,8 @@ class GroupDetail(VersionedView):
             raise GraphError(
                 400, "Members of a dynamic group follow its rule: don't send members@odata.bind."
             )
-        with transaction.atomic():
-            group = form.save()
-            old, new = audit.changed(before, _group_snapshot(group))
-            if new:
-                audit.record("group.update", group, before=old, after=new)
-            if group.is_dynamic and {"membership_type", "membership_rule"} & set(new):
-                membership.recompute_group(group)
-            if bound:
-                _add_members(group, bound)
+        with _membership_refusal():
+            services.update_group(form.save(commit=False), members=[d.pk for d in bound])
         return Response(status=204)
 
     @extend_schema(
@@ -721,19 +706,8 @@ class GroupDetail(VersionedView):
     )
     def delete(self, request, group_id: str):
         group = _group(group_id)
-        member_ids = set(GroupMember.objects.filter(group=group).values_list("device_id", flat=True))
         try:
-            with transaction.atomic():
-                audit.record(
-                    "group.delete",
-                    group,
-                    before=_group_snapshot(group) | {"member_count": group.member_count},
-                )
-                if member_ids:
-                    # Sent while the group and its policy assignments still exist, so that receivers can tell
-                    # which policies its members lose (they act once this transaction commits).
-                    membership_changed.send(sender=Group, group=group, device_ids=member_ids)
-                group.delete()
+            services.delete_group(group)
         except ProtectedError:
             raise GraphError(
                 409, f"{group.name} is used by policy assignments. Remove it from them first."
@@ -752,18 +726,7 @@ class GroupMembers(VersionedView):
     )
     def get(self, request, group_id: str):
         group = _group(group_id)
-        version = self.api_version
-        return _directory_collection(
-            self,
-            request,
-            _devices().filter(memberships__group=group),
-            lambda d, expand: device_json(d, version),
-            DEVICE_FIELDS,
-            DEVICE_ORDER,
-            {"displayName": "display_name"},
-            context=_context(request, version, "directoryObjects"),
-            default_order=("display_name",),
-        )
+        return _device_objects(self, request, _devices().filter(memberships__group=group), "directoryObjects")
 
 
 class GroupMemberAdd(VersionedView):
@@ -779,13 +742,14 @@ class GroupMemberAdd(VersionedView):
         body = self.json_body(request)
         group = _group(group_id)
         device = _ref_device(body)
-        with transaction.atomic():
-            if not _add_members(group, [device]):
-                raise GraphError(
-                    400,
-                    "One or more added object references already exist for the following modified properties: "
-                    "'members'.",
-                )
+        with _membership_refusal():
+            added = services.add_group_members(group, [device.pk])
+        if not added:
+            raise GraphError(
+                400,
+                "One or more added object references already exist for the following modified properties: "
+                "'members'.",
+            )
         return Response(status=204)
 
 
@@ -800,14 +764,10 @@ class GroupMemberRemove(VersionedView):
     def delete(self, request, group_id: str, member_id: str):
         group = _group(group_id)
         device = _device(member_id, "directoryObject")
-        with transaction.atomic():
-            try:
-                removed = membership.remove_members(group, [device.pk])
-            except membership.MembershipError as exc:
-                raise GraphError(400, str(exc)) from None
-            if not removed:
-                raise GraphError(
-                    404, f"{device.display_name} is not a member of {group.name}.", "ResourceNotFound"
-                )
-            audit.record("group.members.remove", group, before={"members": [device.display_name]}, after=None)
+        with _membership_refusal():
+            removed = services.remove_group_members(group, [device.pk])
+        if not removed:
+            raise GraphError(
+                404, f"{device.display_name} is not a member of {group.name}.", "ResourceNotFound"
+            )
         return Response(status=204)

@@ -194,21 +194,21 @@ def test_the_policy_set_is_loaded_once_per_generation(django_assert_num_queries)
 
 
 def test_one_failing_report_does_not_hold_back_the_rest_of_its_batch(monkeypatch):
-    from reports import ingest as ingest_module
+    from devices import channel
     from reports.ingest import recount, stored_counts
 
     g = f.group("G")
     devices = [f.device(f"PC-{i}", groups=[g]) for i in range(4)]
     bad = devices[2]
     f.policy("AV", {f.PUA: 1}, include=[g])
-    real = ingest_module.ingest
+    real = channel.ingest  # the pipeline imports reports.ingest.ingest at the top of devices/channel.py
 
     def flaky(plans, now):
         if any(plan.device_id == bad.pk for plan in plans):
             raise ValueError("simulated failure writing one device")
         return real(plans, now)
 
-    monkeypatch.setattr(ingest_module, "ingest", flaky)
+    monkeypatch.setattr(channel, "ingest", flaky)
     ids, lease = checkins.claim_devices([d.pk for d in devices])
 
     run = checkins.run_checkins(ids, lease=lease)

@@ -24,6 +24,7 @@ against them (``--stack``), so the database configured for the console is never 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import random
@@ -38,11 +39,22 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, close_old_connections, connection
+from django.db.models import Count, Q
+from django.utils import timezone
 
 from console.broker import quarantined_count
+from console.celery import app
 from console.management.commands.run_console import Child
 from console.testbed import Postgres, Redis, Testbed, TestbedError
+from devices import channel
+from devices.checkins import checking_in, request_policy_sync, schedule_unscheduled
+from devices.models import Device
+from reports import models as m
+from reports.ingest import rebuild_aggregates
+from reports.models import CheckinRecord, DevicePolicyStatus
 
 FAULTS = {
     "kill": ("production", "kill -9 of a worker mid-batch"),
@@ -188,7 +200,6 @@ class Command(BaseCommand):
     # ---- the inner process: this stack's database and broker are configured in settings -------------------
 
     def _inner(self, o, faults: list[str]) -> None:
-        from django.core.management import call_command
 
         stack, _, out = o["stack"].partition(":")
         faults = [f for f in faults if f in FAULTS]
@@ -225,9 +236,6 @@ class Command(BaseCommand):
         return {"postgres": Postgres(root, port=info["pg"]), "redis": Redis(root, port=info["redis"])}
 
     def _fleet(self, devices: int) -> None:
-        import importlib
-
-        from devices.checkins import schedule_unscheduled
 
         started = time.monotonic()
         for name in ("console.demo", "devices.demo", "policies.demo"):
@@ -282,7 +290,6 @@ class Command(BaseCommand):
             child.wait_or_kill(deadline)
 
     def _wait_for_workers(self) -> None:
-        from console.celery import app
 
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -301,19 +308,12 @@ class Command(BaseCommand):
     def _reset_round(self):
         """Every checking-in device due now, with something to apply: each check-in of the round writes one
         check-in record, so two records for one device are a duplicate check-in."""
-        from django.db import connection
-
-        from devices.checkins import checking_in
-        from devices.models import Device
-        from reports import models as m
-        from reports.ingest import rebuild_aggregates
 
         with connection.cursor() as cursor:
             for model in (m.DeviceSettingStatus, m.DevicePolicyStatus, m.CheckinRecord):
                 cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)}")
         rebuild_aggregates()
         qs = Device.objects.filter(checking_in(), next_checkin_at__isnull=False)
-        from django.utils import timezone
 
         start = timezone.now()
         due = qs.update(
@@ -325,10 +325,6 @@ class Command(BaseCommand):
     def _counts(self, start, *, records: bool = True) -> tuple[int, int]:
         """(devices checked in since ``start``, duplicates): devices with two check-in records since ``start``
         (when every check-in of the round writes one) plus devices with two status rows for one policy."""
-        from django.db.models import Count
-
-        from devices.models import Device
-        from reports.models import CheckinRecord, DevicePolicyStatus
 
         checked = Device.objects.filter(last_checkin_at__gte=start).count()
         dup_records = (
@@ -381,7 +377,6 @@ class Command(BaseCommand):
 
     @contextmanager
     def _db_may_be_down(self):
-        from django.db import DatabaseError, close_old_connections, connection
 
         try:
             yield
@@ -413,9 +408,6 @@ class Command(BaseCommand):
     def _soak(self, seconds: float) -> Round:
         """Random faults and bounded Policy syncs for ``seconds``; then every device must have exactly one
         current status per policy that targets it, and every worker must be running."""
-        from devices import channel
-        from devices.checkins import request_policy_sync
-        from devices.models import Device
 
         start, due = self._reset_round()
         kinds = [f for f, (stack, _) in FAULTS.items() if stack == self.stack]
@@ -436,13 +428,10 @@ class Command(BaseCommand):
                     Device.objects.filter(pk__in=due_again).update(next_checkin_at=start)
             time.sleep(1)
         quiet_until = time.monotonic() + self.o["deadline"]
-        from django.db.models import Q
 
         while time.monotonic() < quiet_until:  # faults stop; everything outstanding must finish
             self._supervise()
             with self._db_may_be_down():
-                from django.utils import timezone
-
                 busy = Device.objects.filter(
                     Q(sync_requested_at__isnull=False) | Q(next_checkin_at__lte=timezone.now())
                 ).exists()

@@ -33,6 +33,11 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from console.celery import app
+from devices.checkins import checkin_batch, claim_due, request_policy_sync, schedule_unscheduled
+from devices.models import Device
+from policies.models import Policy, PolicyAssignment
+
 
 def _pct(values: list[float], p: float) -> float:
     if not values:
@@ -114,9 +119,6 @@ class Command(BaseCommand):
     # ---- fleet -------------------------------------------------------------------------------------------
 
     def _fleet(self, devices: int, policies: int, seed: int) -> None:
-        from devices.models import Device
-        from policies.models import Policy
-
         have_devices, have_policies = Device.objects.count(), Policy.objects.count()
         if have_devices < devices:
             self.stdout.write(
@@ -128,20 +130,13 @@ class Command(BaseCommand):
             self.stdout.write(f"  fleet built in {time.monotonic() - started:.1f}s")
         elif have_policies < policies:
             importlib.import_module("policies.demo").seed(self.stdout, policies=policies, seed=seed)
-        from devices.checkins import schedule_unscheduled
-
         while schedule_unscheduled(limit=50_000):
             pass
 
     def _managed(self):
-        from devices.models import Device
-
         return Device.objects.filter(next_checkin_at__isnull=False)
 
     def _describe_fleet(self) -> str:
-        from devices.models import Device
-        from policies.models import Policy, PolicyAssignment
-
         managed = self._managed()
         mde = managed.filter(
             managed_by="mde", management_type="MicrosoftSense", intune_enrolled=False
@@ -154,7 +149,6 @@ class Command(BaseCommand):
         )
 
     def _reset(self) -> None:
-        from devices.models import Device
         from reports import models as m
 
         tables = [
@@ -179,8 +173,6 @@ class Command(BaseCommand):
     # ---- workers -----------------------------------------------------------------------------------------
 
     def _start_workers(self, count: int, concurrency: int) -> list[subprocess.Popen]:
-        from console.celery import app
-
         procs = []
         pool = ["-P", "solo"] if concurrency == 1 else ["-P", "prefork", "-c", str(concurrency)]
         for index in range(count):
@@ -226,8 +218,6 @@ class Command(BaseCommand):
     # ---- passes ------------------------------------------------------------------------------------------
 
     def _pass(self, label: str) -> dict:
-        from devices.checkins import checkin_batch, claim_due
-
         prefix = f"bench:{uuid.uuid4().hex[:8]}:{label}"
         outstanding_max = max(4, (self.o["workers"] or 2) * self.o["concurrency"] * 3)
         sent = claimed = 0
@@ -336,7 +326,6 @@ class Command(BaseCommand):
 
     def _copy_floor(self) -> tuple[float, int]:
         """COPY the rows pass 1 wrote (status rows, history, device check-in columns) into temp tables."""
-        from devices.models import Device
         from reports import models as m
 
         qn = connection.ops.quote_name
@@ -377,9 +366,6 @@ class Command(BaseCommand):
     # ---- Policy sync round trips -------------------------------------------------------------------------
 
     def _sync_sample(self, count: int) -> None:
-        from devices.checkins import request_policy_sync
-        from devices.models import Device
-
         devices = list(
             Device.objects.filter(managed_by="mde", management_type="MicrosoftSense", intune_enrolled=False)
             .filter(Q(checkin_lease_until__isnull=True))

@@ -25,6 +25,10 @@ from django.db.models import Sum
 from django.test.utils import override_settings
 from django.urls import reverse
 
+from console.roles import GLOBAL_ADMIN, sync_roles
+from devices.models import Device
+from policies.models import Policy
+
 PAGES = ("overview", "monitor", "view_report", "per_setting", "drill_in", "overview_live", "monitor_live")
 BENCH_USER = "bench-pages-ga"
 
@@ -113,8 +117,6 @@ class Command(BaseCommand):
                 f"Unknown page(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(PAGES)}."
             )
 
-        from devices.models import Device
-        from policies.models import Policy
         from reports.models import DevicePolicyStatus, DeviceSettingStatus, PolicyStatusCount
 
         policy = self._policy(options["policy"], Policy, PolicyStatusCount)
@@ -199,8 +201,6 @@ class Command(BaseCommand):
         from django.contrib.auth import get_user_model
         from django.contrib.auth.models import Group
         from django.test import Client
-
-        from console.roles import GLOBAL_ADMIN, sync_roles
 
         User = get_user_model()
         user = User.objects.filter(username=BENCH_USER).first()
