@@ -11,7 +11,6 @@ from tests.api.shapes import (
     CPU_LOAD,
     EXTENSIONS,
     GRAPH,
-    PATHS,
     REALTIME,
     assert_graph_error,
     av_body,
@@ -66,12 +65,21 @@ def test_it_accepts_what_powershell_scripts_add(ga_api):
     assert ga_api.post(BASE, body).status_code == 201
 
 
+FIREWALL_MERGE = "vendor_msft_firewall_mdmstore_domainprofile_allowlocalpolicymerge"
+
+
 def test_settings_of_another_profile_are_refused_with_the_setting_named(ga_api):
-    # graph-api-shapes §1's body puts exclusions in the Antivirus template; our catalog has them in the
-    # "Microsoft Defender Antivirus exclusions" profile.
-    body = av_body(settings=[strings(EXTENSIONS, [".log"])])
-    assert_graph_error(ga_api.post(BASE, body), 400, "BadRequest", EXTENSIONS)
+    body = av_body(settings=[choice(FIREWALL_MERGE, f"{FIREWALL_MERGE}_true")])
+    assert_graph_error(ga_api.post(BASE, body), 400, "BadRequest", FIREWALL_MERGE)
     assert not Policy.objects.exists()
+
+
+def test_the_antivirus_profile_takes_exclusions_as_graph_and_intune_do(ga_api):
+    # graph-api-shapes §1's body puts exclusions in the Antivirus template; the reference data now agrees
+    # (setting-catalog.json _meta.changes): they merge with the exclusion profiles' on the device.
+    body = av_body(settings=[strings(EXTENSIONS, [".log"])])
+    assert ga_api.post(BASE, body).status_code == 201
+    assert Policy.objects.get().values[EXTENSIONS] == [".log"]
 
 
 @pytest.mark.parametrize(
@@ -225,7 +233,7 @@ def test_put_replaces_the_policy_as_the_portal_does(ga_api):
     [
         {"templateReference": {"templateId": "45fea5e9-280d-4da1-9792-fb5736da0ca9_1"}},
         {"platforms": "linux"},
-        {"settings": [strings(PATHS, ["C:\\x"])]},
+        {"settings": [choice(FIREWALL_MERGE, f"{FIREWALL_MERGE}_true")]},
         {"name": ""},
     ],
 )
