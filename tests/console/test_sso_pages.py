@@ -6,11 +6,12 @@ from __future__ import annotations
 import socket
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from console import sso
 from console.models import AuditEvent
-from console.roles import GLOBAL_ADMIN, READ_ONLY_OPERATOR
+from console.roles import GLOBAL_ADMIN, READ_ONLY_OPERATOR, sync_roles
 from tests.console.test_settings_env import load_settings
 from tests.helpers import PASSWORD
 
@@ -119,8 +120,6 @@ def test_it_records_nothing_when_sso_was_never_configured(client, db):
 
 
 def test_it_maps_claim_values_to_any_role_that_exists_as_a_group(sso_on, db):
-    from console.roles import sync_roles
-
     sync_roles()
     Group.objects.create(name="Helpdesk")
     sso_on.OIDC_ROLE_MAP = {"console-admins": GLOBAL_ADMIN, "helpdesk": "Helpdesk"}
@@ -172,3 +171,21 @@ def test_it_starts_with_sso_configured_and_local_passwords_off(tmp_path):
         OIDC_LOCAL_PASSWORDS="off",
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("role", [None, "ga", "esm", "ro"])
+def test_the_sso_pages_are_public_for_everyone(client, sso_on, global_admin, security_manager, reader, role):
+    if role:
+        client.force_login({"ga": global_admin, "esm": security_manager, "ro": reader}[role])
+    response = client.get("/login/sso/callback/")
+    assert response.status_code == 401  # the page itself, not a redirect to sign in or an access denied
+    assert "did not complete" in response.content.decode()
+
+
+def test_a_single_sign_on_user_is_told_where_their_password_lives(client, db):
+    user = get_user_model().objects.create_user("sso-user", email="sso@contoso.test")  # no password
+    client.force_login(user)
+    assert "Change password" not in client.get("/").content.decode()
+    page = client.get("/account/password/").content.decode()
+    assert "change it at your identity provider" in page
+    assert 'name="old_password"' not in page
