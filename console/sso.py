@@ -33,7 +33,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.core.exceptions import SuspiciousOperation
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
@@ -275,7 +275,12 @@ class OIDCBackend(OIDCAuthenticationBackend):
                 )
             return identity
         user = self._user_by_email(claims) or self._create_user(claims)
-        return SingleSignOnIdentity.objects.create(user=user, issuer=issuer, subject=subject)
+        try:
+            with transaction.atomic():
+                return SingleSignOnIdentity.objects.create(user=user, issuer=issuer, subject=subject)
+        except IntegrityError as exc:
+            # the same person's first sign-in in two tabs at once: the other one linked them first
+            raise SignInRefused("You are already being signed in in another window: start again.") from exc
 
     def _user_by_email(self, claims: dict):
         email = str(claims.get("email") or "")

@@ -204,3 +204,15 @@ def test_it_explains_a_wrong_client_secret_after_the_provider_sign_in(sso, setti
     expect(page.locator(".banner-error")).to_contain_text("Contoso ID refused the console's request")
     expect(page.locator(".banner-error")).to_contain_text("OIDC_CLIENT_SECRET")
     assert not get_user_model().objects.filter(email="alice@contoso.test").exists()
+
+
+@pytest.mark.browser
+def test_it_refuses_a_disabled_console_account_and_changes_nothing(sso, page, live_server):
+    alice = get_user_model().objects.create_user("alice.local", email="alice@contoso.test", is_active=False)
+    alice.groups.add(Group.objects.get(name=ENDPOINT_SECURITY_MANAGER))
+
+    _sign_in_at_provider(page, live_server, "alice")
+
+    expect(page.locator(".banner-error")).to_contain_text("Your console account is disabled")
+    assert list(alice.groups.values_list("name", flat=True)) == [ENDPOINT_SECURITY_MANAGER]
+    assert not SingleSignOnIdentity.objects.exists()
