@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.shortcuts import render
 
-from . import audit, text
+from . import audit, sso, text
 from .models import AuditEvent
 
 TOKEN_FAILURE_LIMIT = 10
@@ -66,7 +66,7 @@ def lockout_response(request, original_response=None, credentials=None):
         "Sign-in lockouts."
     )
     form = AuthenticationForm(request, initial={"username": _typed_username(credentials)})
-    context = {"form": form, "locked_out": message}
+    context = {"form": form, "locked_out": message, **sso.login_context()}
     return render(request, "registration/login.html", context, status=429)
 
 

@@ -160,6 +160,57 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+
+
+def _role_map(raw: str) -> dict[str, str]:
+    """OIDC_ROLE_MAP: "claim value=Role name" pairs separated by ";" (role names have spaces, group ids commas)."""
+    mapping: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in raw.split(";"))):
+        value, sep, role = (piece.strip() for piece in entry.partition("="))
+        if not sep or not value or not role:
+            raise ImproperlyConfigured(
+                f"OIDC_ROLE_MAP entry {entry!r} is not 'claim value=Role name'. Example: "
+                "OIDC_ROLE_MAP='console-admins=Global Administrator;secops=Endpoint Security Manager'."
+            )
+        mapping[value] = role
+    return mapping
+
+
+# Single sign-on with OpenID Connect (console.sso). On when OIDC_ISSUER is set; the provider's endpoints come from
+# its discovery document. Claim values in OIDC_ROLE_CLAIM map to roles (Django groups) through OIDC_ROLE_MAP.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="").rstrip("/")
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="single sign-on")
+OIDC_ROLE_CLAIM = env.str("OIDC_ROLE_CLAIM", default="roles")
+OIDC_ROLE_MAP = _role_map(env.str("OIDC_ROLE_MAP", default=""))
+OIDC_LOCAL_PASSWORDS = env.bool("OIDC_LOCAL_PASSWORDS", default=True)
+OIDC_RP_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_SIGN_ALGO", default="RS256")
+OIDC_USE_PKCE = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso_callback"
+OIDC_TIMEOUT = env.int("OIDC_TIMEOUT_SECONDS", default=10)
+if OIDC_ISSUER and not (OIDC_CLIENT_ID and OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured(
+        "OIDC_ISSUER is set but OIDC_CLIENT_ID or OIDC_CLIENT_SECRET is not: set both."
+    )
+if OIDC_ISSUER and not OIDC_ROLE_MAP:
+    raise ImproperlyConfigured(
+        "OIDC_ISSUER is set but OIDC_ROLE_MAP is empty, so nobody could sign in with a role. Example: "
+        "OIDC_ROLE_MAP='console-admins=Global Administrator;secops=Endpoint Security Manager'."
+    )
+if not OIDC_LOCAL_PASSWORDS and not OIDC_ISSUER:
+    raise ImproperlyConfigured(
+        "OIDC_LOCAL_PASSWORDS=off needs single sign-on: set OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET, "
+        "or nobody could sign in."
+    )
+if PRODUCTION and OIDC_ISSUER and not OIDC_ISSUER.startswith("https://"):
+    raise ImproperlyConfigured("OIDC_ISSUER must be an https:// URL in production.")
+if OIDC_ISSUER:
+    AUTHENTICATION_BACKENDS.append("console.sso.OIDCBackend")
+if not OIDC_LOCAL_PASSWORDS:
+    AUTHENTICATION_BACKENDS.remove("django.contrib.auth.backends.ModelBackend")
+
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: the account, and the address

@@ -44,7 +44,9 @@ for _module in (
     if importlib.util.find_spec(_module) is not None:
         ACCESS.update(importlib.import_module(_module).ACCESS)
 
-PUBLIC = {"login", "healthz", "metrics"}  # reachable without signing in
+# reachable without signing in; sso_start and sso_callback answer 404 while single sign-on is not configured
+# (tests/console/test_sso_pages.py walks them with it configured)
+PUBLIC = {"login", "sso_start", "sso_callback", "healthz", "metrics"}
 # Endpoints for load balancers, supervisors and Prometheus: the same answer signed in or not, for every role
 # (/healthz is 503 while no worker beats; /metrics asks for METRICS_TOKEN only when one is set).
 MACHINE_ACCESS = {"healthz": {200, 503}, "metrics": {200}}
