@@ -14,6 +14,7 @@ from prometheus_client.core import CollectorRegistry, CounterMetricFamily, Gauge
 from prometheus_client.registry import Collector
 
 from . import health
+from .broker import queue_depths
 from .counters import CHECKINS, REPORTS_REJECTED, counters
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class ConsoleCollector(Collector):
 
     def _queues(self):
         try:
-            depths = health.queue_depths()
+            depths = queue_depths()
         except Exception as exc:
             log.warning("Queue depths unavailable for /metrics: %s", exc)
             return

@@ -64,6 +64,10 @@ def worker_command(name: str, pool: str = "prefork") -> list[str]:
     ]  # fmt: skip
 
 
+def beat_command(schedule: Path) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "console", "beat", "--loglevel=INFO", "-s", str(schedule)]
+
+
 @contextmanager
 def worker_process(name: str):
     """A `celery worker` subprocess on the test database and the Redis broker of `make test`."""

@@ -122,3 +122,26 @@ def setting_rows(device) -> dict:
         (r.policy.name, r.setting_key): r
         for r in DeviceSettingStatus.objects.filter(device=device).select_related("policy")
     }
+
+
+def bulk_fleet(n: int):
+    """``n`` MDE devices due now in one group "Everyone", with an Antivirus and an exclusions policy assigned."""
+    from devices.models import Device, GroupMember
+
+    g = group("Everyone")
+    due = timezone.now() - timedelta(seconds=5)
+    devices = Device.objects.bulk_create(
+        Device(
+            display_name=f"PC-{i:05d}",
+            os="windows",
+            managed_by="mde",
+            management_type="MicrosoftSense",
+            tenant_id=tenant().tenant_id,
+            next_checkin_at=due,
+        )  # fmt: skip
+        for i in range(n)
+    )
+    GroupMember.objects.bulk_create(GroupMember(group=g, device=d) for d in devices)
+    policy("AV", {PUA: 1, REALTIME: 1, BEHAVIOR: 0}, include=[g])
+    policy("Exclusions", {EXCLUDED_PATHS: ["C:\\Build"]}, profile=AV_EXCLUSIONS, include=[g])
+    return devices

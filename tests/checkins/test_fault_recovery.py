@@ -13,11 +13,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 
 from console.models import ServiceHeartbeat
 from console.testbed import Redis, free_port
@@ -129,27 +127,6 @@ def test_run_console_restarts_a_killed_worker_and_keeps_serving_pages(tmp_path):
     assert not _page_answers(login)
 
 
-def _fleet(n: int):
-    from devices.models import Device, GroupMember
-
-    g = f.group("Everyone")
-    due = timezone.now() - timedelta(seconds=5)
-    devices = Device.objects.bulk_create(
-        Device(
-            display_name=f"PC-{i:05d}",
-            os="windows",
-            managed_by="mde",
-            management_type="MicrosoftSense",
-            tenant_id=f.tenant().tenant_id,
-            next_checkin_at=due,
-        )  # fmt: skip
-        for i in range(n)
-    )
-    GroupMember.objects.bulk_create(GroupMember(group=g, device=d) for d in devices)
-    f.policy("AV", {f.PUA: 1, f.REALTIME: 1, f.BEHAVIOR: 0}, include=[g])
-    return devices
-
-
 @pytest.mark.worker
 @pytest.mark.postgres
 def test_devices_of_a_killed_worker_are_checked_in_again_within_the_lease_exactly_once(
@@ -160,7 +137,7 @@ def test_devices_of_a_killed_worker_are_checked_in_again_within_the_lease_exactl
     from devices.models import Device
     from reports.models import CheckinRecord
 
-    devices = _fleet(3000)
+    devices = f.bulk_fleet(3000)
     env = child_env(CHECKIN_LEASE_SECONDS="10", CHECKIN_TICK_SECONDS="1", CONSOLE_DATA_DIR=str(tmp_path))
     beat = [sys.executable, "-m", "celery", "-A", "console", "beat", "--loglevel=WARNING",
             "-s", str(tmp_path / "beat-schedule")]  # fmt: skip

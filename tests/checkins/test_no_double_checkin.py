@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from django.db import connections
-from django.utils import timezone
 
 from tests.checkins import fleet as f
 from tests.helpers import wait_for, worker_process
@@ -27,34 +26,10 @@ def second_worker(celery_worker_process):
         yield proc
 
 
-def _fleet(n: int):
-    from devices.models import Device, GroupMember
-
-    g = f.group("Everyone")
-    now = timezone.now() - timedelta(seconds=5)
-    devices = Device.objects.bulk_create(
-        [
-            Device(
-                display_name=f"PC-{i:04d}",
-                os="windows",
-                managed_by="mde",
-                management_type="MicrosoftSense",
-                tenant_id=f.tenant().tenant_id,
-                next_checkin_at=now,
-            )  # fmt: skip
-            for i in range(n)
-        ]
-    )
-    GroupMember.objects.bulk_create([GroupMember(group=g, device=d) for d in devices])
-    f.policy("AV", {f.PUA: 1, f.REALTIME: 1, f.BEHAVIOR: 0}, include=[g])
-    f.policy("Exclusions", {f.EXCLUDED_PATHS: ["C:\\Build"]}, profile=f.AV_EXCLUSIONS, include=[g])
-    return devices
-
-
 def test_concurrent_claims_never_hand_out_the_same_device(transactional_db):
     from devices.checkins import claim_due
 
-    _fleet(400)
+    f.bulk_fleet(400)
     results: list[list[int]] = []
     barrier = threading.Barrier(4)
 
@@ -85,7 +60,7 @@ def test_two_workers_never_check_a_device_in_twice(second_worker, celery_worker_
     from reports.ingest import recount, stored_counts
     from reports.models import CheckinRecord, DevicePolicyStatus
 
-    devices = _fleet(600)
+    devices = f.bulk_fleet(600)
     wait_for(lambda: len(app.control.ping(timeout=1.0) or []) >= 2, timeout=60)
 
     batches = []

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -15,7 +12,7 @@ from django.utils import timezone
 
 from console import health, heartbeats
 from console.models import ServiceHeartbeat
-from tests.helpers import ROOT, wait_for
+from tests.helpers import beat_command, child_env, child_process, wait_for
 
 NODENAME = f"test-{os.getpid()}@{socket.gethostname()}"  # what tests.helpers.worker_process("test") names it
 
@@ -30,29 +27,10 @@ def _redis_db(url: str, db: int) -> str:
     return f"{base}/{db}"
 
 
-@contextmanager
 def beat_process(tmp_path, broker_url: str):
     """A real `celery beat` process on the test database (its tasks go to a Redis database no worker reads)."""
-    from django.db import connection
-
-    db = connection.settings_dict
-    env = dict(os.environ)
-    env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    env["CELERY_BROKER_URL"] = broker_url
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "console", "beat", "--loglevel=INFO",
-         "-s", str(tmp_path / "celerybeat-schedule")],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    env = child_env(CELERY_BROKER_URL=broker_url)
+    return child_process(beat_command(tmp_path / "celerybeat-schedule"), env, tmp_path / "beat.log")
 
 
 # ---- heartbeats of real processes --------------------------------------------------------------------
