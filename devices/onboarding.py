@@ -40,6 +40,8 @@ INTUNE_CHANNEL = (
     "co_managed",
 )  # Managed by values whose policy comes through the Intune enrollment
 PILOT_TAG = "MDE-Management"
+# Trusts this onboarding flow creates itself (an existing registration is "existing"): both earn MDEJoined.
+JOINED_BY_THIS_SCENARIO = ("synthetic", "hybrid")
 
 # Enrollment statuses of the reference's error-code table (HKLM\SOFTWARE\Microsoft\SenseCM\EnrollmentStatus).
 SUCCESS = "Success"
@@ -158,11 +160,12 @@ def _has_tag(device, tag: str) -> bool:
     return tag.lower() in (t.strip().lower() for t in (device.tags or "").split(",") if t.strip())
 
 
-def _labels(device, *, synthetic: bool, managed: bool) -> tuple[str, ...]:
-    """MDEJoined stays once this scenario joined the device; MDEManaged only while it is managed."""
+def _labels(device, *, joined_here: bool, managed: bool) -> tuple[str, ...]:
+    """MDEJoined marks devices "joined to the directory as part of this scenario" (seed): a synthetic
+    registration or a hybrid join the flow completed. It stays once given; MDEManaged only while managed."""
     current = [label for label in (device.system_labels or "").split(",") if label]
     keep = [label for label in current if label not in (MDE_JOINED, MDE_MANAGED)]
-    if synthetic or MDE_JOINED in current:
+    if joined_here or MDE_JOINED in current:
         keep.append(MDE_JOINED)
     if managed:
         keep.append(MDE_MANAGED)
@@ -194,7 +197,7 @@ def evaluate(device, tenant) -> Outcome:
             management_type="",
             trust=trust,
             join_type=join_type,
-            labels=_labels(device, synthetic=False, managed=False),
+            labels=_labels(device, joined_here=False, managed=False),
             code=code,
             status=status,
             message=message,
@@ -363,7 +366,7 @@ def evaluate(device, tenant) -> Outcome:
         management_type=MICROSOFT_SENSE,
         trust=trust,
         join_type=join_type,
-        labels=_labels(device, synthetic=synthetic or trust == "synthetic", managed=True),
+        labels=_labels(device, joined_here=synthetic or trust in JOINED_BY_THIS_SCENARIO, managed=True),
         code=None,
         status=SUCCESS,
         message=message,
@@ -385,7 +388,7 @@ def _intune(device, trust: str, join_type: str) -> Outcome:
         management_type=MDM,
         trust=trust,
         join_type=join_type,
-        labels=_labels(device, synthetic=False, managed=False),
+        labels=_labels(device, joined_here=False, managed=False),
         code=None,
         status="",
         message=message,
