@@ -714,10 +714,12 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
     refusal = channel.policy_sync_refusal(device)
     history = list(CheckinRecord.objects.filter(device_id=device.pk)[:10])
     last_sync = next((h for h in history if h.kind == "sync"), None)
+    delivery = channel.channel_of(device)
     return {
         "device": device,
         "managed_by": device.get_managed_by_display(),
-        "channel": channel.channel_of(device),
+        "channel": delivery,
+        "cadence": scheduling.cadence(delivery, scheduling.mdm_enrolled_at(device), timezone.now()),
         "policies": rows,
         "mp_preference": state_text,
         "sync_state": sync,

@@ -475,7 +475,7 @@ def apply(device, outcome: Outcome, *, source: str = "", recompute_membership: b
             if outcome.managed_by in INTUNE_CHANNEL:
                 # Intune-enrolled devices take the same policy through Intune on their own cadence.
                 if locked.next_checkin_at is None:
-                    locked.next_checkin_at = scheduling.first_checkin_at(now)
+                    locked.next_checkin_at = scheduling.first_for(locked, "intune", now)
             elif not outcome.managed:
                 locked.next_checkin_at = None
                 locked.checkin_lease_until = None
