@@ -30,7 +30,7 @@ class DeviceFilterSet(django_filters.FilterSet):
         label="MDE Enrollment status",
         empty_label="All",
         choices=[
-            (status, status if status == codes else f"{status} ({codes})")
+            (status, status if status == codes or not codes else f"{status} ({codes})")
             for status, codes in ENROLLMENT_STATUSES
         ],
         method="filter_status",

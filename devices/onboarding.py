@@ -52,6 +52,9 @@ TENANT_MISMATCH = "Tenant mismatch"
 ENTRA_CONNECT_MISCONFIGURATION = "Microsoft Entra Connect misconfiguration"
 NOT_ENROLLED = "Device is not enrolled and has never been enrolled"
 MANAGED_BY_SCCM = "Device is managed by SCCM Agent"
+# Not a code of the reference's table (code 2 says "never been enrolled"): a device that was enrolled and then
+# fell out of the Enforcement Scope (platform off, pilot tag removed, Defender for Cloud switch off).
+LEFT_SCOPE = "Left the enforcement scope"
 
 CODE_NOT_ENROLLED = 2
 CODE_SCCM = 4
@@ -71,6 +74,7 @@ ENROLLMENT_STATUSES: tuple[tuple[str, str], ...] = (
     (ENTRA_CONNECT_MISCONFIGURATION, "36, 37"),
     (HYBRID_JOIN_FAILURE, "10, 42"),
     (GENERAL_ERROR, "5-7, 9, 11-12, 26-33"),
+    (LEFT_SCOPE, ""),
 )
 
 # Platforms of the Enforcement Scope per device OS (console.models.Platform values).
@@ -187,6 +191,12 @@ def evaluate(device, tenant) -> Outcome:
         step: str | None,
         step_outcome: str = "failed",
     ) -> Outcome:
+        if code == CODE_NOT_ENROLLED and device.enrolled_at is not None:
+            code, status = None, LEFT_SCOPE
+            message = (
+                "Security management for MDE stopped: the device was enrolled and has left the Enforcement "
+                f"Scope. {message}"
+            )
         if step is not None:
             steps.append(Step(step, step_outcome, message))
         owner = "configmgr" if device.configmgr_client else "none"

@@ -28,7 +28,7 @@ from .forms import (
     parse_ids,
 )
 from .models import Device, DeviceCredential, Group, GroupMember, ManagedBy
-from .onboarding import PLATFORM_OF_OS
+from .onboarding import LEFT_SCOPE, PLATFORM_OF_OS
 from .rules import parse_rule
 from .selection import SelectionError, read_selection
 from .tables import DeviceTable, GroupTable, MemberTable
@@ -204,6 +204,7 @@ def _device_context(request, device: Device, tenant: TenantSettings, tags_form=N
         "can_delete": request.user.has_perm("devices.delete_device"),
         "tags_form": tags_form or DeviceTagsForm.for_device(device),
         "job": services.latest_job(),
+        "left_scope": LEFT_SCOPE,
     }
 
 
@@ -213,7 +214,9 @@ def device_status(request, pk: int):
     """The device's management region; the device page polls it while a re-evaluation runs."""
     device = get_object_or_404(Device.objects.defer("agent_state"), pk=pk)
     return render(
-        request, "devices/partials/device_status.html", {"device": device, "job": services.latest_job()}
+        request,
+        "devices/partials/device_status.html",
+        {"device": device, "job": services.latest_job(), "left_scope": LEFT_SCOPE},
     )
 
 

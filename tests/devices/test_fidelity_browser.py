@@ -22,3 +22,21 @@ def test_it_labels_a_server_hybrid_joined_by_the_flow_mdejoined_and_mdemanaged(l
     labels = page.locator("#device-status [data-field=labels]")
     expect(labels).to_contain_text("MDEManaged")
     expect(labels).to_contain_text("MDEJoined")
+
+
+def test_it_says_a_device_left_the_enforcement_scope_and_when(login, global_admin):
+    set_tenant(windows_client_scope="tagged")
+    device = make_device(display_name="CONTOSO-WS-0077", tags=["MDE-Management"])
+    services.reevaluate_device(device)
+    device.refresh_from_db()
+    assert device.is_mde_managed
+    device.tags = ""  # the pilot tag is removed in the Defender portal
+    device.save(update_fields=["tags"])
+    services.reevaluate_device(device)
+
+    page = login(global_admin, f"/devices/{device.pk}/")
+    status = page.locator("#device-status")
+    expect(status.locator("[data-field=enrollment_status]")).to_contain_text("Left the enforcement scope")
+    expect(status.locator("[data-field=left_at]")).to_contain_text("since")
+    expect(status).to_contain_text("was enrolled and has left the Enforcement Scope")
+    expect(status).not_to_contain_text("never been enrolled")
