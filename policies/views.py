@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import slugify
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.listing import ObjectListView
 from policies import exports, services, wizard
@@ -289,12 +289,22 @@ def _wizard_context(request, draft: PolicyDraft, step: str, **extra) -> dict[str
         "reached_review": "review" in data["done"] or all(s in data["done"] for s in steps[:-1]),
     }
     ctx.update(extra)
+    typing = data.get("typing") or {}
+    ctx["autosave_url"] = reverse("policies:wizard_autosave", kwargs={"draft_id": draft.draft_id})
     if step == "basics" and "form" not in ctx:
-        ctx["form"] = BasicsForm(initial={"name": data["name"], "description": data["description"]})
+        kept = typing.get("basics") or {}
+        ctx["form"] = BasicsForm(
+            initial={
+                "name": kept.get("name", data["name"]),
+                "description": kept.get("description", data["description"]),
+            }
+        )
     if step == "settings" and "categories" not in ctx:
         query = request.GET.get("q", "")
         ctx["query"] = query
-        ctx["categories"] = wizard.settings_view(profile, data["values"], query=query)
+        ctx["categories"] = wizard.settings_view(
+            profile, data["values"], raw=typing.get("settings"), query=query
+        )
     if step == "settings":
         ctx["shown"] = wizard.shown_ids(ctx["categories"])
         query_active = bool(ctx.get("query"))
@@ -318,6 +328,8 @@ def _wizard_context(request, draft: PolicyDraft, step: str, **extra) -> dict[str
             ]
     if step == "assignments":
         query = request.GET.get("q", "")
+        if "assignments_state" not in ctx and typing.get("assignments"):
+            ctx["assignments_state"] = typing["assignments"]
         rows, total = wizard.group_rows(ctx.get("assignments_state") or data["assignments"], query)
         ctx.update(
             query=query,
@@ -464,7 +476,9 @@ def wizard_step(request, draft_id, step: str):
             for problem in problems:
                 form.add_error(problem.field if problem.field in form.fields else None, problem.message)
             return _render_step(request, draft, step, form=form)
-        draft = wizard.save_section(draft, {"name": name, "description": description}, done=step, step=target)
+        draft = wizard.save_section(
+            draft, {"name": name, "description": description}, done=step, step=target, typed_in=step
+        )
         return _go(request, draft, target)
 
     if step == "settings":
@@ -503,7 +517,7 @@ def wizard_step(request, draft_id, step: str):
                 error_count=len(problems),
                 query=request.POST.get("q", ""),
             )
-        draft = wizard.save_section(draft, {"values": clean}, done=step, step=target)
+        draft = wizard.save_section(draft, {"values": clean}, done=step, step=target, typed_in=step)
         return _go(request, draft, target)
 
     if step == "assignments":
@@ -514,7 +528,9 @@ def wizard_step(request, draft_id, step: str):
             for problem in problems:
                 by_field.setdefault(problem.field, []).append(problem.message)
             return _render_step(request, draft, step, assignments_state=wanted, assignment_errors=by_field)
-        draft = wizard.save_section(draft, {"assignments": clean.as_dict()}, done=step, step=target)
+        draft = wizard.save_section(
+            draft, {"assignments": clean.as_dict()}, done=step, step=target, typed_in=step
+        )
         return _go(request, draft, target)
 
     # review
@@ -565,9 +581,11 @@ def wizard_rule(request, draft_id, index: str):
             existing = rules[position]
         except (ValueError, IndexError):
             raise Http404("No such firewall rule.") from None
-    raw = errors = None
+    raw = wizard.typed(draft, f"rule:{index}")
+    errors = None
     if request.method == "POST":
         if request.POST.get("nav") == "cancel":
+            draft = wizard.save_section(draft, {}, step="settings", typed_in=f"rule:{index}")
             return _go(request, draft, "settings")
         rule, raw = wizard.read_rule_post(request.POST, existing)
         others = [r for i, r in enumerate(rules) if i != position]
@@ -580,7 +598,10 @@ def wizard_rule(request, draft_id, index: str):
             values = dict(data["values"])
             values[FIREWALL_RULE_GROUP_ID] = rules
             draft = wizard.save_section(
-                draft, {"values": services.canonical_order(profile, values)}, step="settings"
+                draft,
+                {"values": services.canonical_order(profile, values)},
+                step="settings",
+                typed_in=f"rule:{index}",
             )
             return _go(request, draft, "settings")
     ctx = _wizard_context(request, draft, "settings")
@@ -591,6 +612,7 @@ def wizard_rule(request, draft_id, index: str):
         rule_url=rule_url,
         rule_fields=wizard.rule_fields(existing, raw=raw, errors=errors),
         rule_is_new=index == "new",
+        rule_place=f"rule:{index}",
         rule_error_count=sum(len(v) for v in (errors or {}).values()),
     )
     template = "policies/wizard/body.html" if _partial(request) else "policies/wizard.html"
@@ -598,6 +620,17 @@ def wizard_rule(request, draft_id, index: str):
     if _partial(request) and request.method == "GET":
         response["HX-Push-Url"] = rule_url
     return response
+
+
+@require_POST
+def wizard_autosave(request, draft_id):
+    """Keep what the admin is typing on a step or in the open rule form (debounced by the page): 204."""
+    draft = _draft_for(request, draft_id)
+    place = wizard.typing_place(request.POST.get("autosave_for", ""))
+    if place is None:
+        return HttpResponseBadRequest("autosave_for must be basics, settings, assignments or rule:<index>.")
+    wizard.keep_typing(draft, place, wizard.read_typing(draft, place, request.POST))
+    return HttpResponse(status=204)
 
 
 @require_GET
