@@ -644,6 +644,40 @@ def display_value(key: str, value: Any, catalog=None) -> str:
     return str(value)
 
 
+# What a setting's row says is in effect on the device, for statuses where the device applies nothing of it.
+NOT_IN_EFFECT = {
+    "conflict": "None applied (conflict)",
+    "pending": "Not in effect yet",
+    "not_applicable": "Not applied",
+}
+
+
+def device_value(key: str, status: str, value: Any, catalog=None) -> str:
+    """The value in effect on the device, never the policy's: a row's stored value is the applied value when
+    Succeeded and the value still in effect when in Error (agent contract), but the policy's own value for a
+    Conflict or Pending row - which the device does not apply - so those say so instead."""
+    if status in ("succeeded", "error"):
+        return display_value(key, value, catalog)
+    return NOT_IN_EFFECT.get(status, "")
+
+
+def policy_message(status: str, row) -> str:
+    """The sentence under a policy on the device page: the engine's reason ("The policy applies.") only when
+    nothing went wrong; an Error or Conflict policy says how many settings are affected."""
+    if row is None:
+        return "Waiting for the device to check in and report."
+    if status not in ("error", "conflict"):
+        return row.message
+    parts = []
+    if row.error_count:
+        parts.append(f"{row.error_count} setting{'s' if row.error_count != 1 else ''} failed to apply")
+    if row.conflict_count:
+        parts.append(
+            f"{row.conflict_count} setting{'s' if row.conflict_count != 1 else ''} conflict with another policy"
+        )
+    return "; ".join(parts).capitalize() + "." if parts else row.message
+
+
 def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
     """Everything templates/checkins/device_panel.html needs (the lead can include the partial with this)."""
     from policies.catalog import get_catalog
@@ -667,7 +701,10 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
         for row in rows:
             policy_ids.update(row.conflict_policy_ids or [])
     policies = {
-        p.pk: p for p in Policy.objects.filter(pk__in=policy_ids).only("id", "name", "profile", "policy_type")
+        p.pk: p
+        for p in Policy.objects.filter(pk__in=policy_ids).only(
+            "id", "name", "profile", "policy_type", "values"
+        )
     }
     rows = []
     for pid in sorted(set(statuses) | set(targeted), key=lambda p: policies[p].name if p in policies else ""):
@@ -677,6 +714,7 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
         status = status_row.status if status_row else "pending"
         icon, label = STATUS_ICONS[status]
         setting_items = []
+        configured = policies[pid].values or {}
         for srow in settings_by_policy.get(pid, []):
             sdef = catalog.get(srow.setting_key)
             s_icon, s_label = STATUS_ICONS.get(srow.status, ("info", srow.status))
@@ -684,7 +722,10 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
                 {
                     "key": srow.setting_key,
                     "name": (sdef.display_name if sdef else "") or srow.setting_key,
-                    "value": display_value(srow.setting_key, srow.value, catalog),
+                    "policy_value": display_value(srow.setting_key, configured[srow.setting_key], catalog)
+                    if srow.setting_key in configured
+                    else "—",
+                    "device_value": device_value(srow.setting_key, srow.status, srow.value, catalog),
                     "status": srow.status,
                     "icon": s_icon,
                     "label": s_label,
@@ -700,9 +741,7 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
                 "icon": icon,
                 "label": label,
                 "row": status_row,
-                "message": status_row.message
-                if status_row
-                else "Waiting for the device to check in and report.",
+                "message": policy_message(status, status_row),
                 "settings": setting_items,
             }
         )

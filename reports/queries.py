@@ -124,6 +124,13 @@ def display_value(key: str, value: Any) -> str:
     return show(key, value, get_catalog())
 
 
+def device_value(key: str, status: str, value: Any) -> str:
+    """What is in effect on the device for a row (Conflict and Pending rows hold the policy's value)."""
+    from devices.checkins import device_value as shown  # reason: devices.checkins imports this module
+
+    return shown(key, status, value, get_catalog())
+
+
 def setting_name(key: str) -> str:
     sdef = get_catalog().get(key)
     return (sdef.display_name if sdef else "") or key
@@ -304,7 +311,7 @@ class SettingRow:
     key: str
     name: str
     category: str
-    value: str  # what the device reports (or, before it does, what it was asked to apply)
+    value: str  # what is in effect on the device (devices.checkins.device_value), never the policy's value
     status: str
     error_code: str
     message: str
@@ -394,7 +401,7 @@ def device_setting_rows(device, policy: Policy) -> list[SettingRow]:
                 key=row.setting_key,
                 name=(sdef.display_name if sdef else "") or row.setting_key,
                 category=sdef.category if sdef else "",
-                value=display_value(row.setting_key, row.value),
+                value=device_value(row.setting_key, row.status, row.value),
                 status=row.status,
                 error_code=row.error_code_hex,
                 message=row.message,
