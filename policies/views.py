@@ -3,6 +3,7 @@ edit pages, versions, duplicate, delete, export and import. Views stay thin: wri
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -233,7 +234,34 @@ def _draft_for(request, draft_id) -> PolicyDraft:
         raise PermissionDenied("You can't change endpoint security policies.")
     if mode != wizard.CREATE and draft.policy is None:
         raise Http404("The policy being edited no longer exists.")
+    if wizard.is_finished(draft) and draft.policy is not None:
+        raise FinishedDraft(reverse("policies:detail", kwargs={"policy_id": draft.policy.policy_id}))
     return draft
+
+
+class FinishedDraft(Exception):
+    """A wizard URL of a draft that was already created or saved: the view answers with its policy's URL."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+def _to_policy_once_finished(view):
+    """Wizard views: a finished draft's URL redirects to its policy (htmx requests get HX-Location)."""
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except FinishedDraft as finished:
+            if _partial(request):
+                response = HttpResponse(status=204)
+                response["HX-Redirect"] = finished.url
+                return response
+            return redirect(finished.url)
+
+    return wrapped
 
 
 def _steps(draft: PolicyDraft, current: str) -> list[dict[str, Any]]:
@@ -450,6 +478,7 @@ def _target(request, steps: list[str], step: str) -> str:
 
 
 @require_http_methods(["GET", "POST"])
+@_to_policy_once_finished
 def wizard_step(request, draft_id, step: str):
     draft = _draft_for(request, draft_id)
     data = wizard.state(draft)
@@ -544,7 +573,7 @@ def wizard_step(request, draft_id, step: str):
             grouped.setdefault(_step_of_problem(problem.field), []).append(problem)
         return _render_step(request, draft, step, step_problems=grouped)
     created = data["mode"] == wizard.CREATE
-    PolicyDraft.objects.filter(pk=draft.pk).delete()
+    wizard.finish(draft, policy)
     messages.success(request, f"“{policy.name}” was {'created' if created else 'saved'}.")
     url = reverse("policies:detail", kwargs={"policy_id": policy.policy_id})
     if _partial(request):
@@ -565,6 +594,7 @@ def _step_of_problem(field: str) -> str:
 
 
 @require_http_methods(["GET", "POST"])
+@_to_policy_once_finished
 def wizard_rule(request, draft_id, index: str):
     """Add or edit one firewall rule of the draft (a sub-page of Configuration settings)."""
     draft = _draft_for(request, draft_id)
@@ -623,6 +653,7 @@ def wizard_rule(request, draft_id, index: str):
 
 
 @require_POST
+@_to_policy_once_finished
 def wizard_autosave(request, draft_id):
     """Keep what the admin is typing on a step or in the open rule form (debounced by the page): 204."""
     draft = _draft_for(request, draft_id)
@@ -634,6 +665,7 @@ def wizard_autosave(request, draft_id):
 
 
 @require_GET
+@_to_policy_once_finished
 def wizard_impact(request, draft_id):
     draft = _draft_for(request, draft_id)
     result = compute_impact(wizard.candidate(draft))

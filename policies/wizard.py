@@ -114,11 +114,28 @@ def edit_draft(owner, policy: Policy, section: str) -> PolicyDraft:
         raise ValueError(section)
     for draft in PolicyDraft.objects.filter(owner=owner, policy=policy).order_by("-updated_at"):
         data = state(draft)
-        if data["mode"] == section and data.get("base_version") == policy.version:
+        if (
+            data["mode"] == section
+            and data.get("base_version") == policy.version
+            and not data.get("finished")
+        ):
             return draft
     return PolicyDraft.objects.create(
         owner=owner, policy=policy, step=section, data={"mode": section, "done": [], **_policy_data(policy)}
     )
+
+
+def finish(draft: PolicyDraft, policy: Policy) -> None:
+    """Mark the draft done instead of deleting it: its URLs then redirect to the policy (Back and reload after
+    Create or Save never dead-end). Finished drafts go with the month-old ones."""
+    data = state(draft)
+    data["finished"] = True
+    data.pop("typing", None)
+    PolicyDraft.objects.filter(pk=draft.pk).update(policy=policy, data=data, updated_at=timezone.now())
+
+
+def is_finished(draft: PolicyDraft) -> bool:
+    return bool(state(draft).get("finished"))
 
 
 def save_section(
