@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
+
 from .audit import _current, actor_from_request
+from .datetimes import DEFAULT_LOCALE, activate_locale, reset_locale, time_zones
+from .models import UserPreference
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
@@ -33,3 +39,32 @@ class AuditContextMiddleware:
             return self.get_response(request)
         finally:
             _current.reset(token)
+
+
+class UserPreferencesMiddleware:
+    """Dates in the signed-in admin's own time zone and locale for the whole request (console/datetimes.py)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        zone, locale = _preference_of(getattr(request, "user", None))
+        token = activate_locale(locale)
+        try:
+            with timezone.override(ZoneInfo(zone)):
+                return self.get_response(request)
+        finally:
+            reset_locale(token)
+
+
+def _preference_of(user) -> tuple[str, str]:
+    if user is None or not user.is_authenticated:
+        return "UTC", DEFAULT_LOCALE
+    pref = UserPreference.objects.filter(user_id=user.pk).values_list("time_zone", "locale").first()
+    if pref is None:
+        return "UTC", DEFAULT_LOCALE
+    zone, locale = pref
+    return (zone if zone in _ZONES else "UTC"), locale
+
+
+_ZONES = frozenset(time_zones())

@@ -31,7 +31,6 @@ from celery import shared_task
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
@@ -43,6 +42,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from console import audit
+from console.datetimes import exact, relative
 from console.health import queue_depths
 
 from . import agent, channel, scheduling
@@ -557,9 +557,8 @@ def already_requested_message(device: Device) -> str:
     at = device.sync_requested_at
     if at is None:
         return f"A Policy sync of {device.display_name} was already running and has just completed."
-    local = timezone.localtime(at)
     return (
-        f"Policy sync already requested at {local:%H:%M:%S} {local.tzname()} ({naturaltime(at)}): waiting for "
+        f"Policy sync already requested at {exact(at)} ({relative(at)}): waiting for "
         f"{device.display_name} to check in. It wasn't requested a second time."
     )
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 import django_tables2 as tables
 from django.utils.html import format_html, format_html_join
 
+from console.tables import WhenColumn
+
 from .models import MDE_JOINED, MDE_MANAGED, Device, Group, ManagedBy
 from .onboarding import SUCCESS
 
@@ -59,9 +61,7 @@ class DeviceTable(tables.Table):
     enrollment_status = tables.Column(
         verbose_name="MDE Enrollment status", accessor="enrollment_status", empty_values=()
     )
-    last_checkin_at = tables.DateTimeColumn(
-        verbose_name="Last check-in", format="n/j/y, g:i A", default="—", attrs={"td": {"class": "nowrap"}}
-    )
+    last_checkin_at = WhenColumn(verbose_name="Last check-in", default="—", attrs={"td": {"class": "nowrap"}})
 
     class Meta:
         model = Device

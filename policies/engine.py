@@ -354,7 +354,8 @@ def _validate_device(device: DeviceFacts) -> None:
 
 
 def _label(policy: PolicyInput) -> str:
-    return f"'{policy.name}' (id {policy.id})"
+    """A policy as a person reads it: its name (internal ids never reach the UI)."""
+    return f"'{policy.name}'"
 
 
 def _labels(policies: Iterable[PolicyInput]) -> str:

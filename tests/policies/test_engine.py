@@ -496,7 +496,9 @@ def test_the_same_asr_rule_in_different_modes_from_two_policies_is_a_conflict():
     assert outcome.status == STATUS_CONFLICT
     assert outcome.value is None
     assert outcome.conflicting_values == {1: asr(RULE_DRIVERS, "Block"), 2: asr(RULE_DRIVERS, "Audit")}
-    assert "'Audit rollout' (id 2)" in outcome.reason and "'Block'" in outcome.reason
+    assert (
+        "'Audit rollout'" in outcome.reason and "(id " not in outcome.reason and "'Block'" in outcome.reason
+    )
     assert RULE_DRIVERS not in result.desired
     assert result.desired == {RULE_LSASS: asr(RULE_LSASS, "Block")}
 
@@ -563,7 +565,7 @@ def test_two_firewall_rules_with_the_same_name_but_different_definitions_conflic
     assert outcome.status == STATUS_CONFLICT
     assert outcome.conflicting_items == ("Allow RDP",)
     assert set(outcome.conflicting_values) == {1, 2}
-    assert "'Servers' (id 1)" in outcome.reason and "'Jump hosts' (id 2)" in outcome.reason
+    assert "'Servers'" in outcome.reason and "'Jump hosts'" in outcome.reason
     # The conflicting rule is not applied; the other rules still are.
     assert [rule[FW_NAME] for rule in result.desired[FW_RULES]] == ["Allow SSH", "Allow HTTPS"]
     assert result.per_policy_settings[1][FW_RULES] == STATUS_CONFLICT
