@@ -677,6 +677,19 @@ def policy_message(status: str, row) -> str:
     return "; ".join(parts).capitalize() + "." if parts else row.message
 
 
+def _said_once(setting_items: list[dict[str, Any]]) -> list[str]:
+    """Sentences several settings of one policy share (a conflict between the same two policies, one cause of
+    errors): the page says each once above the policy's table, and those rows point to it instead."""
+    counts: dict[str, int] = {}
+    for item in setting_items:
+        if item["message"]:
+            counts[item["message"]] = counts.get(item["message"], 0) + 1
+    shared = [message for message, n in counts.items() if n > 1]
+    for item in setting_items:
+        item["said_above"] = item["message"] in shared
+    return shared
+
+
 def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
     """Everything templates/checkins/device_panel.html needs (the lead can include the partial with this)."""
     from policies.catalog import get_catalog
@@ -733,9 +746,11 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
                     "conflicts": [policies[c].name for c in srow.conflict_policy_ids or [] if c in policies],
                 }
             )
+        said_once = _said_once(setting_items)
         rows.append(
             {
                 "policy": policies[pid],
+                "said_once": said_once,
                 "status": status,
                 "icon": icon,
                 "label": label,
