@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 from django.utils import timezone
 
 from .audit import _current, actor_from_request
-from .datetimes import DEFAULT_LOCALE, activate_locale, reset_locale, time_zones
-from .models import UserPreference
+from .datetimes import activate_locale, reset_locale
+from .preferences import of_session
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
@@ -48,23 +48,10 @@ class UserPreferencesMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        zone, locale = _preference_of(getattr(request, "user", None))
+        zone, locale = of_session(getattr(request, "session", None))
         token = activate_locale(locale)
         try:
             with timezone.override(ZoneInfo(zone)):
                 return self.get_response(request)
         finally:
             reset_locale(token)
-
-
-def _preference_of(user) -> tuple[str, str]:
-    if user is None or not user.is_authenticated:
-        return "UTC", DEFAULT_LOCALE
-    pref = UserPreference.objects.filter(user_id=user.pk).values_list("time_zone", "locale").first()
-    if pref is None:
-        return "UTC", DEFAULT_LOCALE
-    zone, locale = pref
-    return (zone if zone in _ZONES else "UTC"), locale
-
-
-_ZONES = frozenset(time_zones())
