@@ -61,6 +61,8 @@ class DeviceTable(tables.Table):
     enrollment_status = tables.Column(
         verbose_name="MDE Enrollment status", accessor="enrollment_status", empty_values=()
     )
+    tamper_protection = tables.Column(verbose_name="Tamper Protection", attrs={"td": {"class": "nowrap"}})
+    mde_onboarded = tables.Column(verbose_name="Onboarded to MDE", attrs={"td": {"class": "nowrap"}})
     last_checkin_at = WhenColumn(verbose_name="Last check-in", default="—", attrs={"td": {"class": "nowrap"}})
 
     class Meta:
@@ -74,6 +76,8 @@ class DeviceTable(tables.Table):
             "join_type",
             "labels",
             "enrollment_status",
+            "tamper_protection",
+            "mde_onboarded",
             "last_checkin_at",
         )
         order_by = ("display_name",)
@@ -90,6 +94,15 @@ class DeviceTable(tables.Table):
             MANAGED_BY_PILL.get(record.managed_by, ""),
             record.get_managed_by_display(),
         )
+
+    def render_tamper_protection(self, value):
+        """Off is what surprises an admin (a setting Tamper Protection would have kept): shown as a warning."""
+        if value:
+            return format_html('<span class="status" data-tamper="on">On</span>')
+        return format_html('<span class="status st-conflict" data-tamper="off">Off</span>')
+
+    def render_mde_onboarded(self, value):
+        return "Yes" if value else "No"
 
     def render_join_type(self, record):
         return record.get_join_type_display()

@@ -73,6 +73,8 @@ class DeviceListView(ObjectListView):
         ("MDE Enrollment status", lambda d: d.enrollment_status),
         ("Enrollment status code", lambda d: d.enrollment_status_code),
         ("Tags", lambda d: ", ".join(d.tag_list)),
+        ("Tamper Protection", lambda d: "On" if d.tamper_protection else "Off"),
+        ("Onboarded to MDE", lambda d: "Yes" if d.mde_onboarded else "No"),
         ("Last check-in", lambda d: d.last_checkin_at.isoformat() if d.last_checkin_at else ""),
     ]
 

@@ -40,3 +40,21 @@ def test_it_says_a_device_left_the_enforcement_scope_and_when(login, global_admi
     expect(status.locator("[data-field=left_at]")).to_contain_text("since")
     expect(status).to_contain_text("was enrolled and has left the Enforcement Scope")
     expect(status).not_to_contain_text("never been enrolled")
+
+
+def test_it_shows_tamper_protection_on_the_device_page_and_filters_all_devices_by_it(login, global_admin):
+    set_tenant()
+    off = make_device(display_name="CONTOSO-WS-0300", tamper_protection=False)
+    make_device(display_name="CONTOSO-WS-0301", tamper_protection=True)
+
+    page = login(global_admin, f"/devices/{off.pk}/")
+    expect(page.locator("[data-field=tamper_protection]")).to_contain_text("Off")
+    expect(page.locator("[data-field=mde_onboarded]")).to_contain_text("Yes")
+
+    page.goto(page.url.split("/devices/")[0] + "/devices/")
+    expect(page.locator("#device-table thead")).to_contain_text("Tamper Protection")
+    page.select_option("#id_tamper_protection", "off")
+    expect(page.locator("#device-table tbody tr")).to_have_count(1)
+    expect(
+        page.locator("#device-table tbody tr[data-device='CONTOSO-WS-0300'] [data-tamper=off]")
+    ).to_be_visible()
