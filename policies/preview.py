@@ -15,7 +15,7 @@ from operator import itemgetter
 
 from policies import engine
 from policies.catalog import get_catalog
-from policies.models import Policy, PolicyAssignment
+from policies.models import AssignmentFilter, Policy, PolicyAssignment
 
 CHUNK = 2000
 DEVICE_LIST_CAP = 50
@@ -57,6 +57,7 @@ def policy_input(
     exclude: Iterable[int],
     filter_id: int | None = None,
     filter_mode: str = "",
+    filter_name: str | None = None,
 ) -> engine.PolicyInput:
     has_filter = filter_id is not None and filter_mode in ("include", "exclude")
     return engine.PolicyInput(
@@ -69,7 +70,13 @@ def policy_input(
         exclude_groups=frozenset(exclude),
         filter_id=filter_id if has_filter else None,
         filter_mode=filter_mode if has_filter else None,
+        filter_name=(filter_name or _filter_name(filter_id)) if has_filter else None,
     )
+
+
+def _filter_name(filter_id: int | None) -> str | None:
+    """The filter's name for the engine's reasons (one query, only for a policy that has a filter)."""
+    return AssignmentFilter.objects.filter(pk=filter_id).values_list("name", flat=True).first()
 
 
 def saved_policy_inputs(exclude_ids: Iterable[int] = ()) -> list[engine.PolicyInput]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -219,12 +220,13 @@ def test_intune_devices_get_an_include_filtered_policy_only_when_they_match_the_
     )
     other = run(
         device(channel="intune", filters={42: False}),
-        policy(1, {CLOUD: 1}, filter_id=42, filter_mode="include"),
+        replace(policy(1, {CLOUD: 1}, filter_id=42, filter_mode="include"), filter_name="Windows 11 only"),
     )
     assert matching.policies[1].targeted and not matching.policies[1].filter_ignored
     assert matching.desired == {CLOUD: 1}
     assert not other.policies[1].targeted
-    assert "filter 42" in other.policies[1].reason
+    reason = other.policies[1].reason
+    assert "assignment filter 'Windows 11 only'" in reason and "42" not in reason  # named, never by its id
     assert other.desired == {}
 
 
