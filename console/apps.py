@@ -21,3 +21,9 @@ class ConsoleConfig(AppConfig):
         # connected after django-axes' own receiver (axes comes first in INSTALLED_APPS), which marks the request
         # as locked out when this failure locks it
         user_login_failed.connect(security.audit_failed_login, dispatch_uid="console.audit_failed_login")
+
+        from django.contrib.auth.signals import user_logged_in
+
+        from . import preferences
+
+        user_logged_in.connect(preferences.remember_on_login, dispatch_uid="console.preferences_on_login")

@@ -229,3 +229,14 @@ class SingleSignOnIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} at {self.issuer}"
+
+
+class UserPreference(models.Model):
+    """How one admin reads dates: their time zone and locale (console/datetimes.py). Absent means UTC, en-US."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference")
+    time_zone = models.CharField(max_length=64, default="UTC")
+    locale = models.CharField(max_length=10, default="en_US")
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.time_zone} · {self.locale}"

@@ -108,6 +108,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "console.middleware.AuditContextMiddleware",
+    "console.middleware.UserPreferencesMiddleware",
     # last, as django-axes requires: turns a locked-out sign-in into console.security.lockout_response
     "axes.middleware.AxesMiddleware",
 ]

@@ -2,12 +2,25 @@ from __future__ import annotations
 
 import django_tables2 as tables
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
+from .datetimes import when_html
 from .models import AuditEvent
 
 
+class WhenColumn(tables.Column):
+    """A timestamp column in the console's one date format (console/datetimes.py), exact time on hover."""
+
+    def __init__(self, *args, ago: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ago = ago
+
+    def render(self, value):
+        return mark_safe(when_html(value, ago=self.ago))
+
+
 class AuditEventTable(tables.Table):
-    at = tables.DateTimeColumn(verbose_name="Date", format="Y-m-d H:i:s")
+    at = WhenColumn(verbose_name="Date")
     actor_name = tables.Column(verbose_name="Initiated by")
     source = tables.Column(verbose_name="Source")
     action = tables.Column(verbose_name="Activity")

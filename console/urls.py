@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import signin, views
+from . import preferences, signin, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,6 +12,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("account/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("account/preferences/", preferences.preferences, name="preferences"),
     path("tenant-admin/", views.tenant_admin, name="tenant_admin"),
     path("tenant-admin/roles/", views.roles, name="roles"),
     path("tenant-admin/audit-logs/", views.AuditLogView.as_view(), name="audit_logs"),

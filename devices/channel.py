@@ -79,6 +79,7 @@ CHECKIN_FIELDS = (
     "checkin_lease_until",
     "sync_requested_at",
     "desired_fingerprint",
+    "created_at",  # the Intune MDM cadence's enrollment phases (scheduling.cadence)
 )
 
 
@@ -639,7 +640,9 @@ def commit_reports(
     result = CommitResult()
     if not items:
         return result
-    next_at = {item.device.pk: scheduling.next_checkin_at(now, rng) for item in items}
+    next_at = {
+        item.device.pk: scheduling.next_for(item.device, item.plan.channel, now, rng) for item in items
+    }
     unchanged = [item for item in items if item.unchanged]
     changed = [item for item in items if not item.unchanged]
     if unchanged:

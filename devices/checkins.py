@@ -31,7 +31,6 @@ from celery import shared_task
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
@@ -44,7 +43,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from console import audit
 from console.broker import queue_depths
-from policies.catalog import display_value, get_catalog
+from console.datetimes import exact, relative
+from policies.catalog import device_value, display_value, get_catalog
 from policies.models import Policy
 from reports.ingest import COPY_OBSERVERS, remove_devices
 from reports.models import CheckinRecord, DevicePolicyStatus, DeviceSettingStatus
@@ -557,9 +557,8 @@ def already_requested_message(device: Device) -> str:
     at = device.sync_requested_at
     if at is None:
         return f"A Policy sync of {device.display_name} was already running and has just completed."
-    local = timezone.localtime(at)
     return (
-        f"Policy sync already requested at {local:%H:%M:%S} {local.tzname()} ({naturaltime(at)}): waiting for "
+        f"Policy sync already requested at {exact(at)} ({relative(at)}): waiting for "
         f"{device.display_name} to check in. It wasn't requested a second time."
     )
 
@@ -620,6 +619,36 @@ STATUS_ICONS = {
 }
 
 
+def policy_message(status: str, row) -> str:
+    """The sentence under a policy on the device page: the engine's reason ("The policy applies.") only when
+    nothing went wrong; an Error or Conflict policy says how many settings are affected."""
+    if row is None:
+        return "Waiting for the device to check in and report."
+    if status not in ("error", "conflict"):
+        return row.message
+    parts = []
+    if row.error_count:
+        parts.append(f"{row.error_count} setting{'s' if row.error_count != 1 else ''} failed to apply")
+    if row.conflict_count:
+        parts.append(
+            f"{row.conflict_count} setting{'s' if row.conflict_count != 1 else ''} conflict with another policy"
+        )
+    return "; ".join(parts).capitalize() + "." if parts else row.message
+
+
+def _said_once(setting_items: list[dict[str, Any]]) -> list[str]:
+    """Sentences several settings of one policy share (a conflict between the same two policies, one cause of
+    errors): the page says each once above the policy's table, and those rows point to it instead."""
+    counts: dict[str, int] = {}
+    for item in setting_items:
+        if item["message"]:
+            counts[item["message"]] = counts.get(item["message"], 0) + 1
+    shared = [message for message, n in counts.items() if n > 1]
+    for item in setting_items:
+        item["said_above"] = item["message"] in shared
+    return shared
+
+
 def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
     """Everything templates/checkins/device_panel.html needs (the lead can include the partial with this)."""
     device = get_object_or_404(channel.checkin_queryset(), pk=device_pk)
@@ -639,7 +668,10 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
         for row in rows:
             policy_ids.update(row.conflict_policy_ids or [])
     policies = {
-        p.pk: p for p in Policy.objects.filter(pk__in=policy_ids).only("id", "name", "profile", "policy_type")
+        p.pk: p
+        for p in Policy.objects.filter(pk__in=policy_ids).only(
+            "id", "name", "profile", "policy_type", "values"
+        )
     }
     rows = []
     for pid in sorted(set(statuses) | set(targeted), key=lambda p: policies[p].name if p in policies else ""):
@@ -649,6 +681,7 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
         status = status_row.status if status_row else "pending"
         icon, label = STATUS_ICONS[status]
         setting_items = []
+        configured = policies[pid].values or {}
         for srow in settings_by_policy.get(pid, []):
             sdef = catalog.get(srow.setting_key)
             s_icon, s_label = STATUS_ICONS.get(srow.status, ("info", srow.status))
@@ -656,7 +689,10 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
                 {
                     "key": srow.setting_key,
                     "name": (sdef.display_name if sdef else "") or srow.setting_key,
-                    "value": display_value(srow.setting_key, srow.value, catalog),
+                    "policy_value": display_value(srow.setting_key, configured[srow.setting_key], catalog)
+                    if srow.setting_key in configured
+                    else "—",
+                    "device_value": device_value(srow.setting_key, srow.status, srow.value, catalog),
                     "status": srow.status,
                     "icon": s_icon,
                     "label": s_label,
@@ -665,16 +701,16 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
                     "conflicts": [policies[c].name for c in srow.conflict_policy_ids or [] if c in policies],
                 }
             )
+        said_once = _said_once(setting_items)
         rows.append(
             {
                 "policy": policies[pid],
+                "said_once": said_once,
                 "status": status,
                 "icon": icon,
                 "label": label,
                 "row": status_row,
-                "message": status_row.message
-                if status_row
-                else "Waiting for the device to check in and report.",
+                "message": policy_message(status, status_row),
                 "settings": setting_items,
             }
         )
@@ -686,10 +722,12 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
     refusal = channel.policy_sync_refusal(device)
     history = list(CheckinRecord.objects.filter(device_id=device.pk)[:10])
     last_sync = next((h for h in history if h.kind == "sync"), None)
+    delivery = channel.channel_of(device)
     return {
         "device": device,
         "managed_by": device.get_managed_by_display(),
-        "channel": channel.channel_of(device),
+        "channel": delivery,
+        "cadence": scheduling.cadence(delivery, scheduling.mdm_enrolled_at(device), timezone.now()),
         "policies": rows,
         "mp_preference": state_text,
         "sync_state": sync,

@@ -30,7 +30,7 @@ class DeviceFilterSet(django_filters.FilterSet):
         label="MDE Enrollment status",
         empty_label="All",
         choices=[
-            (status, status if status == codes else f"{status} ({codes})")
+            (status, status if status == codes or not codes else f"{status} ({codes})")
             for status, codes in ENROLLMENT_STATUSES
         ],
         method="filter_status",
@@ -39,9 +39,31 @@ class DeviceFilterSet(django_filters.FilterSet):
         method="filter_tag", label="Tag", widget=forms.TextInput(attrs={"size": 14})
     )
 
+    tamper_protection = django_filters.ChoiceFilter(
+        label="Tamper Protection",
+        empty_label="All",
+        choices=[("on", "On"), ("off", "Off")],
+        method="filter_on",
+    )
+    mde_onboarded = django_filters.ChoiceFilter(
+        label="Onboarded to MDE",
+        empty_label="All",
+        choices=[("on", "Yes"), ("off", "No")],
+        method="filter_on",
+    )
+
     class Meta:
         model = Device
-        fields = ["q", "os", "managed_by", "label", "enrollment_status", "tag"]
+        fields = [
+            "q",
+            "os",
+            "managed_by",
+            "label",
+            "enrollment_status",
+            "tag",
+            "tamper_protection",
+            "mde_onboarded",
+        ]
 
     def search(self, queryset, name, value):
         value = value.strip()
@@ -51,6 +73,10 @@ class DeviceFilterSet(django_filters.FilterSet):
         if value == NO_LABEL:
             return queryset.filter(system_labels="")
         return queryset.filter(system_labels__contains=f",{value},")
+
+    def filter_on(self, queryset, name, value):
+        """A sensor fact that is on or off (Tamper Protection, onboarded to MDE)."""
+        return queryset.filter(**{name: value == "on"})
 
     def filter_status(self, queryset, name, value):
         return queryset.filter(enrollment_status=value)

@@ -40,6 +40,8 @@ INTUNE_CHANNEL = (
     "co_managed",
 )  # Managed by values whose policy comes through the Intune enrollment
 PILOT_TAG = "MDE-Management"
+# Trusts this onboarding flow creates itself (an existing registration is "existing"): both earn MDEJoined.
+JOINED_BY_THIS_SCENARIO = ("synthetic", "hybrid")
 
 # Enrollment statuses of the reference's error-code table (HKLM\SOFTWARE\Microsoft\SenseCM\EnrollmentStatus).
 SUCCESS = "Success"
@@ -50,6 +52,9 @@ TENANT_MISMATCH = "Tenant mismatch"
 ENTRA_CONNECT_MISCONFIGURATION = "Microsoft Entra Connect misconfiguration"
 NOT_ENROLLED = "Device is not enrolled and has never been enrolled"
 MANAGED_BY_SCCM = "Device is managed by SCCM Agent"
+# Not a code of the reference's table (code 2 says "never been enrolled"): a device that was enrolled and then
+# fell out of the Enforcement Scope (platform off, pilot tag removed, Defender for Cloud switch off).
+LEFT_SCOPE = "Left the enforcement scope"
 
 CODE_NOT_ENROLLED = 2
 CODE_SCCM = 4
@@ -69,6 +74,7 @@ ENROLLMENT_STATUSES: tuple[tuple[str, str], ...] = (
     (ENTRA_CONNECT_MISCONFIGURATION, "36, 37"),
     (HYBRID_JOIN_FAILURE, "10, 42"),
     (GENERAL_ERROR, "5-7, 9, 11-12, 26-33"),
+    (LEFT_SCOPE, ""),
 )
 
 # Platforms of the Enforcement Scope per device OS (console.models.Platform values).
@@ -158,11 +164,12 @@ def _has_tag(device, tag: str) -> bool:
     return tag.lower() in (t.strip().lower() for t in (device.tags or "").split(",") if t.strip())
 
 
-def _labels(device, *, synthetic: bool, managed: bool) -> tuple[str, ...]:
-    """MDEJoined stays once this scenario joined the device; MDEManaged only while it is managed."""
+def _labels(device, *, joined_here: bool, managed: bool) -> tuple[str, ...]:
+    """MDEJoined marks devices "joined to the directory as part of this scenario" (seed): a synthetic
+    registration or a hybrid join the flow completed. It stays once given; MDEManaged only while managed."""
     current = [label for label in (device.system_labels or "").split(",") if label]
     keep = [label for label in current if label not in (MDE_JOINED, MDE_MANAGED)]
-    if synthetic or MDE_JOINED in current:
+    if joined_here or MDE_JOINED in current:
         keep.append(MDE_JOINED)
     if managed:
         keep.append(MDE_MANAGED)
@@ -184,6 +191,12 @@ def evaluate(device, tenant) -> Outcome:
         step: str | None,
         step_outcome: str = "failed",
     ) -> Outcome:
+        if code == CODE_NOT_ENROLLED and device.enrolled_at is not None:
+            code, status = None, LEFT_SCOPE
+            message = (
+                "Security management for MDE stopped: the device was enrolled and has left the Enforcement "
+                f"Scope. {message}"
+            )
         if step is not None:
             steps.append(Step(step, step_outcome, message))
         owner = "configmgr" if device.configmgr_client else "none"
@@ -194,7 +207,7 @@ def evaluate(device, tenant) -> Outcome:
             management_type="",
             trust=trust,
             join_type=join_type,
-            labels=_labels(device, synthetic=False, managed=False),
+            labels=_labels(device, joined_here=False, managed=False),
             code=code,
             status=status,
             message=message,
@@ -363,7 +376,7 @@ def evaluate(device, tenant) -> Outcome:
         management_type=MICROSOFT_SENSE,
         trust=trust,
         join_type=join_type,
-        labels=_labels(device, synthetic=synthetic or trust == "synthetic", managed=True),
+        labels=_labels(device, joined_here=synthetic or trust in JOINED_BY_THIS_SCENARIO, managed=True),
         code=None,
         status=SUCCESS,
         message=message,
@@ -385,7 +398,7 @@ def _intune(device, trust: str, join_type: str) -> Outcome:
         management_type=MDM,
         trust=trust,
         join_type=join_type,
-        labels=_labels(device, synthetic=False, managed=False),
+        labels=_labels(device, joined_here=False, managed=False),
         code=None,
         status="",
         message=message,
@@ -472,7 +485,7 @@ def apply(device, outcome: Outcome, *, source: str = "", recompute_membership: b
             if outcome.managed_by in INTUNE_CHANNEL:
                 # Intune-enrolled devices take the same policy through Intune on their own cadence.
                 if locked.next_checkin_at is None:
-                    locked.next_checkin_at = scheduling.first_checkin_at(now)
+                    locked.next_checkin_at = scheduling.first_for(locked, "intune", now)
             elif not outcome.managed:
                 locked.next_checkin_at = None
                 locked.checkin_lease_until = None

@@ -3,6 +3,8 @@ from __future__ import annotations
 import django_tables2 as tables
 from django.utils.html import format_html, format_html_join
 
+from console.tables import WhenColumn
+
 from .models import MDE_JOINED, MDE_MANAGED, Device, Group, ManagedBy
 from .onboarding import SUCCESS
 
@@ -59,9 +61,9 @@ class DeviceTable(tables.Table):
     enrollment_status = tables.Column(
         verbose_name="MDE Enrollment status", accessor="enrollment_status", empty_values=()
     )
-    last_checkin_at = tables.DateTimeColumn(
-        verbose_name="Last check-in", format="n/j/y, g:i A", default="—", attrs={"td": {"class": "nowrap"}}
-    )
+    tamper_protection = tables.Column(verbose_name="Tamper Protection", attrs={"td": {"class": "nowrap"}})
+    mde_onboarded = tables.Column(verbose_name="Onboarded to MDE", attrs={"td": {"class": "nowrap"}})
+    last_checkin_at = WhenColumn(verbose_name="Last check-in", default="—", attrs={"td": {"class": "nowrap"}})
 
     class Meta:
         model = Device
@@ -74,6 +76,8 @@ class DeviceTable(tables.Table):
             "join_type",
             "labels",
             "enrollment_status",
+            "tamper_protection",
+            "mde_onboarded",
             "last_checkin_at",
         )
         order_by = ("display_name",)
@@ -90,6 +94,15 @@ class DeviceTable(tables.Table):
             MANAGED_BY_PILL.get(record.managed_by, ""),
             record.get_managed_by_display(),
         )
+
+    def render_tamper_protection(self, value):
+        """Off is what surprises an admin (a setting Tamper Protection would have kept): shown as a warning."""
+        if value:
+            return format_html('<span class="status" data-tamper="on">On</span>')
+        return format_html('<span class="status st-conflict" data-tamper="off">Off</span>')
+
+    def render_mde_onboarded(self, value):
+        return "Yes" if value else "No"
 
     def render_join_type(self, record):
         return record.get_join_type_display()

@@ -28,7 +28,7 @@ from .forms import (
     parse_ids,
 )
 from .models import Device, DeviceCredential, Group, GroupMember, ManagedBy
-from .onboarding import PLATFORM_OF_OS
+from .onboarding import LEFT_SCOPE, PLATFORM_OF_OS
 from .selection import SelectionError, read_selection
 from .tables import DeviceTable, GroupTable, MemberTable
 
@@ -72,6 +72,8 @@ class DeviceListView(ObjectListView):
         ("MDE Enrollment status", lambda d: d.enrollment_status),
         ("Enrollment status code", lambda d: d.enrollment_status_code),
         ("Tags", lambda d: ", ".join(d.tag_list)),
+        ("Tamper Protection", lambda d: "On" if d.tamper_protection else "Off"),
+        ("Onboarded to MDE", lambda d: "Yes" if d.mde_onboarded else "No"),
         ("Last check-in", lambda d: d.last_checkin_at.isoformat() if d.last_checkin_at else ""),
     ]
 
@@ -203,6 +205,7 @@ def _device_context(request, device: Device, tenant: TenantSettings, tags_form=N
         "can_delete": request.user.has_perm("devices.delete_device"),
         "tags_form": tags_form or DeviceTagsForm.for_device(device),
         "job": services.latest_job(),
+        "left_scope": LEFT_SCOPE,
     }
 
 
@@ -212,7 +215,9 @@ def device_status(request, pk: int):
     """The device's management region; the device page polls it while a re-evaluation runs."""
     device = get_object_or_404(Device.objects.defer("agent_state"), pk=pk)
     return render(
-        request, "devices/partials/device_status.html", {"device": device, "job": services.latest_job()}
+        request,
+        "devices/partials/device_status.html",
+        {"device": device, "job": services.latest_job(), "left_scope": LEFT_SCOPE},
     )
 
 

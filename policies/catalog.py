@@ -421,3 +421,20 @@ def display_value(key: str, value: Any, catalog: Catalog | None = None) -> str:
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
     return str(value)
+
+
+# What a setting's row says is in effect on the device, for statuses where the device applies nothing of it.
+NOT_IN_EFFECT = {
+    "conflict": "None applied (conflict)",
+    "pending": "Not in effect yet",
+    "not_applicable": "Not applied",
+}
+
+
+def device_value(key: str, status: str, value: Any, catalog=None) -> str:
+    """The value in effect on the device, never the policy's: a row's stored value is the applied value when
+    Succeeded and the value still in effect when in Error (agent contract), but the policy's own value for a
+    Conflict or Pending row - which the device does not apply - so those say so instead."""
+    if status in ("succeeded", "error"):
+        return display_value(key, value, catalog)
+    return NOT_IN_EFFECT.get(status, "")

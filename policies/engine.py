@@ -153,6 +153,7 @@ class PolicyInput:
     exclude_groups: frozenset[int]
     filter_id: int | None = None
     filter_mode: str | None = None  # "include" | "exclude"
+    filter_name: str | None = None  # how the reasons name the filter (never by its id)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -353,8 +354,13 @@ def _validate_device(device: DeviceFacts) -> None:
         raise ValueError(f"Unknown OS {device.os!r} for device {device.device_id}; expected {DEVICE_OSES}")
 
 
+def _filter_label(policy: PolicyInput) -> str:
+    return f"assignment filter '{policy.filter_name}'" if policy.filter_name else "its assignment filter"
+
+
 def _label(policy: PolicyInput) -> str:
-    return f"'{policy.name}' (id {policy.id})"
+    """A policy as a person reads it: its name (internal ids never reach the UI)."""
+    return f"'{policy.name}'"
 
 
 def _labels(policies: Iterable[PolicyInput]) -> str:
@@ -405,16 +411,15 @@ def _gate(device: DeviceFacts, policy: PolicyInput, catalog: Catalog) -> _Gate:
                 return _Gate(
                     False,
                     False,
-                    f"The device doesn't match assignment filter {policy.filter_id}, which this policy uses "
-                    "to include devices.",
+                    f"The device doesn't match {_filter_label(policy)}, which this policy uses to include "
+                    "devices.",
                     False,
                 )
             if policy.filter_mode == "exclude" and matches:
                 return _Gate(
                     False,
                     False,
-                    f"The device matches assignment filter {policy.filter_id}, which this policy uses to "
-                    "exclude devices.",
+                    f"The device matches {_filter_label(policy)}, which this policy uses to exclude devices.",
                     False,
                 )
 

@@ -17,7 +17,7 @@ from devices.models import Device, GroupMember
 from devices.rules import RuleSyntaxError, parse_rule, properties_used
 from policies import engine
 from policies.catalog import get_catalog
-from policies.models import Policy, PolicyAssignment
+from policies.models import AssignmentFilter, Policy, PolicyAssignment
 
 CHUNK = 2000
 DEVICE_LIST_CAP = 50
@@ -59,6 +59,7 @@ def policy_input(
     exclude: Iterable[int],
     filter_id: int | None = None,
     filter_mode: str = "",
+    filter_name: str | None = None,
 ) -> engine.PolicyInput:
     has_filter = filter_id is not None and filter_mode in ("include", "exclude")
     return engine.PolicyInput(
@@ -71,7 +72,13 @@ def policy_input(
         exclude_groups=frozenset(exclude),
         filter_id=filter_id if has_filter else None,
         filter_mode=filter_mode if has_filter else None,
+        filter_name=(filter_name or _filter_name(filter_id)) if has_filter else None,
     )
+
+
+def _filter_name(filter_id: int | None) -> str | None:
+    """The filter's name for the engine's reasons (one query, only for a policy that has a filter)."""
+    return AssignmentFilter.objects.filter(pk=filter_id).values_list("name", flat=True).first()
 
 
 def saved_policy_inputs(exclude_ids: Iterable[int] = ()) -> list[engine.PolicyInput]:

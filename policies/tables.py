@@ -4,6 +4,7 @@ import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html
 
+from console.tables import WhenColumn
 from policies.models import Policy
 
 
@@ -13,7 +14,7 @@ class PolicyTable(tables.Table):
     profile = tables.Column(verbose_name="Policy type")
     is_assigned = tables.BooleanColumn(verbose_name="Assigned", yesno="Yes,No")
     target = tables.Column(verbose_name="Target", empty_values=(), orderable=False)
-    updated_at = tables.DateTimeColumn(verbose_name="Last modified", format="m/d/Y, g:i A")
+    updated_at = WhenColumn(verbose_name="Last modified")
 
     class Meta:
         model = Policy

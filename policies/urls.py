@@ -7,6 +7,7 @@ urlpatterns = [
     path("endpoint-security/", views.overview, name="overview"),
     path("endpoint-security/import/", views.import_policy, name="import"),
     path("endpoint-security/drafts/<uuid:draft_id>/impact/", views.wizard_impact, name="wizard_impact"),
+    path("endpoint-security/drafts/<uuid:draft_id>/autosave/", views.wizard_autosave, name="wizard_autosave"),
     path(
         "endpoint-security/drafts/<uuid:draft_id>/rules/<str:index>/", views.wizard_rule, name="wizard_rule"
     ),

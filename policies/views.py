@@ -3,6 +3,7 @@ edit pages, versions, duplicate, delete, export and import. Views stay thin: wri
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import slugify
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.listing import ObjectListView
 from devices.models import Group
@@ -234,7 +235,34 @@ def _draft_for(request, draft_id) -> PolicyDraft:
         raise PermissionDenied("You can't change endpoint security policies.")
     if mode != wizard.CREATE and draft.policy is None:
         raise Http404("The policy being edited no longer exists.")
+    if wizard.is_finished(draft) and draft.policy is not None:
+        raise FinishedDraft(reverse("policies:detail", kwargs={"policy_id": draft.policy.policy_id}))
     return draft
+
+
+class FinishedDraft(Exception):
+    """A wizard URL of a draft that was already created or saved: the view answers with its policy's URL."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+def _to_policy_once_finished(view):
+    """Wizard views: a finished draft's URL redirects to its policy (htmx requests get HX-Location)."""
+
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except FinishedDraft as finished:
+            if _partial(request):
+                response = HttpResponse(status=204)
+                response["HX-Redirect"] = finished.url
+                return response
+            return redirect(finished.url)
+
+    return wrapped
 
 
 def _steps(draft: PolicyDraft, current: str) -> list[dict[str, Any]]:
@@ -290,12 +318,22 @@ def _wizard_context(request, draft: PolicyDraft, step: str, **extra) -> dict[str
         "reached_review": "review" in data["done"] or all(s in data["done"] for s in steps[:-1]),
     }
     ctx.update(extra)
+    typing = data.get("typing") or {}
+    ctx["autosave_url"] = reverse("policies:wizard_autosave", kwargs={"draft_id": draft.draft_id})
     if step == "basics" and "form" not in ctx:
-        ctx["form"] = BasicsForm(initial={"name": data["name"], "description": data["description"]})
+        kept = typing.get("basics") or {}
+        ctx["form"] = BasicsForm(
+            initial={
+                "name": kept.get("name", data["name"]),
+                "description": kept.get("description", data["description"]),
+            }
+        )
     if step == "settings" and "categories" not in ctx:
         query = request.GET.get("q", "")
         ctx["query"] = query
-        ctx["categories"] = wizard.settings_view(profile, data["values"], query=query)
+        ctx["categories"] = wizard.settings_view(
+            profile, data["values"], raw=typing.get("settings"), query=query
+        )
     if step == "settings":
         ctx["shown"] = wizard.shown_ids(ctx["categories"])
         query_active = bool(ctx.get("query"))
@@ -319,6 +357,8 @@ def _wizard_context(request, draft: PolicyDraft, step: str, **extra) -> dict[str
             ]
     if step == "assignments":
         query = request.GET.get("q", "")
+        if "assignments_state" not in ctx and typing.get("assignments"):
+            ctx["assignments_state"] = typing["assignments"]
         rows, total = wizard.group_rows(ctx.get("assignments_state") or data["assignments"], query)
         ctx.update(
             query=query,
@@ -435,6 +475,7 @@ def _target(request, steps: list[str], step: str) -> str:
 
 
 @require_http_methods(["GET", "POST"])
+@_to_policy_once_finished
 def wizard_step(request, draft_id, step: str):
     draft = _draft_for(request, draft_id)
     data = wizard.state(draft)
@@ -461,7 +502,9 @@ def wizard_step(request, draft_id, step: str):
             for problem in problems:
                 form.add_error(problem.field if problem.field in form.fields else None, problem.message)
             return _render_step(request, draft, step, form=form)
-        draft = wizard.save_section(draft, {"name": name, "description": description}, done=step, step=target)
+        draft = wizard.save_section(
+            draft, {"name": name, "description": description}, done=step, step=target, typed_in=step
+        )
         return _go(request, draft, target)
 
     if step == "settings":
@@ -500,7 +543,7 @@ def wizard_step(request, draft_id, step: str):
                 error_count=len(problems),
                 query=request.POST.get("q", ""),
             )
-        draft = wizard.save_section(draft, {"values": clean}, done=step, step=target)
+        draft = wizard.save_section(draft, {"values": clean}, done=step, step=target, typed_in=step)
         return _go(request, draft, target)
 
     if step == "assignments":
@@ -511,7 +554,9 @@ def wizard_step(request, draft_id, step: str):
             for problem in problems:
                 by_field.setdefault(problem.field, []).append(problem.message)
             return _render_step(request, draft, step, assignments_state=wanted, assignment_errors=by_field)
-        draft = wizard.save_section(draft, {"assignments": clean.as_dict()}, done=step, step=target)
+        draft = wizard.save_section(
+            draft, {"assignments": clean.as_dict()}, done=step, step=target, typed_in=step
+        )
         return _go(request, draft, target)
 
     # review
@@ -525,7 +570,7 @@ def wizard_step(request, draft_id, step: str):
             grouped.setdefault(_step_of_problem(problem.field), []).append(problem)
         return _render_step(request, draft, step, step_problems=grouped)
     created = data["mode"] == wizard.CREATE
-    PolicyDraft.objects.filter(pk=draft.pk).delete()
+    wizard.finish(draft, policy)
     messages.success(request, f"“{policy.name}” was {'created' if created else 'saved'}.")
     url = reverse("policies:detail", kwargs={"policy_id": policy.policy_id})
     if _partial(request):
@@ -546,6 +591,7 @@ def _step_of_problem(field: str) -> str:
 
 
 @require_http_methods(["GET", "POST"])
+@_to_policy_once_finished
 def wizard_rule(request, draft_id, index: str):
     """Add or edit one firewall rule of the draft (a sub-page of Configuration settings)."""
     draft = _draft_for(request, draft_id)
@@ -562,9 +608,11 @@ def wizard_rule(request, draft_id, index: str):
             existing = rules[position]
         except (ValueError, IndexError):
             raise Http404("No such firewall rule.") from None
-    raw = errors = None
+    raw = wizard.typed(draft, f"rule:{index}")
+    errors = None
     if request.method == "POST":
         if request.POST.get("nav") == "cancel":
+            draft = wizard.save_section(draft, {}, step="settings", typed_in=f"rule:{index}")
             return _go(request, draft, "settings")
         rule, raw = wizard.read_rule_post(request.POST, existing)
         others = [r for i, r in enumerate(rules) if i != position]
@@ -577,7 +625,10 @@ def wizard_rule(request, draft_id, index: str):
             values = dict(data["values"])
             values[FIREWALL_RULE_GROUP_ID] = rules
             draft = wizard.save_section(
-                draft, {"values": services.canonical_order(profile, values)}, step="settings"
+                draft,
+                {"values": services.canonical_order(profile, values)},
+                step="settings",
+                typed_in=f"rule:{index}",
             )
             return _go(request, draft, "settings")
     ctx = _wizard_context(request, draft, "settings")
@@ -588,6 +639,7 @@ def wizard_rule(request, draft_id, index: str):
         rule_url=rule_url,
         rule_fields=wizard.rule_fields(existing, raw=raw, errors=errors),
         rule_is_new=index == "new",
+        rule_place=f"rule:{index}",
         rule_error_count=sum(len(v) for v in (errors or {}).values()),
     )
     template = "policies/wizard/body.html" if _partial(request) else "policies/wizard.html"
@@ -597,7 +649,20 @@ def wizard_rule(request, draft_id, index: str):
     return response
 
 
+@require_POST
+@_to_policy_once_finished
+def wizard_autosave(request, draft_id):
+    """Keep what the admin is typing on a step or in the open rule form (debounced by the page): 204."""
+    draft = _draft_for(request, draft_id)
+    place = wizard.typing_place(request.POST.get("autosave_for", ""))
+    if place is None:
+        return HttpResponseBadRequest("autosave_for must be basics, settings, assignments or rule:<index>.")
+    wizard.keep_typing(draft, place, wizard.read_typing(draft, place, request.POST))
+    return HttpResponse(status=204)
+
+
 @require_GET
+@_to_policy_once_finished
 def wizard_impact(request, draft_id):
     draft = _draft_for(request, draft_id)
     result = compute_impact(wizard.candidate(draft))

@@ -115,27 +115,98 @@ def edit_draft(owner, policy: Policy, section: str) -> PolicyDraft:
         raise ValueError(section)
     for draft in PolicyDraft.objects.filter(owner=owner, policy=policy).order_by("-updated_at"):
         data = state(draft)
-        if data["mode"] == section and data.get("base_version") == policy.version:
+        if (
+            data["mode"] == section
+            and data.get("base_version") == policy.version
+            and not data.get("finished")
+        ):
             return draft
     return PolicyDraft.objects.create(
         owner=owner, policy=policy, step=section, data={"mode": section, "done": [], **_policy_data(policy)}
     )
 
 
+def finish(draft: PolicyDraft, policy: Policy) -> None:
+    """Mark the draft done instead of deleting it: its URLs then redirect to the policy (Back and reload after
+    Create or Save never dead-end). Finished drafts go with the month-old ones."""
+    data = state(draft)
+    data["finished"] = True
+    data.pop("typing", None)
+    PolicyDraft.objects.filter(pk=draft.pk).update(policy=policy, data=data, updated_at=timezone.now())
+
+
+def is_finished(draft: PolicyDraft) -> bool:
+    return bool(state(draft).get("finished"))
+
+
 def save_section(
-    draft: PolicyDraft, updates: Mapping[str, Any], *, done: str | None = None, step: str
+    draft: PolicyDraft,
+    updates: Mapping[str, Any],
+    *,
+    done: str | None = None,
+    step: str,
+    typed_in: str | None = None,
 ) -> PolicyDraft:
-    """Merge ``updates`` into the draft under a row lock, so two tabs writing different steps both keep theirs."""
+    """Merge ``updates`` into the draft under a row lock, so two tabs writing different steps both keep theirs.
+    ``typed_in``: the place whose autosaved input these updates confirm (it is dropped)."""
     with transaction.atomic():
         locked = PolicyDraft.objects.select_for_update().get(pk=draft.pk)
         data = state(locked)
         data.update(updates)
+        if typed_in and typed_in in (data.get("typing") or {}):
+            data["typing"] = {k: v for k, v in data["typing"].items() if k != typed_in}
         if done and done not in data["done"]:
             data["done"] = [*data["done"], done]
         locked.data = data
         locked.step = step
         locked.save(update_fields=["data", "step", "updated_at"])
     return locked
+
+
+# --------------------------------------------------------------------------------------------------------------
+# What the admin has typed but not yet confirmed with Next/Save: kept in the draft as they type (debounced
+# autosave), shown again on reload, and dropped once the step (or the rule) is saved or cancelled. It is raw
+# input, never validated here, so a half-typed value is kept exactly as typed.
+
+TYPING_PLACES = ("basics", "settings", "assignments")
+
+
+def typing_place(value: str) -> str | None:
+    """``basics``, ``settings``, ``assignments`` or ``rule:<new|index>``; anything else is refused (None)."""
+    if value in TYPING_PLACES:
+        return value
+    if value.startswith("rule:") and (value[5:] == "new" or value[5:].isdigit()):
+        return value
+    return None
+
+
+def typed(draft: PolicyDraft, place: str) -> dict[str, Any] | None:
+    return (state(draft).get("typing") or {}).get(place)
+
+
+def keep_typing(draft: PolicyDraft, place: str, raw: Mapping[str, Any]) -> None:
+    """Store the raw input of ``place`` under a row lock (the step the admin is on doesn't change)."""
+    with transaction.atomic():
+        locked = PolicyDraft.objects.select_for_update().get(pk=draft.pk)
+        data = state(locked)
+        typing = data.get("typing") or {}
+        # Settings post only the fields shown (a search narrows them): earlier input of the others stays.
+        kept = {**typing.get(place, {}), **raw} if place == "settings" else dict(raw)
+        data["typing"] = {**typing, place: kept}
+        locked.data = data
+        locked.save(update_fields=["data", "updated_at"])
+
+
+def read_typing(draft: PolicyDraft, place: str, post) -> dict[str, Any]:
+    """The raw input of ``place`` from a POST, with the same readers the steps use."""
+    data = state(draft)
+    if place == "basics":
+        return {"name": post.get("name", ""), "description": post.get("description", "")}
+    if place == "settings":
+        return read_settings_post(profile_of(draft), post, data["values"])[1]
+    if place == "assignments":
+        return read_assignments_post(post, data["assignments"])
+    return read_rule_post(post, {})[1]
 
 
 def candidate(draft: PolicyDraft) -> Any:

@@ -29,8 +29,8 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from devices.models import Device, ManagedBy, OSType
-from devices.onboarding import ENROLLMENT_STATUSES, SUCCESS
-from policies.catalog import display_value, get_catalog
+from devices.onboarding import ENROLLMENT_STATUSES, LEFT_SCOPE, SUCCESS
+from policies.catalog import device_value, display_value, get_catalog
 from policies.models import Policy, PolicyType
 
 from .ingest import POLICY_COLUMNS
@@ -124,11 +124,15 @@ def setting_name(key: str) -> str:
     return (sdef.display_name if sdef else "") or key
 
 
-def setting_status_counts(policy: Policy) -> list[SettingSummary]:
+def setting_status_counts(policy: Policy, devices: int | None = None) -> list[SettingSummary]:
     """Every setting the policy configures, with its device counts per status (one query over the aggregate).
 
     Settings in the policy's catalog order; a key that still has counts but is no longer in the policy (the
     devices haven't checked in since the edit) is listed after them.
+
+    Every setting the policy configures adds up to the policy's device count: a targeted device that has no row
+    for the setting yet (it hasn't reported since it was targeted or the setting was added) is Pending for it.
+    ``devices``: the policy's device count when the caller has it (saves the query).
     """
     catalog = get_catalog()
     counts: dict[str, dict[str, int]] = defaultdict(empty_counts)
@@ -145,6 +149,12 @@ def setting_status_counts(policy: Policy) -> list[SettingSummary]:
     rank = {key: i for i, key in enumerate(order)}
     keys = sorted(values, key=lambda k: (rank.get(k, len(rank)), k))
     extra = sorted(k for k, c in counts.items() if k not in values and any(c.values()))
+    if devices is None:
+        devices = sum(policy_status_counts(policy).values())
+    for key in keys:
+        unreported = devices - sum(counts[key].values()) if key in counts else devices
+        if unreported > 0:
+            counts[key][Status.PENDING] += unreported
     out = []
     for key in [*keys, *extra]:
         sdef = catalog.get(key)
@@ -206,8 +216,21 @@ def policy_devices_queryset(policy: Policy | int, filters: DeviceFilters | None 
             rows = rows.filter(setting_key=f.setting)
         if f.setting_status:
             rows = rows.filter(status=f.setting_status)
-        qs = qs.filter(Exists(rows))
+        match = Exists(rows)
+        if f.setting and f.setting_status == Status.PENDING and _configures(policy, f.setting):
+            # A device with no row for the setting hasn't reported it: Pending (as setting_status_counts).
+            unreported = DeviceSettingStatus.objects.filter(
+                policy_id=pid, device_id=OuterRef("device_id"), setting_key=f.setting
+            )
+            match = match | ~Exists(unreported)
+        qs = qs.filter(match)
     return qs
+
+
+def _configures(policy: Policy | int, key: str) -> bool:
+    """Whether the policy (now) sets ``key``: only then is a device without a row for it Pending for it."""
+    values = policy.values if isinstance(policy, Policy) else Policy.objects.get(pk=policy).values
+    return key in (values or {})
 
 
 def policy_device_total(policy: Policy | int, filters: DeviceFilters | None = None) -> int | None:
@@ -262,7 +285,7 @@ class SettingRow:
     key: str
     name: str
     category: str
-    value: str  # what the device reports (or, before it does, what it was asked to apply)
+    value: str  # what is in effect on the device (policies.catalog.device_value), never the policy's value
     status: str
     error_code: str
     message: str
@@ -352,7 +375,7 @@ def device_setting_rows(device, policy: Policy) -> list[SettingRow]:
                 key=row.setting_key,
                 name=(sdef.display_name if sdef else "") or row.setting_key,
                 category=sdef.category if sdef else "",
-                value=display_value(row.setting_key, row.value),
+                value=device_value(row.setting_key, row.status, row.value),
                 status=row.status,
                 error_code=row.error_code_hex,
                 message=row.message,
@@ -406,6 +429,8 @@ class EnrollmentGroup:
     codes: str
     count: int
     success: bool
+    linkable: bool = True  # "Other" (statuses the table doesn't know) has no filter of All devices
+    error: bool = True  # a device that left the enforcement scope isn't in error
 
 
 def enrollment_breakdown() -> tuple[list[EnrollmentGroup], int]:
@@ -418,13 +443,15 @@ def enrollment_breakdown() -> tuple[list[EnrollmentGroup], int]:
         .order_by()
     )
     groups = [
-        EnrollmentGroup(status, codes, counts.get(status, 0), status == SUCCESS)
+        EnrollmentGroup(
+            status, codes, counts.get(status, 0), status == SUCCESS, error=status not in (SUCCESS, LEFT_SCOPE)
+        )
         for status, codes in ENROLLMENT_STATUSES
     ]
     known = {status for status, _ in ENROLLMENT_STATUSES}
     unknown = sum(n for status, n in counts.items() if status not in known and status)
     if unknown:  # a status the table doesn't know (older data): shown, never silently dropped
-        groups.append(EnrollmentGroup("Other", "", unknown, False))
+        groups.append(EnrollmentGroup("Other", "", unknown, False, linkable=False))
     return groups, counts.get("", 0)
 
 

@@ -9,8 +9,8 @@ from html import escape
 import django_tables2 as tables
 from django.urls import reverse
 from django.utils.safestring import mark_safe
-from django.utils.timezone import localtime
 
+from console.datetimes import when_html
 from devices.models import ManagedBy, OSType
 
 from . import charts
@@ -36,14 +36,10 @@ def managed_by_cell(managed_by: str) -> str:
 
 
 def when_cell(value) -> str:
-    """A timestamp as the admin center lists it (local date and time; the exact UTC time on hover)."""
+    """A timestamp as the admin center lists it: the console's one format (the exact time on hover)."""
     if value is None:
         return '<span class="muted">Never</span>'
-    local = localtime(value)
-    return (
-        f'<time datetime="{value.isoformat()}" title="{value:%Y-%m-%d %H:%M:%S} UTC">'
-        f"{local.month}/{local.day}/{local.year}, {local:%I:%M %p}</time>"
-    )
+    return when_html(value)
 
 
 def link_cell(url: str, text: str, css: str = "") -> str:

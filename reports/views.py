@@ -172,13 +172,15 @@ def overview_context(now=None) -> dict[str, Any]:
         charts.Segment(
             f"{g.status} ({g.codes})" if g.codes and g.codes != g.status else g.status,
             g.count,
-            charts.COLORS["succeeded"] if g.success else charts.COLORS["error"],
-            f"{devices_url}?{urlencode({'enrollment_status': g.status})}" if g.codes else "",
+            charts.COLORS["succeeded"]
+            if g.success
+            else charts.COLORS["error" if g.error else "not_applicable"],
+            f"{devices_url}?{urlencode({'enrollment_status': g.status})}" if g.linkable else "",
             g.status,
         )
         for g in groups
     ]
-    enrollment_errors = sum(g.count for g in groups if not g.success)
+    enrollment_errors = sum(g.count for g in groups if g.error)
 
     types = queries.policies_by_type(parts[0])
     totals = queries.empty_counts()
@@ -434,7 +436,7 @@ def monitor_context(policy: Policy) -> dict[str, Any]:
     devices_url = reverse("reports:policy_devices", kwargs={"policy_id": policy.policy_id})
     settings_url = reverse("reports:policy_settings", kwargs={"policy_id": policy.policy_id})
     segments = _status_segments(counts, lambda s: f"{devices_url}?status={s}")
-    settings = queries.setting_status_counts(policy)
+    settings = queries.setting_status_counts(policy, devices=sum(counts.values()))
     attention = sorted((s for s in settings if s.problems), key=lambda s: (-s.problems, s.name))[:6]
     setting_totals = queries.empty_counts()
     for s in settings:

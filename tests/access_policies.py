@@ -62,6 +62,8 @@ ACCESS: dict[str, tuple] = {
     "policies:wizard": (_draft_kwargs("settings"), WRITERS),
     "policies:wizard_rule": (lambda: {"draft_id": _draft().draft_id, "index": "new"}, WRITERS),
     "policies:wizard_impact": (lambda: {"draft_id": _draft().draft_id}, WRITERS),
+    # Autosave of what the admin types is POST only: a GET is refused before anything runs.
+    "policies:wizard_autosave": (lambda: {"draft_id": _draft().draft_id}, {GA: 405, ESM: 405, RO: 405}),
     "policies:detail": (_policy_kwargs, ALL),
     "policies:edit": (lambda: {**_policy_kwargs(), "section": "settings"}, WRITERS_REDIRECT),
     "policies:duplicate": (_policy_kwargs, WRITERS),

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils.html import strip_tags
 
 GA, ESM, RO = "ga", "esm", "ro"
 ALL = {GA: 200, ESM: 200, RO: 200}
@@ -23,6 +25,7 @@ ACCESS: dict[str, tuple] = {
     "dashboard": (None, ALL),
     "password_change": (None, ALL),
     "password_change_done": (None, ALL),
+    "preferences": (None, ALL),
     "tenant_admin": (None, ALL),
     "roles": (None, {GA: 200, ESM: 403, RO: 403}),
     "audit_logs": (None, ALL),
@@ -114,6 +117,26 @@ def test_each_role_gets_its_decided_status(client, global_admin, security_manage
     url = reverse(name, kwargs=factory() if factory else None)
     response = client.get(url)
     assert response.status_code == expected[role], f"{role} GET {url}"
+    if response.status_code == 200 and response.get("Content-Type", "").startswith("text/html"):
+        _assert_reads_well(response.content.decode(), url)
+
+
+# The console's one date format (console/datetimes.py, en-US by default): 12/2/2026, 3:53:13 PM.
+ONE_DATE_FORMAT = re.compile(r"\b\d{1,2}/\d{1,2}/\d{4}, \d{1,2}:\d{2}:\d{2}\s[AP]M")
+OTHER_DATE_FORMATS = re.compile(
+    r"\b\d{4}-\d{2}-\d{2}(?!T)\b"  # 2026-12-02 16:04:07 (ISO instants with a T are data, e.g. audit changes)
+    r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b"  # 12/2/26, 12/02/2026 without the format's time
+    r"|\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}, \d{4}"  # Dec. 2, 2026
+    r"|\d{1,2}:\d{2}\s?[ap]\.m\."  # 3:53 p.m.
+)
+
+
+def _assert_reads_well(html: str, url: str) -> None:
+    """Page text: dates only in the one format, and no internal ids ("(id 10)")."""
+    text = strip_tags(html)
+    assert "(id " not in text, f"GET {url} shows an internal id"
+    others = OTHER_DATE_FORMATS.findall(ONE_DATE_FORMAT.sub("", text))
+    assert not others, f"GET {url} shows dates in another format: {others[:3]}"
 
 
 @pytest.mark.parametrize("name", sorted(MACHINE_ACCESS))

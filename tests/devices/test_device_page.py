@@ -68,7 +68,9 @@ def test_untagging_a_device_in_pilot_mode_propagates_to_intune(esm_client, serve
     group.refresh_from_db()
     assert server.managed_by == "none" and server.management_type == ""
     assert "MDEManaged" not in server.label_list
-    assert server.enrollment_status_code == 2 and server.next_checkin_at is None
+    # It was enrolled: it left the enforcement scope (not "never been enrolled", code 2)
+    assert server.enrollment_status == "Left the enforcement scope" and server.enrollment_status_code is None
+    assert server.next_checkin_at is None
     assert group.member_count == 0
     stopped = AuditEvent.objects.get(action="device.management.stopped")
     assert stopped.after["source_system"] == services.SOURCE_DEVICE_TAGS

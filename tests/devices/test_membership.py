@@ -57,7 +57,7 @@ RULES = [
     ('(device.deviceOSType -in ["macOS", "Linux"])', {"mac-alex-001", "lnx-web-01"}),
     ('(device.deviceOSType -notIn ["Windows", "Windows Server", "macOS"])', {"lnx-web-01"}),
     ('(device.deviceOSVersion -match "^10\\.0\\.2")', {"CONTOSO-WS-0001", "SRV-SQL-01"}),
-    ('(device.systemLabels -contains "MDEJoined")', {"mac-alex-001", "lnx-web-01"}),
+    ('(device.systemLabels -contains "MDEJoined")', {"SRV-SQL-01", "mac-alex-001", "lnx-web-01"}),
     ('(device.deviceTrustType -eq "ServerAd")', {"CONTOSO-WS-0002", "SRV-SQL-01"}),
     ('(device.devicePhysicalIds -any (_ -startsWith "[ZTDId]"))', set()),
     ('(device.deviceOSType -eq "Windows Server") -and (device.managementType -eq "MicrosoftSense")', {"SRV-SQL-01"}),

@@ -46,7 +46,7 @@ def test_a_domain_joined_device_completes_a_hybrid_join():
     outcome = decide(join_type="domain_joined", in_sync_scope=True)
     assert outcome.managed and outcome.trust == "hybrid"
     assert outcome.join_type == "hybrid_joined"
-    assert outcome.labels == ("MDEManaged",)
+    assert outcome.labels == ("MDEJoined", "MDEManaged")
     assert "hybrid join" in outcome.steps[2].message
 
 

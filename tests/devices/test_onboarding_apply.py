@@ -98,7 +98,8 @@ def test_losing_management_revokes_clears_and_keeps_mdejoined(signals):
     assert device.managed_by == "none" and device.management_type == ""
     assert device.label_list == ["MDEJoined"]
     assert device.next_checkin_at is None
-    assert device.enrollment_status_code == 2
+    # it was enrolled, so it left the enforcement scope (code 2 would say "never been enrolled")
+    assert device.enrollment_status == onboarding.LEFT_SCOPE and device.enrollment_status_code is None
     assert credentials.authenticate(token) is None
     assert not DeviceCredential.objects.filter(device=device, revoked_at__isnull=True).exists()
     last = OnboardingEvent.objects.filter(device=device).order_by("-id").first()

@@ -91,7 +91,12 @@ def test_the_wizard_creates_a_policy_with_plain_posts(ga_client, fleet):
         (fleet.workstations.pk, "include"),
         (fleet.pilot.pk, "exclude"),
     }
-    assert not PolicyDraft.objects.filter(pk=draft.pk).exists()
+    # The finished draft's URLs redirect to the policy (Back or reload after Create never dead-ends).
+    for step in ("basics", "review"):
+        r = ga_client.get(step_url(draft, step))
+        assert r.status_code == 302 and r["Location"] == reverse(
+            "policies:detail", kwargs={"policy_id": policy.policy_id}
+        )
 
 
 def test_each_step_is_saved_so_a_reload_or_a_second_tab_loses_nothing(ga_client, client, global_admin):

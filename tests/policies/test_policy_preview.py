@@ -109,7 +109,7 @@ def test_mde_devices_ignore_assignment_filters_and_intune_devices_honour_them(fl
     )
     assert result.filter_ignored == 3
     assert result.receive == {"mde": 3}  # the Intune device doesn't match the filter
-    assert result.excluded == 1 and "doesn't match assignment filter" in result.not_targeted[0][0]
+    assert result.excluded == 1 and "doesn't match assignment filter 'Never'" in result.not_targeted[0][0]
 
 
 def test_an_intune_only_profile_is_not_applicable_on_mde_devices(fleet):

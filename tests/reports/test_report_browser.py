@@ -72,3 +72,22 @@ def test_view_report_exports_its_filtered_rows_as_a_csv_download(login, reader, 
         for d in DevicePolicyStatus.objects.filter(policy=policy, status="succeeded").select_related("device")
     }
     assert {r["Device name"]: r["Device ID"] for r in rows} == expected
+
+
+def test_it_adds_up_per_setting_status_to_the_policys_devices(login, reader, live_server):
+    g = f.group("Branch laptops")
+    reported = f.device("BR-LT-0001", groups=[g], tamper=False)
+    f.device("BR-LT-0002", groups=[g], tamper=False, due=False)
+    f.device("BR-LT-0003", groups=[g], tamper=False, due=False)
+    policy = f.policy("Branch antivirus", {f.PUA: 1, f.REALTIME: 1}, include=[g])
+    mark_policy_pending(policy.pk, [], [])  # assigned: all three are targeted and Pending
+    f.checkin(reported)  # one reports; the other two haven't yet
+
+    page = login(reader, reverse("reports:policy_settings", kwargs={"policy_id": policy.policy_id}))
+    rows = page.locator("#setting-status-table tbody tr[data-setting]")
+    expect(rows).to_have_count(2)
+    for i in range(2):
+        cells = rows.nth(i).locator("td.num")
+        total = sum(int(cells.nth(c).inner_text().replace(",", "")) for c in range(cells.count()))
+        assert total == 3, f"row {i} adds up to {total}, the policy has 3 devices"
+        expect(rows.nth(i).locator('[data-status="pending"]')).to_have_text("2")

@@ -70,9 +70,14 @@ def _check_every_report(devices, policies) -> None:
         for key in {r.setting_key for r in settings_rows} | set(policy.values):
             # Per setting status counts, and each count's link (View report filtered by setting + status)
             recount = Counter(r.status for r in settings_rows if r.setting_key == key)
+            reported = {r.device_id for r in settings_rows if r.setting_key == key}
+            unreported = {r.device_id for r in rows} - reported if key in policy.values else set()
+            if unreported:  # targeted devices without a row for the setting are Pending for it
+                recount["pending"] += len(unreported)
             assert {s: n for s, n in by_key[key].counts.items() if n} == dict(recount)
             for status in recount:
                 wanted = {r.device_id for r in settings_rows if r.setting_key == key and r.status == status}
+                wanted |= unreported if status == "pending" else set()
                 page, total = queries.policy_device_rows(
                     policy, DeviceFilters(setting=key, setting_status=status), per_page=100
                 )

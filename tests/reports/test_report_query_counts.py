@@ -28,7 +28,7 @@ BUDGETS = {
     "monitor_live_changed": 10,
     "view_report": 9,
     "view_report_filtered": 10,
-    "per_setting": 8,
+    "per_setting": 9,  # + the policy's device count: unreported devices are Pending for every setting
     "drill_in": 11,
     "setting": 11,
     "issues": 10,

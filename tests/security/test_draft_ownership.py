@@ -115,7 +115,7 @@ def test_it_hides_another_users_edit_draft_of_an_existing_policy(author, intrude
     response = author.get(
         reverse("policies:edit", kwargs={"policy_id": policy.policy_id, "section": "basics"})
     )
-    edit_draft = PolicyDraft.objects.get(policy=policy)
+    edit_draft = PolicyDraft.objects.exclude(pk=firewall_draft.pk).get(policy=policy)  # not the finished one
     assert response["Location"] == step_url(edit_draft, "basics")
     assert intruder.get(step_url(edit_draft, "basics")).status_code == 404
     assert (
