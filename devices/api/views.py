@@ -1,8 +1,11 @@
 """Graph `deviceManagement/managedDevices` (Intune's view of a device), `devices` (the Entra device object) and
 `groups` with their members (graph-api-shapes.md §3, §5, §6), for beta and v1.0.
 
-The id of a device is its Entra deviceId everywhere (managedDevice.id = managedDevice.azureADDeviceId =
-device.id = device.deviceId): one GUID names a device in every resource, and in `members/$ref`.
+A device has Graph's three ids, and they differ as in Graph (scripts join across them): managedDevice.id
+(Device.managed_device_id), the Entra deviceId (Device.device_id = managedDevice.azureADDeviceId =
+device.deviceId) and the Entra object id (Device.entra_object_id = device.id, the directoryObject id that
+`members/$ref` and `members` use). managedDevices lists managed devices only; a merely discovered device (no
+management agent) is an Entra device object but no managedDevice, as in Intune.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from console.api.errors import GraphError
 from console.api.odata import apply_select, parse_query
 from console.api.views import GraphView
 from devices import membership, services
+from devices.checkins import request_policy_sync
 from devices.forms import GroupForm
 from devices.models import ENTRA_OS_TYPE, ENTRA_TRUST_TYPE, Device, Group, GroupMember, JoinType, ManagedBy
 from devices.signals import membership_changed
@@ -67,6 +71,15 @@ MANAGEMENT_AGENT = {
     ManagedBy.CO_MANAGED: "configurationManagerClientMdm",
     ManagedBy.NONE: "unknown",
 }
+# Graph's enum members (managementAgentType, managementState, joinType): $filter refuses other values.
+MANAGEMENT_AGENT_ENUM = ("eas", "mdm", "easMdm", "intuneClient", "easIntuneClient", "configurationManagerClient",
+                         "configurationManagerClientMdm", "configurationManagerClientMdmEas", "unknown", "jamf",
+                         "googleCloudDevicePolicyController", "microsoft365ManagedMdm", "msSense", "intuneAosp",
+                         "google", "unknownFutureValue")  # fmt: skip
+MANAGEMENT_STATE_ENUM = ("managed", "retirePending", "retireFailed", "wipePending", "wipeFailed", "unhealthy",
+                         "deletePending", "retireIssued", "wipeIssued", "wipeCanceled", "retireCanceled",
+                         "discovered", "unknownFutureValue")  # fmt: skip
+JOIN_TYPE_ENUM = ("unknown", "azureADJoined", "azureADRegistered", "hybridAzureADJoined")
 MANAGEMENT_STATE = {
     code: ("discovered" if code == ManagedBy.NONE else "managed") for code in ManagedBy.values
 }
@@ -93,7 +106,7 @@ def managed_device_json(device: Device, expand: set[str] = frozenset()) -> dict[
     in_entra = _in_entra(device)
     return {
         "@odata.type": GRAPH + "managedDevice",
-        "id": str(device.device_id),
+        "id": str(device.managed_device_id),
         "deviceName": device.display_name,
         "operatingSystem": device.entra_os_type,
         "osVersion": device.os_version,
@@ -118,7 +131,7 @@ def managed_device_json(device: Device, expand: set[str] = frozenset()) -> dict[
 def device_json(device: Device, version: str = "beta") -> dict[str, Any]:
     data = {
         "@odata.type": GRAPH + "device",
-        "id": str(device.device_id),
+        "id": str(device.entra_object_id),
         "deviceId": str(device.device_id),
         "displayName": device.display_name,
         "operatingSystem": device.entra_os_type,
@@ -182,13 +195,17 @@ def _group_types(lookup: str, value: object) -> Q:
 
 
 MANAGED_FIELDS = {
-    "id": guid_field("device_id", "id"),
+    "id": guid_field("managed_device_id", "id"),
     "deviceName": "display_name",
     "operatingSystem": label_field("os", OS_LABELS, "operatingSystem"),
     "osVersion": "os_version",
-    "managementAgent": label_field("managed_by", MANAGEMENT_AGENT, "managementAgent"),
-    "managementState": label_field("managed_by", MANAGEMENT_STATE, "managementState"),
-    "joinType": label_field("join_type", JOIN_TYPE, "joinType"),
+    "managementAgent": label_field(
+        "managed_by", MANAGEMENT_AGENT, "managementAgent", enum=MANAGEMENT_AGENT_ENUM
+    ),
+    "managementState": label_field(
+        "managed_by", MANAGEMENT_STATE, "managementState", enum=MANAGEMENT_STATE_ENUM
+    ),
+    "joinType": label_field("join_type", JOIN_TYPE, "joinType", enum=JOIN_TYPE_ENUM),
     "azureADDeviceId": guid_field("device_id", "azureADDeviceId"),
     "lastSyncDateTime": "last_checkin_at",
     "enrolledDateTime": "enrolled_at",
@@ -196,7 +213,7 @@ MANAGED_FIELDS = {
 MANAGED_ORDER = {"deviceName": "display_name", "lastSyncDateTime": "last_checkin_at", "osVersion": "os_version",
                  "enrolledDateTime": "enrolled_at", "operatingSystem": "os"}  # fmt: skip
 DEVICE_FIELDS = {
-    "id": guid_field("device_id", "id"),
+    "id": guid_field("entra_object_id", "id"),
     "deviceId": guid_field("device_id", "deviceId"),
     "displayName": "display_name",
     "operatingSystem": label_field("os", OS_LABELS, "operatingSystem"),
@@ -315,8 +332,18 @@ def _devices():
     return Device.objects.defer(*HEAVY)
 
 
-def _device(raw: str, what: str = "managedDevice") -> Device:
-    return get_by_guid(_devices(), "device_id", raw, what)
+def _managed_devices():
+    """Intune's managedDevices: devices with a management agent (not merely discovered ones)."""
+    return _devices().exclude(managed_by=ManagedBy.NONE)
+
+
+def _managed_device(raw: str) -> Device:
+    return get_by_guid(_managed_devices(), "managed_device_id", raw, "managedDevice")
+
+
+def _device(raw: str, what: str = "device") -> Device:
+    """An Entra device object by its object id (device.id, directoryObject id)."""
+    return get_by_guid(_devices(), "entra_object_id", raw, what)
 
 
 def _group(raw: str) -> Group:
@@ -390,7 +417,7 @@ def _ref_device(body: Mapping[str, Any]) -> Device:
     m = re.fullmatch(r"(?:\w+\()?'?([0-9a-fA-F-]{36})'?\)?", last)
     if not m:
         raise GraphError(400, f"'{ref[:120]}' is not the URL of a directory object.")
-    return get_by_guid(_devices(), "device_id", m.group(1), "directoryObject")
+    return _device(m.group(1), "directoryObject")
 
 
 def _bound_devices(body: Mapping[str, Any]) -> list[Device]:
@@ -429,8 +456,18 @@ def _group_form_data(body: Mapping[str, Any], group: Group | None) -> dict[str, 
     for key in ("displayName", "description", "membershipRule", "mailNickname"):
         if body.get(key) is not None and not isinstance(body[key], str):
             raise GraphError(400, f"{key} must be text.")
-    if group is None and not body.get("displayName"):
-        raise GraphError(400, "displayName is required.")
+    if group is None:
+        # Graph's create group: displayName, mailEnabled, mailNickname and securityEnabled are required.
+        missing = [
+            k
+            for k in ("displayName", "mailEnabled", "mailNickname", "securityEnabled")
+            if body.get(k) in (None, "")
+        ]
+        if missing:
+            raise GraphError(
+                400,
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required to create a group.",
+            )
     types = body.get("groupTypes")
     if types is None:
         dynamic = group.is_dynamic if group is not None else False
@@ -505,7 +542,7 @@ class ManagedDeviceList(VersionedView):
     def get(self, request):
         return self.collection(
             request,
-            _devices(),
+            _managed_devices(),
             managed_device_json,
             fields=MANAGED_FIELDS,
             orderable=MANAGED_ORDER,
@@ -527,7 +564,7 @@ class ManagedDeviceDetail(VersionedView):
         query = parse_query(
             request.GET, fields={}, orderable={}, selectable=set(MANAGED_DEVICE["properties"])
         )
-        return Response(apply_select(managed_device_json(_device(device_id)), query.select))
+        return Response(apply_select(managed_device_json(_managed_device(device_id)), query.select))
 
     @extend_schema(
         summary="Delete the device (Intune › Devices › Delete: offboards it from security management)",
@@ -535,7 +572,7 @@ class ManagedDeviceDetail(VersionedView):
         tags=["managedDevices"],
     )
     def delete(self, request, device_id: str):
-        services.delete_device(_device(device_id))
+        services.delete_device(_managed_device(device_id))
         return Response(status=204)
 
 
@@ -543,15 +580,23 @@ class SyncDevice(VersionedView):
     required_perms = {"POST": "devices.sync_device"}
 
     @extend_schema(
-        summary="Policy sync (the same as the button): the device checks in now. Only for devices managed by MDE",
+        summary="Sync: Policy sync for MDE-managed devices; an MDM sync (204, nothing else) for Intune-enrolled ones",
+        description=(
+            "Graph answers 204 for every managed device. A device managed by MDE checks in now (the same Policy "
+            "sync as the button). An Intune-enrolled (or co-managed) device gets an MDM sync request, which Intune "
+            "carries out on its own: 204 and an audit record. Graph's documentation is silent on a device managed "
+            "by Configuration Manager alone; this server answers 400 with the reason (it has no MDM channel)."
+        ),
         request=None,
         responses={204: OpenApiResponse(description="Sync requested"), **write_errors()},
         tags=["managedDevices"],
     )
     def post(self, request, device_id: str):
-        from devices.checkins import request_policy_sync
-
-        outcome = request_policy_sync([_device(device_id)])
+        device = _managed_device(device_id)
+        if device.intune_enrolled or device.managed_by in (ManagedBy.INTUNE, ManagedBy.CO_MANAGED):
+            audit.record("MDM sync requested", device, before=None, after={"device": device.display_name})
+            return Response(status=204)
+        outcome = request_policy_sync([device])
         if outcome.refused:
             raise GraphError(400, outcome.refused[0][1])
         return Response(status=204)
@@ -590,10 +635,10 @@ class DeviceDetail(VersionedView):
         responses={200: OpenApiResponse(DEVICE), **errors()},
         tags=["devices"],
     )
-    def get(self, request, device_id: str):
+    def get(self, request, object_id: str):
         query = parse_query(request.GET, fields={}, orderable={}, selectable=set(DEVICE["properties"]))
         return Response(
-            apply_select(device_json(_device(device_id, "device"), self.api_version), query.select)
+            apply_select(device_json(_device(object_id, "device"), self.api_version), query.select)
         )
 
 
