@@ -37,18 +37,28 @@ def _text_test(lookup: str, value: str) -> Callable[[str], bool] | None:
     }.get(lookup)
 
 
-def label_field(column: str, labels: Mapping[str, str], prop: str) -> Callable[[str, object], Q]:
+def label_field(
+    column: str, labels: Mapping[str, str], prop: str, *, enum: Iterable[str] = ()
+) -> Callable[[str, object], Q]:
     """A property whose Graph value is a label of a stored code (managementAgent 'msSense' for managed_by 'mde').
 
     eq/ne/startswith/endswith/contains compare the labels (case-insensitively); the matching codes become an
-    indexed `column IN (...)`.
+    indexed `column IN (...)`. For a Graph enum property give its members as `enum`: eq/ne with a value that is
+    no member is a 400, as in Graph (a member no object here has, such as 'iOS', just matches nothing).
     """
+    members = {m.lower(): m for m in enum}
 
     def build(lookup: str, value: object) -> Q:
         if value is None:
             return NOTHING
         if not isinstance(value, str):
             raise GraphError(400, f"Invalid $filter: {prop} is compared with a quoted text value.")
+        if members and lookup == "exact" and value.lower() not in members:
+            raise GraphError(
+                400,
+                f"Invalid $filter: '{value[:60]}' is not a member of the {prop} enum "
+                f"({', '.join(sorted(members.values()))}).",
+            )
         test = _text_test(lookup, value)
         if test is None:
             raise GraphError(
@@ -116,11 +126,61 @@ def get_by_guid(queryset, column: str, raw: str, what: str):
 # ------------------------------------------------------------------------------------------------ lists
 
 
-def list_collection(request, items: Iterable[dict], *, selectable: set[str] | None = None) -> Response:
-    """A collection served from a list (settings and assignments of a policy): $top, $skip, $select, $count."""
-    query = parse_query(request.GET, fields={}, orderable={}, selectable=selectable)
+_LIST_LOOKUPS: dict[str, Callable[[Any, Any], bool]] = {
+    "exact": lambda have, want: _fold(have) == _fold(want),
+    "isnull": lambda have, want: (have is None) == bool(want),
+    "icontains": lambda have, want: isinstance(have, str) and str(want).lower() in have.lower(),
+    "istartswith": lambda have, want: isinstance(have, str) and have.lower().startswith(str(want).lower()),
+    "iendswith": lambda have, want: isinstance(have, str) and have.lower().endswith(str(want).lower()),
+}
+
+
+def _fold(value: object) -> object:
+    """Graph compares enum and id strings case-insensitively."""
+    return value.lower() if isinstance(value, str) else value
+
+
+def q_matches(q: Q, row: Mapping[str, Any]) -> bool:
+    """Whether a row (a dict of the filter's columns) matches a Q that console.api.odata built: $filter on a
+    collection served from a list (templates and setting definitions are generated, not stored)."""
+    results = []
+    for child in q.children:
+        if isinstance(child, Q):
+            results.append(q_matches(child, row))
+            continue
+        key, want = child
+        column, _, lookup = key.partition("__")
+        test = _LIST_LOOKUPS.get(lookup or "exact")
+        if test is None:
+            raise GraphError(
+                400, "Invalid $filter: this collection supports eq, ne, startswith, endswith, contains."
+            )
+        results.append(test(row.get(column), want))
+    matched = all(results) if q.connector == Q.AND else any(results)
+    return not matched if q.negated else matched
+
+
+def list_collection(
+    request,
+    items: Iterable[dict],
+    *,
+    selectable: set[str] | None = None,
+    fields: Mapping[str, str] | None = None,
+    row: Callable[[dict], Mapping[str, Any]] | None = None,
+    expandable: set[str] = frozenset(),
+    expand: Callable[[dict, set[str]], dict] | None = None,
+) -> Response:
+    """A collection served from a list: $top, $skip, $select, $count, and with `fields` (Graph property -> a
+    column of `row(item)`) $filter; with `expand`, $expand of the `expandable` navigation properties."""
+    query = parse_query(
+        request.GET, fields=fields or {}, orderable={}, selectable=selectable, expandable=expandable
+    )
     items = list(items)
+    if fields and query.filter:
+        items = [item for item in items if q_matches(query.filter, row(item) if row else item)]
     page = items[query.skip : query.skip + query.top]
+    if expand is not None and query.expand:
+        page = [expand(item, query.expand) for item in page]
     body: dict[str, Any] = {}
     if query.count:
         body["@odata.count"] = len(items)

@@ -47,8 +47,10 @@ from console.api.errors import GraphError
 from console.api.odata import apply_select, parse_query
 from console.api.views import GraphView
 from policies import exports, services
+from policies.api.definitions import DEFINITION
 from policies.catalog import FIREWALL_RULE_GROUP_ID, get_catalog
-from policies.graph import from_graph_settings
+from policies.definitions import definitions_of_instance
+from policies.graph import References, from_graph_settings, template_references
 from policies.models import GRAPH_PLATFORM, Policy, PolicyAssignment
 
 PERMS = {
@@ -59,6 +61,9 @@ PERMS = {
     "DELETE": "policies.delete_policy",
 }
 CHANGE = {"GET": "policies.view_policy", "POST": "policies.change_policy"}
+# Graph's deviceManagementConfigurationPlatforms members: $filter refuses other values.
+PLATFORM_ENUM = ("none", "android", "iOS", "macOS", "windows10X", "windows10", "linux", "unknownFutureValue",
+                 "androidEnterprise", "aosp", "visionOS", "tvOS")  # fmt: skip
 
 # Properties a client may send back unchanged (a GET body, an export); the server owns them.
 READ_ONLY = {
@@ -78,7 +83,7 @@ FIELDS = {
     "id": guid_field("policy_id", "id"),
     "name": "name",
     "description": "description",
-    "platforms": label_field("platform", GRAPH_PLATFORM, "platforms"),
+    "platforms": label_field("platform", GRAPH_PLATFORM, "platforms", enum=PLATFORM_ENUM),
     "technologies": "technologies",
     "templateReference/templateId": "template_id",
     "templateReference/templateFamily": "template_family",
@@ -111,7 +116,15 @@ SETTING_INSTANCE = obj(
     required=["@odata.type", "settingDefinitionId"],
     description="deviceManagementConfigurationSettingInstance (polymorphic: §1 of the shapes)",
 )
-SETTING = obj({"id": STRING, "settingInstance": SETTING_INSTANCE}, required=["settingInstance"])
+SETTING = obj(
+    {
+        "id": STRING,
+        "settingInstance": SETTING_INSTANCE,
+        "settingDefinitions": {"type": "array", "items": DEFINITION},
+    },
+    required=["settingInstance"],
+    description="deviceManagementConfigurationSetting",
+)
 SETTING_IN = obj(
     {"@odata.type": STRING, "id": STRING, "settingInstance": SETTING_INSTANCE}, required=["settingInstance"]
 )
@@ -136,7 +149,8 @@ TARGET = obj(
 ASSIGNMENT = obj(
     {"id": STRING, "source": {"type": "string", "enum": ["direct", "policySets"]}, "sourceId": STRING,
      "target": TARGET},
-    required=["target"],
+    required=["id", "target"],
+    description="deviceManagementConfigurationPolicyAssignment",
 )  # fmt: skip
 ASSIGNMENT_IN = obj({"id": STRING, "target": TARGET}, required=["target"])
 TEMPLATE_IDS = sorted({p.template_id for p in get_catalog().profiles.values()})
@@ -231,6 +245,16 @@ def settings_json(policy: Policy) -> list[dict[str, Any]]:
     return out
 
 
+def _with_definitions(element: dict[str, Any], expand: set[str]) -> dict[str, Any]:
+    """$expand=settingDefinitions: the definitions of every setting in the element's instance (root first)."""
+    if "settingDefinitions" not in expand:
+        return element
+    return {
+        **element,
+        "settingDefinitions": definitions_of_instance(get_catalog(), element["settingInstance"]),
+    }
+
+
 def policy_error(exc: services.PolicyError) -> GraphError:
     if any(p.field == "version" for p in exc.problems):
         return GraphError(409, str(exc), "Conflict")
@@ -295,6 +319,13 @@ def _values_of(policy: Policy, raw_settings: object) -> dict[str, Any]:
     return values
 
 
+def _references_of(raw_settings: object) -> References:
+    references, problems = template_references(raw_settings)
+    if problems:
+        raise GraphError(400, " ".join(dict.fromkeys(problems)))
+    return references
+
+
 def _assignments_of(raw: object) -> exports.DecodedAssignments:
     problems: list[exports.Problem] = []
     decoded = exports.decode_assignments(raw, problems)
@@ -348,6 +379,7 @@ class PolicyList(PolicyView):
         decoded = exports.decode_document(body, with_assignments=with_assignments)
         if decoded.problems:
             raise GraphError(400, _problems_text(decoded.problems))
+        references = _references_of(body.get("settings"))
         try:
             policy = services.create_policy(
                 decoded.profile,
@@ -356,6 +388,7 @@ class PolicyList(PolicyView):
                 decoded.description,
                 decoded.values,
                 decoded.assignments if with_assignments else None,
+                references=references,
             )
         except services.PolicyError as exc:
             raise policy_error(exc) from None
@@ -412,7 +445,10 @@ class PolicyDetail(PolicyView):
                     )
                     policy = services.update_basics(policy, name, description or "")
                 if replace or "settings" in body:
-                    policy = services.update_settings(policy, _values_of(policy, body.get("settings") or []))
+                    raw = body.get("settings") or []
+                    policy = services.update_settings(
+                        policy, _values_of(policy, raw), references=_references_of(raw)
+                    )
                 if body.get("assignments") is not None:
                     policy = services.set_assignments(policy, _assignments_of(body["assignments"]))
         except services.PolicyError as exc:
@@ -433,14 +469,18 @@ class PolicySettings(PolicyView):
     required_perms = CHANGE
 
     @extend_schema(
-        summary="The policy's settings (settingsCatalog shape, with ids)",
-        parameters=PAGE_PARAMS,
+        summary="The policy's settings (settingsCatalog shape, with ids); ?$expand=settingDefinitions",
+        parameters=[*PAGE_PARAMS, expand_param(["settingDefinitions"])],
         responses={200: OpenApiResponse(collection_of(SETTING)), **errors()},
         tags=["configurationPolicies"],
     )
     def get(self, request, policy_id: str):
         return list_collection(
-            request, settings_json(_policy(policy_id)), selectable={"id", "settingInstance"}
+            request,
+            settings_json(_policy(policy_id)),
+            selectable={"id", "settingInstance", "settingDefinitions"},
+            expandable={"settingDefinitions"},
+            expand=_with_definitions,
         )
 
     @extend_schema(
@@ -456,6 +496,7 @@ class PolicySettings(PolicyView):
         if not isinstance(instance, Mapping) or not isinstance(instance.get("settingDefinitionId"), str):
             raise GraphError(400, "A setting needs a settingInstance with a settingDefinitionId.")
         added = _values_of(policy, [body])
+        references = {**template_references(policy.settings)[0], **_references_of([body])}
         values = dict(policy.values or {})
         for key, value in added.items():
             if key == FIREWALL_RULE_GROUP_ID and isinstance(values.get(key), list):
@@ -463,7 +504,7 @@ class PolicySettings(PolicyView):
             else:
                 values[key] = value
         try:
-            policy = services.update_settings(policy, values)
+            policy = services.update_settings(policy, values, references=references)
         except services.PolicyError as exc:
             raise policy_error(exc) from None
         root = instance["settingDefinitionId"]
@@ -486,14 +527,16 @@ class PolicySettingDetail(PolicyView):
     required_perms = {"GET": "policies.view_policy"}
 
     @extend_schema(
-        summary="One setting of the policy",
+        summary="One setting of the policy (?$expand=settingDefinitions)",
+        parameters=[expand_param(["settingDefinitions"])],
         responses={200: OpenApiResponse(SETTING), **errors()},
         tags=["configurationPolicies"],
     )
     def get(self, request, policy_id: str, setting_id: str):
+        query = parse_query(request.GET, fields={}, orderable={}, expandable={"settingDefinitions"})
         for element in settings_json(_policy(policy_id)):
             if element["id"] == setting_id:
-                return Response(element)
+                return Response(_with_definitions(element, query.expand))
         raise GraphError(
             404, f"Setting '{setting_id[:40]}' was not found on this policy.", "ResourceNotFound"
         )
@@ -511,8 +554,11 @@ class PolicyAssign(PolicyView):
     def post(self, request, policy_id: str):
         body = self.json_body(request)
         policy = _policy(policy_id)
-        if "assignments" not in body:
-            raise GraphError(400, "The body needs 'assignments': a list of assignment objects (or []).")
+        if not isinstance(body.get("assignments"), list):
+            # Graph refuses a missing or null collection; only an explicit [] removes every assignment.
+            raise GraphError(
+                400, "The body needs 'assignments': a list of assignment objects (or [] to unassign)."
+            )
         decoded = _assignments_of(body["assignments"])
         try:
             policy = services.set_assignments(policy, decoded)
