@@ -24,14 +24,13 @@ from rest_framework.response import Response
 
 from console import audit
 from console.api.common import (
+    ADVANCED_QUERIES,
     BOOL,
     CONSISTENCY,
     DATETIME,
     NDATETIME,
     NEVER,
     NSTRING,
-    SEARCH,
-    SELECT,
     STRING,
     STRINGS,
     GraphAutoSchema,
@@ -40,15 +39,18 @@ from console.api.common import (
     constant_field,
     errors,
     filter_param,
+    free_text,
     get_by_guid,
     guid_field,
     iso,
     json_request,
     label_field,
     list_params,
+    name_text,
     nullable,
     obj,
     require_eventual_consistency,
+    select_param,
     write_errors,
 )
 from console.api.errors import GraphError
@@ -309,23 +311,70 @@ GROUP = {
         "visibility": NSTRING,
     },
 }
-GROUP_IN = obj(
-    {
-        "displayName": STRING,
-        "description": NSTRING,
-        "mailEnabled": {"type": "boolean", "enum": [False]},
-        "mailNickname": STRING,
-        "securityEnabled": {"type": "boolean", "enum": [True]},
-        "groupTypes": {"type": "array", "items": {"type": "string", "enum": ["DynamicMembership"]}},
-        "membershipRule": NSTRING,
-        "membershipRuleProcessingState": nullable({"type": "string", "enum": ["On"]}),
-        "members@odata.bind": {"type": "array", "items": STRING},
-    },
-    description="Only security groups; dynamic groups take device rules (Entra rule syntax)",
+DIRECTORY_OBJECT_URL = (
+    r"^https://graph\.microsoft\.com/(?:v1\.0|beta)/(?:directoryObjects|devices)/"
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
-REF_IN = obj({"@odata.id": STRING}, required=["@odata.id"])
+# A regular subset of Entra's rule syntax that is always a valid device rule (the full syntax: devices.rules).
+RULE_SUBSET = (
+    r'^\(device\.(?:displayName|deviceOSType|managementType) -(?:eq|ne|startsWith) "[A-Za-z0-9 ._-]{0,30}"\)$'
+)
+_GROUP_COMMON = {
+    "displayName": name_text(256),
+    "description": nullable(free_text(1024)),
+    "mailEnabled": {"type": "boolean", "enum": [False]},
+    "mailNickname": {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,64}$"},
+    "securityEnabled": {"type": "boolean", "enum": [True]},
+    "visibility": nullable({"type": "string", "enum": ["Public", "Private"]}),
+}
+_ASSIGNED = {
+    **_GROUP_COMMON,
+    "groupTypes": {"type": "array", "maxItems": 0},
+    "members@odata.bind": {"type": "array", "items": {"type": "string", "pattern": DIRECTORY_OBJECT_URL},
+                           "maxItems": 20, "uniqueItems": True},
+}  # fmt: skip
+_DYNAMIC = {
+    **_GROUP_COMMON,
+    "groupTypes": {"type": "array", "items": {"type": "string", "enum": ["DynamicMembership"]}, "minItems": 1,
+                   "maxItems": 1},
+    "membershipRule": {"type": "string", "pattern": RULE_SUBSET, "description": "Entra device rule syntax"},
+    "membershipRuleProcessingState": {"type": "string", "enum": ["On"]},
+}  # fmt: skip
+_REQUIRED = ["displayName", "mailEnabled", "mailNickname", "securityEnabled"]
+GROUP_IN = {
+    "oneOf": [
+        obj(_ASSIGNED, required=_REQUIRED, description="An assigned security group (members@odata.bind)"),
+        obj(
+            _DYNAMIC,
+            required=[*_REQUIRED, "groupTypes", "membershipRule"],
+            description="A dynamic device group",
+        ),
+    ],
+    "description": "Only security groups (Graph requires displayName, mailEnabled, mailNickname and "
+    "securityEnabled); dynamic groups take device rules in Entra's syntax (the pattern is a subset of it); members "
+    "of a dynamic group follow its rule",
+}
+GROUP_PATCH = {
+    "oneOf": [
+        obj(_ASSIGNED, description="Stay or become an assigned group (add members@odata.bind)"),
+        obj(
+            _DYNAMIC, required=["groupTypes", "membershipRule"], description="Become or stay a dynamic group"
+        ),
+    ],
+    "description": "Changed properties only. Adding members to a dynamic group is 400, as in Entra.",
+}
+REF_IN = obj(
+    {"@odata.id": {"type": "string", "pattern": DIRECTORY_OBJECT_URL}},
+    required=["@odata.id"],
+    description="The directory object (device) id is device.id, not managedDevice.id",
+)
 
 # ------------------------------------------------------------------------------------------------ helpers
+
+
+def _props(schema: dict) -> list[str]:
+    """The $select-able properties of a response schema (annotations aside)."""
+    return [p for p in schema["properties"] if not p.startswith("@")]
 
 
 def _devices():
@@ -389,7 +438,7 @@ def _search(request, columns: Mapping[str, str]) -> Q:
 
 
 def _directory_collection(view: GraphView, request, queryset, serialize, fields, order, columns, *, context: str,
-                          default_order: tuple[str, ...]):  # fmt: skip
+                          default_order: tuple[str, ...], selectable: list[str]):  # fmt: skip
     if str(request.GET.get("$count", "")).lower() == "true":
         require_eventual_consistency(request, "$count")
     return view.collection(
@@ -400,6 +449,7 @@ def _directory_collection(view: GraphView, request, queryset, serialize, fields,
         orderable=order,
         default_order=default_order,
         context=context,
+        selectable=set(selectable),
     )
 
 
@@ -503,7 +553,12 @@ def _group_form_data(body: Mapping[str, Any], group: Group | None) -> dict[str, 
 
 
 def _form_error(form) -> GraphError:
+    """400 with every problem; 409 when the only one is a displayName another group has (Entra allows that;
+    this console keeps group names unique, so it is a conflict with existing state, not a malformed request)."""
     names = {"name": "displayName", "membership_rule": "membershipRule", "membership_type": "groupTypes"}
+    codes = {error.code for errors in form.errors.as_data().values() for error in errors}
+    if codes == {"unique"}:
+        return GraphError(409, " ".join(str(e) for errs in form.errors.values() for e in errs), "Conflict")
     parts = []
     for field, errs in form.errors.items():
         for err in errs:
@@ -535,7 +590,7 @@ class ManagedDeviceList(VersionedView):
 
     @extend_schema(
         summary="Devices as Intune sees them; managementAgent msSense = managed by MDE security management",
-        parameters=list_params(MANAGED_FIELDS, MANAGED_ORDER),
+        parameters=list_params(MANAGED_FIELDS, MANAGED_ORDER, selectable=_props(MANAGED_DEVICE)),
         responses={200: OpenApiResponse(collection_of(MANAGED_DEVICE)), **errors()},
         tags=["managedDevices"],
     )
@@ -548,6 +603,7 @@ class ManagedDeviceList(VersionedView):
             orderable=MANAGED_ORDER,
             default_order=("display_name",),
             context=_context(request, self.api_version, "deviceManagement/managedDevices"),
+            selectable=set(_props(MANAGED_DEVICE)),
         )
 
 
@@ -556,7 +612,7 @@ class ManagedDeviceDetail(VersionedView):
 
     @extend_schema(
         summary="One managed device",
-        parameters=[SELECT],
+        parameters=[select_param(_props(MANAGED_DEVICE))],
         responses={200: OpenApiResponse(MANAGED_DEVICE), **errors()},
         tags=["managedDevices"],
     )
@@ -607,7 +663,8 @@ class DeviceList(VersionedView):
 
     @extend_schema(
         summary="Microsoft Entra device objects",
-        parameters=[*list_params(DEVICE_FIELDS, DEVICE_ORDER), SEARCH, CONSISTENCY],
+        description=ADVANCED_QUERIES,
+        parameters=list_params(DEVICE_FIELDS, DEVICE_ORDER, selectable=_props(DEVICE), directory=True),
         responses={200: OpenApiResponse(collection_of(DEVICE)), **errors()},
         tags=["devices"],
     )
@@ -623,6 +680,7 @@ class DeviceList(VersionedView):
             {"displayName": "display_name"},
             context=_context(request, version, "devices"),
             default_order=("display_name",),
+            selectable=_props(DEVICE),
         )
 
 
@@ -631,7 +689,7 @@ class DeviceDetail(VersionedView):
 
     @extend_schema(
         summary="One Microsoft Entra device object",
-        parameters=[SELECT],
+        parameters=[select_param(_props(DEVICE))],
         responses={200: OpenApiResponse(DEVICE), **errors()},
         tags=["devices"],
     )
@@ -647,7 +705,10 @@ class GroupList(VersionedView):
 
     @extend_schema(
         summary="Security groups: assigned and dynamic device groups",
-        parameters=[*list_params(GROUP_FIELDS, GROUP_ORDER), SEARCH, CONSISTENCY],
+        description=ADVANCED_QUERIES,
+        parameters=[
+            *list_params(GROUP_FIELDS, GROUP_ORDER, selectable=_props(GROUP), directory=True),
+        ],
         responses={200: OpenApiResponse(collection_of(GROUP)), **errors()},
         tags=["groups"],
     )
@@ -662,12 +723,13 @@ class GroupList(VersionedView):
             {"displayName": "name", "description": "description"},
             context=_context(request, self.api_version, "groups"),
             default_order=("name",),
+            selectable=_props(GROUP),
         )
 
     @extend_schema(
         summary="Create a security group (201); dynamic: groupTypes ['DynamicMembership'] and a device rule",
         request=json_request(GROUP_IN),
-        responses={201: OpenApiResponse(GROUP), **write_errors()},
+        responses={201: OpenApiResponse(GROUP), **write_errors(409)},
         tags=["groups"],
     )
     def post(self, request):
@@ -722,7 +784,7 @@ class GroupDetail(VersionedView):
 
     @extend_schema(
         summary="One group",
-        parameters=[SELECT],
+        parameters=[select_param(_props(GROUP))],
         responses={200: OpenApiResponse(GROUP), **errors()},
         tags=["groups"],
     )
@@ -732,8 +794,8 @@ class GroupDetail(VersionedView):
 
     @extend_schema(
         summary="Update a group (204): name, description, rule, assigned/dynamic",
-        request=json_request(GROUP_IN),
-        responses={204: OpenApiResponse(description="Updated"), **write_errors()},
+        request=json_request(GROUP_PATCH),
+        responses={204: OpenApiResponse(description="Updated"), **write_errors(409)},
         tags=["groups"],
     )
     def patch(self, request, group_id: str):
@@ -791,7 +853,8 @@ class GroupMembers(VersionedView):
 
     @extend_schema(
         summary="Members (directoryObjects: devices, @odata.type #microsoft.graph.device)",
-        parameters=[*list_params(DEVICE_FIELDS, DEVICE_ORDER), SEARCH, CONSISTENCY],
+        description=ADVANCED_QUERIES,
+        parameters=list_params(DEVICE_FIELDS, DEVICE_ORDER, selectable=_props(DEVICE), directory=True),
         responses={200: OpenApiResponse(collection_of(DEVICE)), **errors()},
         tags=["groups"],
     )
@@ -808,6 +871,7 @@ class GroupMembers(VersionedView):
             {"displayName": "display_name"},
             context=_context(request, version, "directoryObjects"),
             default_order=("display_name",),
+            selectable=_props(DEVICE),
         )
 
 

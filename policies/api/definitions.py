@@ -29,6 +29,7 @@ from console.api.common import (
     filter_param,
     list_collection,
     obj,
+    select_param,
 )
 from console.api.errors import GraphError
 from console.api.odata import apply_select, parse_query
@@ -80,7 +81,7 @@ TEMPLATE = obj(
         "allowUnmanagedSettings": BOOL,
         "settingTemplateCount": INT,
     },
-    required=["id", "displayName", "templateFamily", "platforms", "technologies"],
+    required=["id"],
     description="deviceManagementConfigurationPolicyTemplate: one per Endpoint security profile of the catalog "
     "(the Windows template ids; macOS and Linux policies of a profile use the same template here, a choice "
     "where Graph's documentation has per-platform templates)",
@@ -100,7 +101,7 @@ DEFINITION = obj(
         "valueDefinition": {"type": "object"},
         "childIds": STRINGS,
     },
-    required=["@odata.type", "id", "applicability"],
+    required=["@odata.type", "id"],
     description="deviceManagementConfigurationSettingDefinition (choice, choice collection, simple, simple "
     "collection or group collection), with options, ranges (valueDefinition) and applicability "
     "(technologies includes microsoftSense where the MDE channel applies it)",
@@ -119,11 +120,11 @@ SETTING_TEMPLATE = obj(
         ),
         "settingDefinitions": {"type": "array", "items": DEFINITION},
     },
-    required=["id", "settingInstanceTemplate"],
+    required=["id"],
     description="deviceManagementConfigurationSettingTemplate; settingInstanceTemplateId and "
     "settingValueTemplateId are stable GUIDs derived from the template and setting ids",
 )
-PAGE = [SELECT, TOP, SKIP, SKIPTOKEN, COUNT]
+PAGE = [TOP, SKIP, SKIPTOKEN, COUNT]
 
 
 def _template(template_id: str):
@@ -155,7 +156,7 @@ class DefinitionView(GraphView):
 class PolicyTemplateList(DefinitionView):
     @extend_schema(
         summary="Endpoint security templates (one per profile of the setting catalog)",
-        parameters=[filter_param(TEMPLATE_FIELDS), *PAGE],
+        parameters=[filter_param(TEMPLATE_FIELDS), select_param(TEMPLATE["properties"]), *PAGE],
         responses={200: OpenApiResponse(collection_of(TEMPLATE)), **errors()},
         tags=["configurationPolicyTemplates"],
     )
@@ -169,7 +170,7 @@ class PolicyTemplateList(DefinitionView):
 class PolicyTemplateDetail(DefinitionView):
     @extend_schema(
         summary="One template",
-        parameters=[SELECT],
+        parameters=[select_param(TEMPLATE["properties"])],
         responses={200: OpenApiResponse(TEMPLATE), **errors()},
         tags=["configurationPolicyTemplates"],
     )
@@ -181,7 +182,11 @@ class PolicyTemplateDetail(DefinitionView):
 class SettingTemplateList(DefinitionView):
     @extend_schema(
         summary="The template's setting templates (?$expand=settingDefinitions adds each one's definitions)",
-        parameters=[expand_param(["settingDefinitions"]), *PAGE],
+        parameters=[
+            expand_param(["settingDefinitions"]),
+            select_param(SETTING_TEMPLATE["properties"]),
+            *PAGE,
+        ],
         responses={200: OpenApiResponse(collection_of(SETTING_TEMPLATE)), **errors()},
         tags=["configurationPolicyTemplates"],
     )
@@ -205,7 +210,7 @@ class SettingTemplateList(DefinitionView):
 class ConfigurationSettingList(DefinitionView):
     @extend_schema(
         summary="Setting definitions of the catalog (options, ranges, applicability)",
-        parameters=[filter_param(SETTING_FIELDS), *PAGE],
+        parameters=[filter_param(SETTING_FIELDS), SELECT, *PAGE],
         responses={200: OpenApiResponse(collection_of(DEFINITION)), **errors()},
         tags=["configurationSettings"],
     )

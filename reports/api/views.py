@@ -7,6 +7,7 @@ Numeric status codes follow Graph's deviceComplianceStatus-style numbering, kept
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,7 +23,17 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
-from console.api.common import INT, STRING, GraphAutoSchema, errors, guid_field, json_request, obj
+from console.api.common import (
+    INT,
+    SAFE_TEXT_PATTERN,
+    STRING,
+    GraphAutoSchema,
+    errors,
+    guid_field,
+    json_request,
+    obj,
+    text_filter_pattern,
+)
 from console.api.errors import GraphError
 from console.api.odata import Field, parse_filter
 from console.api.views import GraphView
@@ -350,6 +361,7 @@ def run_report(report: Report, body: Mapping[str, Any]) -> dict[str, Any]:
     for key in body:
         if key not in REQUEST_KEYS and not str(key).startswith("@"):
             raise GraphError(400, f"Property '{str(key)[:80]}' is not a parameter of {report.name}.")
+    _text(body, "name")  # the report's name, when sent, is text
     if _str_list(body, "groupBy"):
         raise GraphError(400, "groupBy isn't supported by this console's reports; send [].")
     select = _str_list(body, "select") or list(report.default)
@@ -411,7 +423,7 @@ REPORT_IN = obj(
         "search": STRING,
         "groupBy": {"type": "array", "items": STRING, "maxItems": 0},
         "orderBy": {"type": "array", "items": STRING},
-        "skip": {"type": "integer", "minimum": 0},
+        "skip": {"type": "integer", "minimum": 0, "maximum": 10**9},
         "top": {"type": "integer", "minimum": 0, "maximum": MAX_TOP},
         "sessionId": STRING,
     }
@@ -428,6 +440,43 @@ REPORT_OUT = obj(
     },
     required=["TotalRowCount", "Schema", "Values"],
 )
+
+
+def report_in(report: Report) -> dict[str, Any]:
+    """The request body of one report action: its own columns for select and orderBy, and a filter pattern of
+    its text columns (a subset of the filter grammar any value passes; the description gives the rest)."""
+    columns = [c.name for c in report.columns]
+    sortable = [c.name for c in report.columns if c.order]
+    text = {c.name: "text" for c in report.columns if isinstance(c.filter, str) and c.type == "String"}
+    schema = copy.deepcopy(REPORT_IN)
+    properties = schema["properties"]
+    properties["select"] = {
+        "type": "array",
+        "items": {"type": "string", "enum": columns},
+        "uniqueItems": True,
+    }
+    if sortable:
+        alt = "(?:" + "|".join(sortable) + ")"
+        properties["orderBy"] = {
+            "type": "array",
+            "items": {"type": "string", "pattern": rf"^{alt}(?: (?:asc|desc))?$"},
+        }
+    else:
+        properties["orderBy"] = {"type": "array", "maxItems": 0}
+    if text:
+        properties["filter"] = {"type": "string", "pattern": text_filter_pattern(text)}
+    else:
+        properties["filter"] = {"type": "string", "maxLength": 0}
+    properties["search"] = {"type": "string", "maxLength": 100, "pattern": SAFE_TEXT_PATTERN}
+    properties["name"] = {"type": "string", "maxLength": 100, "pattern": SAFE_TEXT_PATTERN}
+    properties["sessionId"] = {"type": "string", "maxLength": 100, "pattern": SAFE_TEXT_PATTERN}
+    for key in ("select", "orderBy", "filter", "search", "name", "sessionId", "skip", "top", "groupBy"):
+        properties[key] = {**properties[key], "nullable": True}  # null is the default, as Graph takes it
+    schema["description"] = (
+        "Filter: eq/ne/startswith/contains on the columns, and/or (GUID columns take quoted GUIDs, status columns "
+        "numbers or labels); the pattern is the subset any value passes."
+    )
+    return schema
 
 
 class JsonAlways(BaseContentNegotiation):
@@ -452,7 +501,7 @@ def _view(report: Report) -> type[GraphView]:
         @extend_schema(
             summary=report.summary,
             description="Columns: " + ", ".join(f"{c.name} ({c.type})" for c in report.columns),
-            request=json_request(REPORT_IN),
+            request=json_request(report_in(report)),
             responses={200: OpenApiResponse(REPORT_OUT), **errors(413, 415)},
             tags=["reports"],
         )
@@ -490,33 +539,42 @@ CACHED_CONFIGURATION = obj(
     required=["id", "reportName", "status"],
     description="deviceManagementCachedReportConfiguration",
 )
-CACHED_IN = obj(
-    {
-        "id": {"type": "string", "minLength": 1, "maxLength": 200},
-        "reportName": STRING,
-        "filter": STRING,
-        "select": {"type": "array", "items": STRING},
-        "orderBy": {"type": "array", "items": STRING},
-        "metadata": STRING,
-    },
-    required=["id"],
-    description=(
+
+
+def _cached_in(report: Report) -> dict[str, Any]:
+    properties = report_in(report)["properties"]
+    name = report.name[3:]
+    return obj(
+        {
+            "id": {"type": "string", "pattern": rf"^{name}_[0-9a-fA-F-]{{1,36}}$"},
+            "reportName": {"type": "string", "enum": [name]},
+            "filter": properties["filter"],
+            "select": properties["select"],
+            "orderBy": properties["orderBy"],
+            "metadata": {"type": "string", "maxLength": 100, "pattern": SAFE_TEXT_PATTERN},
+        },
+        required=["id"],
+        description=f"A cached {name}",
+    )
+
+
+CACHED_IN = {
+    "oneOf": [_cached_in(report) for report in REPORTS.values()],
+    "description": (
         "Graph's documentation names no report list: this console caches its own report actions, named as the "
         f"action without 'get' ({CACHED_NAMES}). reportName may be left out when the id starts with "
         "'<reportName>_'. The configuration lives an hour; the report is computed when read (always current)."
     ),
-)
+}
 CACHED_REPORT_IN = obj(
     {
-        "id": {"type": "string", "minLength": 1},
-        "select": {"type": "array", "items": STRING},
-        "search": STRING,
-        "groupBy": {"type": "array", "items": STRING, "maxItems": 0},
-        "orderBy": {"type": "array", "items": STRING},
-        "skip": {"type": "integer", "minimum": 0},
+        "id": {"type": "string", "pattern": r"^[A-Za-z]+_[0-9a-fA-F-]{1,36}$"},
+        "groupBy": {"type": "array", "maxItems": 0},
+        "skip": {"type": "integer", "minimum": 0, "maximum": 10**9},
         "top": {"type": "integer", "minimum": 0, "maximum": MAX_TOP},
     },
     required=["id"],
+    description="select, orderBy and search are accepted too and must fit the cached report's columns",
 )
 
 

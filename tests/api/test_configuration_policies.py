@@ -213,18 +213,20 @@ def test_put_replaces_the_policy_as_the_portal_does(ga_api):
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "status"),
     [
-        {"templateReference": {"templateId": "45fea5e9-280d-4da1-9792-fb5736da0ca9_1"}},
-        {"platforms": "linux"},
-        {"settings": [choice(SAMPLE_SHARING, "1")]},
-        {"name": ""},
+        # Another profile's template, platform or setting conflicts with the policy's template: 409.
+        ({"templateReference": {"templateId": "45fea5e9-280d-4da1-9792-fb5736da0ca9_1"}}, 409),
+        ({"platforms": "linux"}, 409),
+        ({"settings": [choice(SAMPLE_SHARING, "1")]}, 409),
+        ({"settings": [choice("device_vendor_msft_policy_config_defender_nope", "1")]}, 400),
+        ({"name": ""}, 400),
     ],
 )
-def test_a_bad_update_changes_nothing(ga_api, change):
+def test_a_bad_update_changes_nothing(ga_api, change, status):
     policy_id = ga_api.post(BASE, av_body()).json()["id"]
     before = Policy.objects.values().get(policy_id=policy_id)
-    assert_graph_error(ga_api.patch(f"{BASE}/{policy_id}", {"description": "x", **change}), 400)
+    assert_graph_error(ga_api.patch(f"{BASE}/{policy_id}", {"description": "x", **change}), status)
     assert Policy.objects.values().get(policy_id=policy_id) == before
 
 
@@ -314,7 +316,11 @@ def test_assigning_a_user_group_is_refused_with_the_seeds_reason(ga_api, make_gr
 )
 def test_bad_assignment_targets_are_400(ga_api, target):
     policy_id = ga_api.post(BASE, av_body()).json()["id"]
-    assert_graph_error(ga_api.post(f"{BASE}/{policy_id}/assign", {"assignments": [{"target": target}]}), 400)
+    missing_group = target.get("groupId") == "11111111-1111-1111-1111-111111111111"
+    assert_graph_error(
+        ga_api.post(f"{BASE}/{policy_id}/assign", {"assignments": [{"target": target}]}),
+        404 if missing_group else 400,  # a group that doesn't exist is a missing object, not a malformed body
+    )
     assert_graph_error(ga_api.post(f"{BASE}/{policy_id}/assign", {"nothing": 1}), 400)
 
 
