@@ -352,7 +352,8 @@ GROUP_IN = {
     ],
     "description": "Only security groups (Graph requires displayName, mailEnabled, mailNickname and "
     "securityEnabled); dynamic groups take device rules in Entra's syntax (the pattern is a subset of it); members "
-    "of a dynamic group follow its rule",
+    "of a dynamic group follow its rule. A displayName another group has is 409: Entra allows duplicate group "
+    "names, this console keeps them unique (its pages and rules name groups).",
 }
 GROUP_PATCH = {
     "oneOf": [

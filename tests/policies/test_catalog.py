@@ -69,13 +69,17 @@ def test_setting_ids_are_unique_within_each_profile(catalog, name):
     assert len(ids) == len(set(ids))
 
 
-def test_only_three_defender_csp_settings_are_shared_by_the_two_antivirus_profiles(catalog):
+def test_the_exclusion_settings_are_shared_by_the_two_antivirus_profiles(catalog):
+    # Issue 14 item 1: the Defender Antivirus profile has the three exclusion lists too (they merge).
     counts = Counter(s.id for s in catalog.all_settings())
     shared = {sid for sid, n in counts.items() if n > 1}
     assert shared == {
         "device_vendor_msft_defender_configuration_hideexclusionsfromlocaladmins",
         "device_vendor_msft_defender_configuration_hideexclusionsfromlocalusers",
         "device_vendor_msft_defender_configuration_disablelocaladminmerge",
+        "device_vendor_msft_policy_config_defender_excludedextensions",
+        "device_vendor_msft_policy_config_defender_excludedpaths",
+        "device_vendor_msft_policy_config_defender_excludedprocesses",
     }
     for sid in shared:
         assert [p.name for p in catalog.profiles_of(sid)] == [AV, "Microsoft Defender Antivirus exclusions"]

@@ -172,12 +172,12 @@ def test_it_reads_the_sdk_create_request_back_into_flat_values():
     assert (values, errors) == ({RTM: 1, EXT: [".log"]}, [])
 
 
-def test_the_sdk_example_mixes_two_profiles_of_this_catalog():
-    # The SDK example posts an exclusion to the Defender Antivirus template; in setting-catalog.json excluded
-    # extensions belong to the "Microsoft Defender Antivirus exclusions" profile, so the AV profile refuses it.
+def test_the_sdk_example_is_a_valid_defender_antivirus_policy():
+    # The SDK example posts an exclusion to the Defender Antivirus template: the profile has the exclusion lists
+    # too (issue 14 item 1), as in Intune.
     values, errors = from_graph_settings(CATALOG, AV, SDK_CREATE_REQUEST["settings"])
-    assert values == {RTM: 1}
-    assert error_ids(errors) == [EXT]
+    assert values == {RTM: 1, EXT: [".log"]}
+    assert errors == []
 
 
 def test_it_reads_the_get_settings_response_with_null_template_references():
