@@ -528,6 +528,8 @@ def _group_form_data(body: Mapping[str, Any], group: Group | None) -> dict[str, 
         raise GraphError(
             400, "Microsoft 365 groups (groupTypes 'Unified') aren't supported: use security groups."
         )
+    elif len(types) > 1:
+        raise GraphError(400, "groupTypes holds at most one value: ['DynamicMembership'] or [].")
     elif any(t.lower() != "dynamicmembership" for t in types):
         raise GraphError(400, f"groupTypes may only hold 'DynamicMembership', not {types!r}"[:200] + ".")
     else:

@@ -125,6 +125,15 @@ SETTING_TEMPLATE = obj(
     "settingValueTemplateId are stable GUIDs derived from the template and setting ids",
 )
 PAGE = [TOP, SKIP, SKIPTOKEN, COUNT]
+# Every property a definition of any setting type has: what $select may name on configurationSettings.
+DEFINITION_PROPERTIES = sorted(
+    {
+        key
+        for s in unique_settings(get_catalog())
+        for key in definition_json(get_catalog(), s)
+        if key[0] != "@"
+    }
+)
 
 
 def _template(template_id: str):
@@ -210,14 +219,16 @@ class SettingTemplateList(DefinitionView):
 class ConfigurationSettingList(DefinitionView):
     @extend_schema(
         summary="Setting definitions of the catalog (options, ranges, applicability)",
-        parameters=[filter_param(SETTING_FIELDS), SELECT, *PAGE],
+        parameters=[filter_param(SETTING_FIELDS), select_param(DEFINITION_PROPERTIES), *PAGE],
         responses={200: OpenApiResponse(collection_of(DEFINITION)), **errors()},
         tags=["configurationSettings"],
     )
     def get(self, request):
         catalog = get_catalog()
         definitions = [definition_json(catalog, s) for s in unique_settings(catalog)]
-        return list_collection(request, definitions, fields=SETTING_FIELDS, row=_definition_row)
+        return list_collection(
+            request, definitions, fields=SETTING_FIELDS, row=_definition_row, selectable=DEFINITION_PROPERTIES
+        )
 
 
 class ConfigurationSettingDetail(DefinitionView):

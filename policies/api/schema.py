@@ -35,6 +35,8 @@ _TEXT_PATTERNS = {
     "_attacksurfacereductiononlyexclusions": r"^[A-Za-z]:\\[A-Za-z0-9_-]{1,20}$",
     "_controlledfolderaccessallowedapplications": r"^[A-Za-z]:\\[A-Za-z0-9_-]{1,20}\.exe$",
     "_controlledfolderaccessprotectedfolders": r"^[A-Za-z]:\\[A-Za-z0-9_-]{1,20}$",
+    "_logfilepath": r"^[A-Za-z]:\\[A-Za-z0-9_-]{1,20}\.log$",
+    "_app_filepath": r"^[A-Za-z]:\\[A-Za-z0-9_-]{1,20}\.exe$",
 }
 _PLAIN_TEXT = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,39}$"
 INSTANCE_REFERENCE = obj(
