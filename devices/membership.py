@@ -21,8 +21,8 @@ from .signals import membership_changed
 
 CHUNK = 2000
 # The fields entra_properties() reads: loading only these keeps a 100,000-device pass light.
-RULE_FIELDS = ("id", "device_id", "display_name", "os", "os_version", "join_type", "management_type",
-               "system_labels")  # fmt: skip
+RULE_FIELDS = ("id", "device_id", "entra_object_id", "display_name", "os", "os_version", "join_type",
+               "management_type", "system_labels")  # fmt: skip
 
 
 class MembershipError(ValueError):

@@ -72,8 +72,12 @@ MICROSOFT_SENSE = "MicrosoftSense"
 
 
 class Device(models.Model):
-    # Entra device object
+    # Three ids, as in Microsoft Graph (scripts join across them, so they must differ): `device_id` is the Entra
+    # deviceId (= managedDevice.azureADDeviceId), `entra_object_id` the Entra device object's id (directoryObject
+    # id, used by group members/$ref), `managed_device_id` Intune's managedDevice id.
     device_id = models.UUIDField("Device ID", default=uuid.uuid4, unique=True)
+    entra_object_id = models.UUIDField("Object ID", default=uuid.uuid4, unique=True)
+    managed_device_id = models.UUIDField("Managed device ID", default=uuid.uuid4, unique=True)
     display_name = models.CharField("Device name", max_length=255, db_index=True)
     os = models.CharField("OS", max_length=20, choices=OSType.choices, db_index=True)
     os_version = models.CharField("OS version", max_length=60, blank=True)
@@ -170,7 +174,7 @@ class Device(models.Model):
             "accountEnabled": True,
             "displayName": self.display_name,
             "deviceId": str(self.device_id),
-            "objectId": str(self.device_id),
+            "objectId": str(self.entra_object_id),
             "deviceOSType": self.entra_os_type,
             "deviceOSVersion": self.os_version,
             "deviceTrustType": self.entra_trust_type,

@@ -413,3 +413,97 @@ def from_graph_settings(
     else:
         clean, errors = validate_values_with(catalog.get, "the setting catalog", raw, catalog)
     return clean, decoder.errors + errors
+
+
+# --------------------------------------------------------------------------------------------------------------
+# template references (settingInstanceTemplateReference / settingValueTemplateReference)
+
+INSTANCE_REFERENCE = "settingInstanceTemplateReference"
+VALUE_REFERENCE = "settingValueTemplateReference"
+_SINGLE_VALUES = ("choiceSettingValue", "simpleSettingValue", "groupSettingValue")
+_VALUE_LISTS = ("choiceSettingCollectionValue", "simpleSettingCollectionValue", "groupSettingCollectionValue")
+References = dict[str, dict[str, Any]]
+
+
+def _walk_instances(settings: object, visit) -> None:
+    """Call ``visit(path, holder, kind)`` for every instance and value of a settings array, where ``path`` names
+    the place by settingDefinitionIds and element positions (the same in a request and in what the server
+    generates from its values) and ``kind`` is "instance" or "value"."""
+
+    def instance(inst: object, prefix: str) -> None:
+        if not isinstance(inst, Mapping) or not isinstance(inst.get("settingDefinitionId"), str):
+            return
+        path = f"{prefix}/{inst['settingDefinitionId']}"
+        visit(path, inst, "instance")
+        for prop in _SINGLE_VALUES:
+            if isinstance(inst.get(prop), Mapping):
+                value(inst[prop], f"{path}@")
+        for prop in _VALUE_LISTS:
+            if isinstance(inst.get(prop), list):
+                for index, item in enumerate(inst[prop]):
+                    if isinstance(item, Mapping):
+                        value(item, f"{path}@{index}")
+
+    def value(val: Mapping[str, Any], path: str) -> None:
+        visit(path, val, "value")
+        for child in val.get("children") or []:
+            instance(child, path)
+
+    if not isinstance(settings, list):
+        return
+    for element in settings:
+        if isinstance(element, Mapping):
+            instance(element.get("settingInstance", element), "")
+
+
+def _reference_problem(kind: str, ref: object) -> str:
+    if not isinstance(ref, Mapping):
+        return f"{kind} must be an object or null."
+    key = "settingInstanceTemplateId" if kind == INSTANCE_REFERENCE else "settingValueTemplateId"
+    allowed = {key, "@odata.type"} | ({"useTemplateDefault"} if kind == VALUE_REFERENCE else set())
+    if not isinstance(ref.get(key), str) or not ref[key].strip() or len(ref[key]) > 100:
+        return f"{kind} needs {key} (a template id)."
+    if "useTemplateDefault" in ref and not isinstance(ref["useTemplateDefault"], bool):
+        return f"{kind}.useTemplateDefault must be true or false."
+    extra = sorted(set(ref) - allowed)
+    if extra:
+        return f"Property '{str(extra[0])[:60]}' does not exist on {kind}."
+    return ""
+
+
+def template_references(settings: object) -> tuple[References, list[str]]:
+    """The template references a settings array carries, by place, and every malformed one (a message each).
+
+    Graph stores and returns them as sent; this console keeps them beside the flat values (which have no place
+    for them) and puts them back on the array it generates (:func:`apply_template_references`).
+    """
+    found: References = {}
+    problems: list[str] = []
+
+    def visit(path: str, holder: Mapping[str, Any], kind: str) -> None:
+        prop = INSTANCE_REFERENCE if kind == "instance" else VALUE_REFERENCE
+        ref = holder.get(prop)
+        if ref is None:
+            return
+        problem = _reference_problem(prop, ref)
+        if problem:
+            problems.append(f"{path.strip('/').split('/')[-1].split('@')[0]}: {problem}")
+            return
+        found.setdefault(path, {})[prop] = {k: v for k, v in ref.items() if k != "@odata.type"}
+
+    _walk_instances(settings, visit)
+    return found, problems
+
+
+def apply_template_references(settings: list[dict[str, Any]], references: References) -> None:
+    """Put references back, in place, on the instances and values at the places they were sent for."""
+    if not references:
+        return
+
+    def visit(path: str, holder: dict[str, Any], kind: str) -> None:
+        prop = INSTANCE_REFERENCE if kind == "instance" else VALUE_REFERENCE
+        ref = references.get(path, {}).get(prop)
+        if ref is not None:
+            holder[prop] = dict(ref)
+
+    _walk_instances(settings, visit)

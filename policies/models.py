@@ -76,9 +76,8 @@ class Policy(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "policies"
-        constraints = [
-            models.UniqueConstraint(fields=["policy_type", "name"], name="unique_policy_name_per_type"),
-        ]
+        # Names need not be unique (Graph and Intune allow duplicates; the wizard warns): indexed for that check.
+        indexes = [models.Index(fields=["policy_type", "name"], name="policy_type_name_idx")]
 
     def __str__(self) -> str:
         return self.name

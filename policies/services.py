@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from console import audit, text
 from devices.models import Group, GroupMember
@@ -26,7 +26,7 @@ from policies.catalog import (
     get_catalog,
 )
 from policies.exports import Problem
-from policies.graph import to_graph_settings
+from policies.graph import References, apply_template_references, template_references, to_graph_settings
 from policies.models import (
     AssignmentFilter,
     Policy,
@@ -47,6 +47,7 @@ __all__ = [
     "Problem",
     "check_assignments",
     "check_basics",
+    "name_in_use",
     "create_policy",
     "delete",
     "diff_snapshots",
@@ -180,7 +181,11 @@ def platform_problem(profile: Profile, platform: str) -> Problem | None:
 def check_basics(
     policy_type: str, name: object, description: object, *, exclude_pk: int | None = None
 ) -> tuple[str, str, list[Problem]]:
-    """Cleaned name and description and the problems: name required and unique within its policy type."""
+    """Cleaned name and description and the problems: a name is required.
+
+    A name another policy of the type already has is *not* a problem: Microsoft Graph creates policies with
+    duplicate names (scripts that re-run rely on it), so the wizard warns instead (:func:`name_in_use`).
+    """
     problems: list[Problem] = []
     clean_name = " ".join(name.split()) if isinstance(name, str) else ""
     clean_description = description.strip() if isinstance(description, str) else ""
@@ -194,12 +199,6 @@ def check_basics(
         problems.append(Problem("name", "Enter a name for the policy."))
     elif len(clean_name) > NAME_MAX:
         problems.append(Problem("name", f"The name can be at most {NAME_MAX} characters long."))
-    else:
-        taken = Policy.objects.filter(policy_type=policy_type, name__iexact=clean_name)
-        if exclude_pk is not None:
-            taken = taken.exclude(pk=exclude_pk)
-        if taken.exists():
-            problems.append(Problem("name", _name_taken_message(policy_type, clean_name)))
     if len(clean_description) > DESCRIPTION_MAX:
         problems.append(
             Problem("description", f"The description can be at most {DESCRIPTION_MAX} characters.")
@@ -207,9 +206,22 @@ def check_basics(
     return clean_name, clean_description, problems
 
 
-def _name_taken_message(policy_type: str, name: str) -> str:
+def name_in_use(policy_type: str, name: object, *, exclude_pk: int | None = None) -> str:
+    """A warning ("" when none) that another policy of the type has this name: allowed, as in Graph and Intune,
+    but two policies with one name are easy to confuse in reports and assignments."""
+    clean_name = " ".join(name.split()) if isinstance(name, str) else ""
+    if not clean_name:
+        return ""
+    taken = Policy.objects.filter(policy_type=policy_type, name__iexact=clean_name)
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    if not taken.exists():
+        return ""
     label = PolicyType(policy_type).label
-    return f"A policy named “{name}” already exists in {label}. Policy names must be unique within a policy type."
+    return (
+        f"Another policy in {label} is already named “{clean_name}”. You can keep the name (Intune allows it), "
+        "but a distinct one is easier to tell apart in reports and assignments."
+    )
 
 
 def check_values(profile: Profile, values: Mapping[str, object]) -> tuple[PolicyValues, list[Problem]]:
@@ -388,22 +400,21 @@ def _snapshot(policy: Policy, actor: audit.Actor | None, note: str) -> PolicyVer
     )
 
 
-def _store_values(policy: Policy, values: PolicyValues, catalog: Catalog) -> None:
+def _store_values(
+    policy: Policy, values: PolicyValues, catalog: Catalog, references: References | None = None
+) -> None:
+    """Values and the Graph settings array generated from them. Template references (from a Graph request, or
+    kept from the stored array when None) go back on the generated array: Graph round-trips them."""
+    if references is None:
+        references = template_references(policy.settings or [])[0]
     policy.values = values
     policy.settings = to_graph_settings(catalog, values)
+    apply_template_references(policy.settings, references)
 
 
 def _send(policy: Policy, kind: str, device_ids: set[int] | None = None) -> None:
     """Inside the transaction of the change: receivers defer their own work with on_commit (reports.pending)."""
     policy_changed.send(sender=Policy, policy=policy, kind=kind, device_ids=device_ids)
-
-
-def _save_unique(policy: Policy) -> None:
-    try:
-        with transaction.atomic():
-            policy.save()
-    except IntegrityError:
-        raise PolicyError([Problem("name", _name_taken_message(policy.policy_type, policy.name))]) from None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -421,6 +432,7 @@ def _create(
     *,
     action: str,
     note: str,
+    references: References | None = None,
 ) -> Policy:
     catalog = get_catalog()
     profile = _profile(profile, catalog)
@@ -451,8 +463,8 @@ def _create(
             version=1,
             created_by=_user(actor),
         )
-        _store_values(policy, clean_values, catalog)
-        _save_unique(policy)
+        _store_values(policy, clean_values, catalog, references or {})
+        policy.save()
         _write_assignments(policy, clean_assignments)
         _snapshot(policy, actor, note)
         audit.record(action, policy, before=None, after=_state(policy), actor=actor)
@@ -468,8 +480,11 @@ def create_policy(
     values: Mapping[str, object] | None = None,
     assignments: Assignments | Mapping[str, Any] | None = None,
     actor: object = None,
+    *,
+    references: References | None = None,
 ) -> Policy:
-    """Create a policy (raises PolicyError listing every problem; nothing is saved then)."""
+    """Create a policy (raises PolicyError listing every problem; nothing is saved then). ``references``: the
+    template references of a Graph request (policies.graph.template_references), kept on the stored array."""
     return _create(
         profile,
         platform,
@@ -480,6 +495,7 @@ def create_policy(
         actor,
         action="policy.create",
         note="Created",
+        references=references,
     )
 
 
@@ -491,16 +507,22 @@ def _finish_update(
     policy: Policy, before: dict[str, Any], actor: audit.Actor | None, action: str, note: str
 ) -> None:
     policy.version += 1
-    _save_unique(policy)
+    policy.save()
     _snapshot(policy, actor, note)
     old, new = audit.changed(before, _state(policy))
     audit.record(action, policy, before=old, after=new, actor=actor)
 
 
 def update_settings(
-    policy: Policy, values: Mapping[str, object], actor: object = None, *, expected_version: int | None = None
+    policy: Policy,
+    values: Mapping[str, object],
+    actor: object = None,
+    *,
+    expected_version: int | None = None,
+    references: References | None = None,
 ) -> Policy:
-    """Replace the configured settings. No change, no new version."""
+    """Replace the configured settings. No change, no new version. ``references``: the template references of a
+    Graph request; None keeps the stored ones (the wizard has none to send)."""
     catalog = get_catalog()
     profile = catalog.profile(policy.profile)
     clean, problems = check_values(profile, values)
@@ -510,10 +532,11 @@ def update_settings(
     with transaction.atomic():
         policy = _locked(policy)
         _check_version(policy, expected_version)
-        if policy.values == clean and list(policy.values) == list(clean):
+        unchanged_references = references is None or references == template_references(policy.settings)[0]
+        if policy.values == clean and list(policy.values) == list(clean) and unchanged_references:
             return policy
         before = _state(policy)
-        _store_values(policy, clean, catalog)
+        _store_values(policy, clean, catalog, references)
         _finish_update(policy, before, actor, "policy.update", "Configuration settings updated")
         _send(policy, "updated")
     return policy
@@ -687,6 +710,9 @@ def import_policy(
     """
     decoded = exports.decode_document(document, with_assignments=with_assignments)
     problems = list(decoded.problems)
+    raw_settings = document.get("settings") if isinstance(document, Mapping) else None
+    references, reference_problems = template_references(raw_settings)
+    problems += [Problem("settings", message) for message in reference_problems]
     chosen_name = name.strip() if name and name.strip() else decoded.name
     if decoded.profile is not None:
         if decoded.platform:
@@ -709,6 +735,7 @@ def import_policy(
         actor,
         action="policy.import",
         note="Imported",
+        references=references,
     )
 
 

@@ -316,6 +316,11 @@ def _wizard_context(request, draft: PolicyDraft, step: str, **extra) -> dict[str
         "type_url": _type_url(profile.policy_type),
         "type_label": PolicyType(profile.policy_type).label,
         "reached_review": "review" in data["done"] or all(s in data["done"] for s in steps[:-1]),
+        "name_warning": services.name_in_use(
+            profile.policy_type, data["name"], exclude_pk=policy.pk if policy else None
+        )
+        if step in ("basics", "review")
+        else "",
     }
     ctx.update(extra)
     typing = data.get("typing") or {}

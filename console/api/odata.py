@@ -258,6 +258,9 @@ def parse_query(
     for key in params:
         if key.startswith("$") and key not in known:
             raise GraphError(400, f"Query option {key!r} is not supported.")
+    for key in known:
+        if key in params and not str(params.get(key, "")).strip():
+            raise GraphError(400, f"Query option {key} has no value.")
     q = ODataQuery()
     if params.get("$filter"):
         q.filter = parse_filter(params["$filter"], fields)
@@ -284,9 +287,10 @@ def parse_query(
                 raise GraphError(400, f"Property {bits[0]!r} cannot be used in $orderby.")
             q.orderby.append(("-" if len(bits) == 2 and bits[1].lower() == "desc" else "") + column)
     q.top = _int_option(params, "$top", DEFAULT_TOP, MAX_TOP) or DEFAULT_TOP
-    q.skip = _int_option(params, "$skiptoken", 0, 10**9) or _int_option(params, "$skip", 0, 10**9)
+    skiptoken, skip = _int_option(params, "$skiptoken", 0, 10**9), _int_option(params, "$skip", 0, 10**9)
+    q.skip = skiptoken or skip
     count = str(params.get("$count", "")).lower()
-    if count not in ("", "true", "false"):
+    if count not in ("true", "false") and "$count" in params:
         raise GraphError(400, "$count must be true or false.")
     q.count = count == "true"
     return q

@@ -18,10 +18,12 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import AllowAny
 
 from devices.api import views as devices
+from policies.api import definitions
 from policies.api import views as policies
 from reports.api import views as reports
 
 from .common import GraphSchemaGenerator
+from .metadata import metadata
 from .views import not_found
 
 POLICY = "deviceManagement/configurationPolicies/<str:policy_id>"
@@ -36,7 +38,7 @@ def _both(version: str) -> list:
         path(f"{version}/{DEVICE}", devices.ManagedDeviceDetail.as_view(**kw)),
         path(f"{version}/{DEVICE}/syncDevice", devices.SyncDevice.as_view(**kw)),
         path(f"{version}/devices", devices.DeviceList.as_view(**kw)),
-        path(f"{version}/devices/<str:device_id>", devices.DeviceDetail.as_view(**kw)),
+        path(f"{version}/devices/<str:object_id>", devices.DeviceDetail.as_view(**kw)),
         path(f"{version}/groups", devices.GroupList.as_view(**kw)),
         path(f"{version}/groups/$count", devices.GroupCount.as_view(**kw)),
         path(f"{version}/groups/<str:group_id>", devices.GroupDetail.as_view(**kw)),
@@ -59,8 +61,25 @@ def _beta_only() -> list:
         path(f"beta/{POLICY}/assignments", policies.PolicyAssignments.as_view()),
         path(f"beta/{POLICY}/assignments/<str:assignment_id>", policies.PolicyAssignmentDetail.as_view()),
     ]
+    templates = "beta/deviceManagement/configurationPolicyTemplates"
+    patterns += [
+        path(templates, definitions.PolicyTemplateList.as_view()),
+        path(f"{templates}/<str:template_id>", definitions.PolicyTemplateDetail.as_view()),
+        path(f"{templates}/<str:template_id>/settingTemplates", definitions.SettingTemplateList.as_view()),
+        path("beta/deviceManagement/configurationSettings", definitions.ConfigurationSettingList.as_view()),
+        path(
+            "beta/deviceManagement/configurationSettings/<str:setting_id>",
+            definitions.ConfigurationSettingDetail.as_view(),
+        ),
+    ]
     for name, view in reports.VIEWS.items():
         patterns.append(path(f"beta/deviceManagement/reports/{name}", view.as_view()))
+    cached = "beta/deviceManagement/reports/cachedReportConfigurations"
+    patterns += [
+        path(cached, reports.CachedReportConfigurations.as_view()),
+        path(f"{cached}/<str:config_id>", reports.CachedReportConfigurationDetail.as_view()),
+        path("beta/deviceManagement/reports/getCachedReport", reports.GetCachedReport.as_view()),
+    ]
     return patterns
 
 
@@ -82,6 +101,8 @@ class SchemaView(SpectacularAPIView):
 
 urlpatterns = [
     path("api/schema/", SchemaView.as_view()),
+    path("beta/$metadata", metadata, {"version": "beta"}),
+    path("v1.0/$metadata", metadata, {"version": "v1.0"}),
     *_beta_only(),
     *_both("beta"),
     *_both("v1.0"),

@@ -1,8 +1,11 @@
 """Graph `deviceManagement/managedDevices` (Intune's view of a device), `devices` (the Entra device object) and
 `groups` with their members (graph-api-shapes.md §3, §5, §6), for beta and v1.0.
 
-The id of a device is its Entra deviceId everywhere (managedDevice.id = managedDevice.azureADDeviceId =
-device.id = device.deviceId): one GUID names a device in every resource, and in `members/$ref`.
+A device has Graph's three ids, and they differ as in Graph (scripts join across them): managedDevice.id
+(Device.managed_device_id), the Entra deviceId (Device.device_id = managedDevice.azureADDeviceId =
+device.deviceId) and the Entra object id (Device.entra_object_id = device.id, the directoryObject id that
+`members/$ref` and `members` use). managedDevices lists managed devices only; a merely discovered device (no
+management agent) is an Entra device object but no managedDevice, as in Intune.
 """
 
 from __future__ import annotations
@@ -20,15 +23,15 @@ from django.utils.text import slugify
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
+from console import audit
 from console.api.common import (
+    ADVANCED_QUERIES,
     BOOL,
     CONSISTENCY,
     DATETIME,
     NDATETIME,
     NEVER,
     NSTRING,
-    SEARCH,
-    SELECT,
     STRING,
     STRINGS,
     GraphAutoSchema,
@@ -37,21 +40,25 @@ from console.api.common import (
     constant_field,
     errors,
     filter_param,
+    free_text,
     get_by_guid,
     guid_field,
     iso,
     json_request,
     label_field,
     list_params,
+    name_text,
     nullable,
     obj,
     require_eventual_consistency,
+    select_param,
     write_errors,
 )
 from console.api.errors import GraphError
 from console.api.odata import apply_select, parse_query
 from console.api.views import GraphView
 from devices import membership, services
+from devices.checkins import request_policy_sync
 from devices.forms import GroupForm
 from devices.models import ENTRA_OS_TYPE, ENTRA_TRUST_TYPE, Device, Group, JoinType, ManagedBy
 
@@ -66,6 +73,15 @@ MANAGEMENT_AGENT = {
     ManagedBy.CO_MANAGED: "configurationManagerClientMdm",
     ManagedBy.NONE: "unknown",
 }
+# Graph's enum members (managementAgentType, managementState, joinType): $filter refuses other values.
+MANAGEMENT_AGENT_ENUM = ("eas", "mdm", "easMdm", "intuneClient", "easIntuneClient", "configurationManagerClient",
+                         "configurationManagerClientMdm", "configurationManagerClientMdmEas", "unknown", "jamf",
+                         "googleCloudDevicePolicyController", "microsoft365ManagedMdm", "msSense", "intuneAosp",
+                         "google", "unknownFutureValue")  # fmt: skip
+MANAGEMENT_STATE_ENUM = ("managed", "retirePending", "retireFailed", "wipePending", "wipeFailed", "unhealthy",
+                         "deletePending", "retireIssued", "wipeIssued", "wipeCanceled", "retireCanceled",
+                         "discovered", "unknownFutureValue")  # fmt: skip
+JOIN_TYPE_ENUM = ("unknown", "azureADJoined", "azureADRegistered", "hybridAzureADJoined")
 MANAGEMENT_STATE = {
     code: ("discovered" if code == ManagedBy.NONE else "managed") for code in ManagedBy.values
 }
@@ -92,7 +108,7 @@ def managed_device_json(device: Device, expand: set[str] = frozenset()) -> dict[
     in_entra = _in_entra(device)
     return {
         "@odata.type": GRAPH + "managedDevice",
-        "id": str(device.device_id),
+        "id": str(device.managed_device_id),
         "deviceName": device.display_name,
         "operatingSystem": device.entra_os_type,
         "osVersion": device.os_version,
@@ -117,7 +133,7 @@ def managed_device_json(device: Device, expand: set[str] = frozenset()) -> dict[
 def device_json(device: Device, version: str = "beta") -> dict[str, Any]:
     data = {
         "@odata.type": GRAPH + "device",
-        "id": str(device.device_id),
+        "id": str(device.entra_object_id),
         "deviceId": str(device.device_id),
         "displayName": device.display_name,
         "operatingSystem": device.entra_os_type,
@@ -181,13 +197,17 @@ def _group_types(lookup: str, value: object) -> Q:
 
 
 MANAGED_FIELDS = {
-    "id": guid_field("device_id", "id"),
+    "id": guid_field("managed_device_id", "id"),
     "deviceName": "display_name",
     "operatingSystem": label_field("os", OS_LABELS, "operatingSystem"),
     "osVersion": "os_version",
-    "managementAgent": label_field("managed_by", MANAGEMENT_AGENT, "managementAgent"),
-    "managementState": label_field("managed_by", MANAGEMENT_STATE, "managementState"),
-    "joinType": label_field("join_type", JOIN_TYPE, "joinType"),
+    "managementAgent": label_field(
+        "managed_by", MANAGEMENT_AGENT, "managementAgent", enum=MANAGEMENT_AGENT_ENUM
+    ),
+    "managementState": label_field(
+        "managed_by", MANAGEMENT_STATE, "managementState", enum=MANAGEMENT_STATE_ENUM
+    ),
+    "joinType": label_field("join_type", JOIN_TYPE, "joinType", enum=JOIN_TYPE_ENUM),
     "azureADDeviceId": guid_field("device_id", "azureADDeviceId"),
     "lastSyncDateTime": "last_checkin_at",
     "enrolledDateTime": "enrolled_at",
@@ -195,7 +215,7 @@ MANAGED_FIELDS = {
 MANAGED_ORDER = {"deviceName": "display_name", "lastSyncDateTime": "last_checkin_at", "osVersion": "os_version",
                  "enrolledDateTime": "enrolled_at", "operatingSystem": "os"}  # fmt: skip
 DEVICE_FIELDS = {
-    "id": guid_field("device_id", "id"),
+    "id": guid_field("entra_object_id", "id"),
     "deviceId": guid_field("device_id", "deviceId"),
     "displayName": "display_name",
     "operatingSystem": label_field("os", OS_LABELS, "operatingSystem"),
@@ -291,31 +311,89 @@ GROUP = {
         "visibility": NSTRING,
     },
 }
-GROUP_IN = obj(
-    {
-        "displayName": STRING,
-        "description": NSTRING,
-        "mailEnabled": {"type": "boolean", "enum": [False]},
-        "mailNickname": STRING,
-        "securityEnabled": {"type": "boolean", "enum": [True]},
-        "groupTypes": {"type": "array", "items": {"type": "string", "enum": ["DynamicMembership"]}},
-        "membershipRule": NSTRING,
-        "membershipRuleProcessingState": nullable({"type": "string", "enum": ["On"]}),
-        "members@odata.bind": {"type": "array", "items": STRING},
-    },
-    description="Only security groups; dynamic groups take device rules (Entra rule syntax)",
+DIRECTORY_OBJECT_URL = (
+    r"^https://graph\.microsoft\.com/(?:v1\.0|beta)/(?:directoryObjects|devices)/"
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
-REF_IN = obj({"@odata.id": STRING}, required=["@odata.id"])
+# A regular subset of Entra's rule syntax that is always a valid device rule (the full syntax: devices.rules).
+RULE_SUBSET = (
+    r'^\(device\.(?:displayName|deviceOSType|managementType) -(?:eq|ne|startsWith) "[A-Za-z0-9 ._-]{0,30}"\)$'
+)
+_GROUP_COMMON = {
+    "displayName": name_text(256),
+    "description": nullable(free_text(1024)),
+    "mailEnabled": {"type": "boolean", "enum": [False]},
+    "mailNickname": {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,64}$"},
+    "securityEnabled": {"type": "boolean", "enum": [True]},
+    "visibility": nullable({"type": "string", "enum": ["Public", "Private"]}),
+}
+_ASSIGNED = {
+    **_GROUP_COMMON,
+    "groupTypes": {"type": "array", "maxItems": 0},
+    "members@odata.bind": {"type": "array", "items": {"type": "string", "pattern": DIRECTORY_OBJECT_URL},
+                           "maxItems": 20, "uniqueItems": True},
+}  # fmt: skip
+_DYNAMIC = {
+    **_GROUP_COMMON,
+    "groupTypes": {"type": "array", "items": {"type": "string", "enum": ["DynamicMembership"]}, "minItems": 1,
+                   "maxItems": 1},
+    "membershipRule": {"type": "string", "pattern": RULE_SUBSET, "description": "Entra device rule syntax"},
+    "membershipRuleProcessingState": {"type": "string", "enum": ["On"]},
+}  # fmt: skip
+_REQUIRED = ["displayName", "mailEnabled", "mailNickname", "securityEnabled"]
+GROUP_IN = {
+    "oneOf": [
+        obj(_ASSIGNED, required=_REQUIRED, description="An assigned security group (members@odata.bind)"),
+        obj(
+            _DYNAMIC,
+            required=[*_REQUIRED, "groupTypes", "membershipRule"],
+            description="A dynamic device group",
+        ),
+    ],
+    "description": "Only security groups (Graph requires displayName, mailEnabled, mailNickname and "
+    "securityEnabled); dynamic groups take device rules in Entra's syntax (the pattern is a subset of it); members "
+    "of a dynamic group follow its rule. A displayName another group has is 409: Entra allows duplicate group "
+    "names, this console keeps them unique (its pages and rules name groups).",
+}
+GROUP_PATCH = {
+    "oneOf": [
+        obj(_ASSIGNED, description="Stay or become an assigned group (add members@odata.bind)"),
+        obj(
+            _DYNAMIC, required=["groupTypes", "membershipRule"], description="Become or stay a dynamic group"
+        ),
+    ],
+    "description": "Changed properties only. Adding members to a dynamic group is 400, as in Entra.",
+}
+REF_IN = obj(
+    {"@odata.id": {"type": "string", "pattern": DIRECTORY_OBJECT_URL}},
+    required=["@odata.id"],
+    description="The directory object (device) id is device.id, not managedDevice.id",
+)
 
 # ------------------------------------------------------------------------------------------------ helpers
+
+
+def _props(schema: dict) -> list[str]:
+    """The $select-able properties of a response schema (annotations aside)."""
+    return [p for p in schema["properties"] if not p.startswith("@")]
 
 
 def _devices():
     return Device.objects.defer(*HEAVY)
 
 
-def _device(raw: str, what: str = "managedDevice") -> Device:
-    return get_by_guid(_devices(), "device_id", raw, what)
+def _managed_devices():
+    """Intune's managedDevices: devices with a management agent (not merely discovered ones)."""
+    return _devices().exclude(managed_by=ManagedBy.NONE)
+
+
+def _managed_device(raw: str) -> Device:
+    return get_by_guid(_managed_devices(), "managed_device_id", raw, "managedDevice")
+
+
+def _device(raw: str, what: str = "device") -> Device:
+    """An Entra device object by its object id (device.id, directoryObject id)."""
+    return get_by_guid(_devices(), "entra_object_id", raw, what)
 
 
 def _group(raw: str) -> Group:
@@ -361,7 +439,7 @@ def _search(request, columns: Mapping[str, str]) -> Q:
 
 
 def _directory_collection(view: GraphView, request, queryset, serialize, fields, order, columns, *, context: str,
-                          default_order: tuple[str, ...]):  # fmt: skip
+                          default_order: tuple[str, ...], selectable: list[str]):  # fmt: skip
     if str(request.GET.get("$count", "")).lower() == "true":
         require_eventual_consistency(request, "$count")
     return view.collection(
@@ -372,6 +450,7 @@ def _directory_collection(view: GraphView, request, queryset, serialize, fields,
         orderable=order,
         default_order=default_order,
         context=context,
+        selectable=set(selectable),
     )
 
 
@@ -401,6 +480,7 @@ def _device_objects(view: GraphView, request, queryset, path: str) -> Response:
         {"displayName": "display_name"},
         context=_context(request, version, path),
         default_order=("display_name",),
+        selectable=_props(DEVICE),
     )
 
 
@@ -414,7 +494,7 @@ def _ref_device(body: Mapping[str, Any]) -> Device:
     m = re.fullmatch(r"(?:\w+\()?'?([0-9a-fA-F-]{36})'?\)?", last)
     if not m:
         raise GraphError(400, f"'{ref[:120]}' is not the URL of a directory object.")
-    return get_by_guid(_devices(), "device_id", m.group(1), "directoryObject")
+    return _device(m.group(1), "directoryObject")
 
 
 def _bound_devices(body: Mapping[str, Any]) -> list[Device]:
@@ -449,8 +529,18 @@ def _group_form_data(body: Mapping[str, Any], group: Group | None) -> dict[str, 
     for key in ("displayName", "description", "membershipRule", "mailNickname"):
         if body.get(key) is not None and not isinstance(body[key], str):
             raise GraphError(400, f"{key} must be text.")
-    if group is None and not body.get("displayName"):
-        raise GraphError(400, "displayName is required.")
+    if group is None:
+        # Graph's create group: displayName, mailEnabled, mailNickname and securityEnabled are required.
+        missing = [
+            k
+            for k in ("displayName", "mailEnabled", "mailNickname", "securityEnabled")
+            if body.get(k) in (None, "")
+        ]
+        if missing:
+            raise GraphError(
+                400,
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required to create a group.",
+            )
     types = body.get("groupTypes")
     if types is None:
         dynamic = group.is_dynamic if group is not None else False
@@ -460,6 +550,8 @@ def _group_form_data(body: Mapping[str, Any], group: Group | None) -> dict[str, 
         raise GraphError(
             400, "Microsoft 365 groups (groupTypes 'Unified') aren't supported: use security groups."
         )
+    elif len(types) > 1:
+        raise GraphError(400, "groupTypes holds at most one value: ['DynamicMembership'] or [].")
     elif any(t.lower() != "dynamicmembership" for t in types):
         raise GraphError(400, f"groupTypes may only hold 'DynamicMembership', not {types!r}"[:200] + ".")
     else:
@@ -486,7 +578,12 @@ def _group_form_data(body: Mapping[str, Any], group: Group | None) -> dict[str, 
 
 
 def _form_error(form) -> GraphError:
+    """400 with every problem; 409 when the only one is a displayName another group has (Entra allows that;
+    this console keeps group names unique, so it is a conflict with existing state, not a malformed request)."""
     names = {"name": "displayName", "membership_rule": "membershipRule", "membership_type": "groupTypes"}
+    codes = {error.code for errors in form.errors.as_data().values() for error in errors}
+    if codes == {"unique"}:
+        return GraphError(409, " ".join(str(e) for errs in form.errors.values() for e in errs), "Conflict")
     parts = []
     for field, errs in form.errors.items():
         for err in errs:
@@ -507,19 +604,20 @@ class ManagedDeviceList(VersionedView):
 
     @extend_schema(
         summary="Devices as Intune sees them; managementAgent msSense = managed by MDE security management",
-        parameters=list_params(MANAGED_FIELDS, MANAGED_ORDER),
+        parameters=list_params(MANAGED_FIELDS, MANAGED_ORDER, selectable=_props(MANAGED_DEVICE)),
         responses={200: OpenApiResponse(collection_of(MANAGED_DEVICE)), **errors()},
         tags=["managedDevices"],
     )
     def get(self, request):
         return self.collection(
             request,
-            _devices(),
+            _managed_devices(),
             managed_device_json,
             fields=MANAGED_FIELDS,
             orderable=MANAGED_ORDER,
             default_order=("display_name",),
             context=_context(request, self.api_version, "deviceManagement/managedDevices"),
+            selectable=set(_props(MANAGED_DEVICE)),
         )
 
 
@@ -528,7 +626,7 @@ class ManagedDeviceDetail(VersionedView):
 
     @extend_schema(
         summary="One managed device",
-        parameters=[SELECT],
+        parameters=[select_param(_props(MANAGED_DEVICE))],
         responses={200: OpenApiResponse(MANAGED_DEVICE), **errors()},
         tags=["managedDevices"],
     )
@@ -536,7 +634,7 @@ class ManagedDeviceDetail(VersionedView):
         query = parse_query(
             request.GET, fields={}, orderable={}, selectable=set(MANAGED_DEVICE["properties"])
         )
-        return Response(apply_select(managed_device_json(_device(device_id)), query.select))
+        return Response(apply_select(managed_device_json(_managed_device(device_id)), query.select))
 
     @extend_schema(
         summary="Delete the device (Intune › Devices › Delete: offboards it from security management)",
@@ -544,7 +642,7 @@ class ManagedDeviceDetail(VersionedView):
         tags=["managedDevices"],
     )
     def delete(self, request, device_id: str):
-        services.delete_device(_device(device_id))
+        services.delete_device(_managed_device(device_id))
         return Response(status=204)
 
 
@@ -552,15 +650,23 @@ class SyncDevice(VersionedView):
     required_perms = {"POST": "devices.sync_device"}
 
     @extend_schema(
-        summary="Policy sync (the same as the button): the device checks in now. Only for devices managed by MDE",
+        summary="Sync: Policy sync for MDE-managed devices; an MDM sync (204, nothing else) for Intune-enrolled ones",
+        description=(
+            "Graph answers 204 for every managed device. A device managed by MDE checks in now (the same Policy "
+            "sync as the button). An Intune-enrolled (or co-managed) device gets an MDM sync request, which Intune "
+            "carries out on its own: 204 and an audit record. Graph's documentation is silent on a device managed "
+            "by Configuration Manager alone; this server answers 400 with the reason (it has no MDM channel)."
+        ),
         request=None,
         responses={204: OpenApiResponse(description="Sync requested"), **write_errors()},
         tags=["managedDevices"],
     )
     def post(self, request, device_id: str):
-        from devices.checkins import request_policy_sync
-
-        outcome = request_policy_sync([_device(device_id)])
+        device = _managed_device(device_id)
+        if device.intune_enrolled or device.managed_by in (ManagedBy.INTUNE, ManagedBy.CO_MANAGED):
+            audit.record("MDM sync requested", device, before=None, after={"device": device.display_name})
+            return Response(status=204)
+        outcome = request_policy_sync([device])
         if outcome.refused:
             raise GraphError(400, outcome.refused[0][1])
         return Response(status=204)
@@ -571,7 +677,8 @@ class DeviceList(VersionedView):
 
     @extend_schema(
         summary="Microsoft Entra device objects",
-        parameters=[*list_params(DEVICE_FIELDS, DEVICE_ORDER), SEARCH, CONSISTENCY],
+        description=ADVANCED_QUERIES,
+        parameters=list_params(DEVICE_FIELDS, DEVICE_ORDER, selectable=_props(DEVICE), directory=True),
         responses={200: OpenApiResponse(collection_of(DEVICE)), **errors()},
         tags=["devices"],
     )
@@ -584,14 +691,14 @@ class DeviceDetail(VersionedView):
 
     @extend_schema(
         summary="One Microsoft Entra device object",
-        parameters=[SELECT],
+        parameters=[select_param(_props(DEVICE))],
         responses={200: OpenApiResponse(DEVICE), **errors()},
         tags=["devices"],
     )
-    def get(self, request, device_id: str):
+    def get(self, request, object_id: str):
         query = parse_query(request.GET, fields={}, orderable={}, selectable=set(DEVICE["properties"]))
         return Response(
-            apply_select(device_json(_device(device_id, "device"), self.api_version), query.select)
+            apply_select(device_json(_device(object_id, "device"), self.api_version), query.select)
         )
 
 
@@ -600,7 +707,10 @@ class GroupList(VersionedView):
 
     @extend_schema(
         summary="Security groups: assigned and dynamic device groups",
-        parameters=[*list_params(GROUP_FIELDS, GROUP_ORDER), SEARCH, CONSISTENCY],
+        description=ADVANCED_QUERIES,
+        parameters=[
+            *list_params(GROUP_FIELDS, GROUP_ORDER, selectable=_props(GROUP), directory=True),
+        ],
         responses={200: OpenApiResponse(collection_of(GROUP)), **errors()},
         tags=["groups"],
     )
@@ -615,12 +725,13 @@ class GroupList(VersionedView):
             {"displayName": "name", "description": "description"},
             context=_context(request, self.api_version, "groups"),
             default_order=("name",),
+            selectable=_props(GROUP),
         )
 
     @extend_schema(
         summary="Create a security group (201); dynamic: groupTypes ['DynamicMembership'] and a device rule",
         request=json_request(GROUP_IN),
-        responses={201: OpenApiResponse(GROUP), **write_errors()},
+        responses={201: OpenApiResponse(GROUP), **write_errors(409)},
         tags=["groups"],
     )
     def post(self, request):
@@ -670,7 +781,7 @@ class GroupDetail(VersionedView):
 
     @extend_schema(
         summary="One group",
-        parameters=[SELECT],
+        parameters=[select_param(_props(GROUP))],
         responses={200: OpenApiResponse(GROUP), **errors()},
         tags=["groups"],
     )
@@ -680,8 +791,8 @@ class GroupDetail(VersionedView):
 
     @extend_schema(
         summary="Update a group (204): name, description, rule, assigned/dynamic",
-        request=json_request(GROUP_IN),
-        responses={204: OpenApiResponse(description="Updated"), **write_errors()},
+        request=json_request(GROUP_PATCH),
+        responses={204: OpenApiResponse(description="Updated"), **write_errors(409)},
         tags=["groups"],
     )
     def patch(self, request, group_id: str):
@@ -720,7 +831,8 @@ class GroupMembers(VersionedView):
 
     @extend_schema(
         summary="Members (directoryObjects: devices, @odata.type #microsoft.graph.device)",
-        parameters=[*list_params(DEVICE_FIELDS, DEVICE_ORDER), SEARCH, CONSISTENCY],
+        description=ADVANCED_QUERIES,
+        parameters=list_params(DEVICE_FIELDS, DEVICE_ORDER, selectable=_props(DEVICE), directory=True),
         responses={200: OpenApiResponse(collection_of(DEVICE)), **errors()},
         tags=["groups"],
     )

@@ -18,10 +18,10 @@ from console.api.common import (
     BOOL,
     COUNT,
     DATETIME,
+    GUID_PATTERN,
     INT,
     NSTRING,
     ODATA_TYPE,
-    SELECT,
     SKIP,
     SKIPTOKEN,
     STRING,
@@ -41,14 +41,19 @@ from console.api.common import (
     list_params,
     nullable,
     obj,
+    select_param,
     write_errors,
 )
 from console.api.errors import GraphError
 from console.api.odata import apply_select, parse_query
 from console.api.views import GraphView
 from policies import exports, services
+from policies.api import schema
+from policies.api.definitions import DEFINITION
 from policies.catalog import FIREWALL_RULE_GROUP_ID, get_catalog
-from policies.graph import from_graph_settings
+from policies.definitions import definitions_of_instance
+from policies.graph import GRAPH as GRAPH_TYPE
+from policies.graph import References, from_graph_settings, template_references
 from policies.models import GRAPH_PLATFORM, Policy, PolicyAssignment
 
 PERMS = {
@@ -59,6 +64,9 @@ PERMS = {
     "DELETE": "policies.delete_policy",
 }
 CHANGE = {"GET": "policies.view_policy", "POST": "policies.change_policy"}
+# Graph's deviceManagementConfigurationPlatforms members: $filter refuses other values.
+PLATFORM_ENUM = ("none", "android", "iOS", "macOS", "windows10X", "windows10", "linux", "unknownFutureValue",
+                 "androidEnterprise", "aosp", "visionOS", "tvOS")  # fmt: skip
 
 # Properties a client may send back unchanged (a GET body, an export); the server owns them.
 READ_ONLY = {
@@ -78,7 +86,7 @@ FIELDS = {
     "id": guid_field("policy_id", "id"),
     "name": "name",
     "description": "description",
-    "platforms": label_field("platform", GRAPH_PLATFORM, "platforms"),
+    "platforms": label_field("platform", GRAPH_PLATFORM, "platforms", enum=PLATFORM_ENUM),
     "technologies": "technologies",
     "templateReference/templateId": "template_id",
     "templateReference/templateFamily": "template_family",
@@ -92,7 +100,8 @@ SELECTABLE = {"id", "name", "description", "platforms", "technologies", "created
               "settingCount", "creationSource", "roleScopeTagIds", "isAssigned", "templateReference",
               "priorityMetaData", "settings", "assignments"}  # fmt: skip
 EXPANDABLE = {"settings", "assignments"}
-PAGE_PARAMS = [SELECT, TOP, SKIP, SKIPTOKEN, COUNT]
+SETTING_PARAMS = [select_param({"id", "settingInstance", "settingDefinitions"}), TOP, SKIP, SKIPTOKEN, COUNT]
+ASSIGNMENT_PARAMS = [select_param({"id", "source", "sourceId", "target"}), TOP, SKIP, SKIPTOKEN, COUNT]
 
 # ------------------------------------------------------------------------------------------------ OpenAPI
 
@@ -111,7 +120,15 @@ SETTING_INSTANCE = obj(
     required=["@odata.type", "settingDefinitionId"],
     description="deviceManagementConfigurationSettingInstance (polymorphic: §1 of the shapes)",
 )
-SETTING = obj({"id": STRING, "settingInstance": SETTING_INSTANCE}, required=["settingInstance"])
+SETTING = obj(
+    {
+        "id": STRING,
+        "settingInstance": SETTING_INSTANCE,
+        "settingDefinitions": {"type": "array", "items": DEFINITION},
+    },
+    required=["id"],
+    description="deviceManagementConfigurationSetting",
+)
 SETTING_IN = obj(
     {"@odata.type": STRING, "id": STRING, "settingInstance": SETTING_INSTANCE}, required=["settingInstance"]
 )
@@ -136,9 +153,24 @@ TARGET = obj(
 ASSIGNMENT = obj(
     {"id": STRING, "source": {"type": "string", "enum": ["direct", "policySets"]}, "sourceId": STRING,
      "target": TARGET},
+    required=["id"],
+    description="deviceManagementConfigurationPolicyAssignment",
+)  # fmt: skip
+TARGET_IN = obj(
+    {
+        "@odata.type": TARGET["properties"]["@odata.type"],
+        "groupId": {"type": "string", "pattern": GUID_PATTERN},
+    },
+    required=["@odata.type", "groupId"],
+    description="A device group (a group that doesn't exist is 404). Assignment filters are accepted too "
+    "(deviceAndAppManagementAssignmentFilterId and …Type, as graph-api-shapes.md §2 shows).",
+)
+ASSIGNMENT_IN = obj(
+    {"@odata.type": {"type": "string", "enum": [GRAPH_TYPE + "deviceManagementConfigurationPolicyAssignment"]},
+     "id": {"type": "string", "pattern": r"^[0-9a-fA-F-]{36}_[0-9a-fA-F-]{36}$"}, "target": TARGET_IN},
     required=["target"],
 )  # fmt: skip
-ASSIGNMENT_IN = obj({"id": STRING, "target": TARGET}, required=["target"])
+ASSIGNMENTS_IN = {"type": "array", "items": ASSIGNMENT_IN, "maxItems": 1}
 TEMPLATE_IDS = sorted({p.template_id for p in get_catalog().profiles.values()})
 TEMPLATE_REFERENCE = obj(
     {
@@ -170,20 +202,17 @@ POLICY = obj(
     },
     description="deviceManagementConfigurationPolicy",
 )
-POLICY_IN = obj(
-    {
-        "name": STRING,
-        "description": NSTRING,
-        "platforms": PLATFORMS,
-        "technologies": TECHNOLOGIES,
-        "roleScopeTagIds": STRINGS,
-        "templateReference": TEMPLATE_REFERENCE,
-        "settings": {"type": "array", "items": SETTING_IN},
-        "assignments": {"type": "array", "items": ASSIGNMENT_IN},
-    },
-    description="A policy as the SDK (or an export) sends it; read-only properties are accepted and ignored",
+POLICY_IN = schema.policy_create_schema(get_catalog(), ASSIGNMENTS_IN)
+PATCH_IN = schema.policy_update_schema(get_catalog(), ASSIGNMENTS_IN, replace=False)
+PUT_IN = schema.policy_update_schema(get_catalog(), ASSIGNMENTS_IN, replace=True)
+SETTING_IN = schema.setting_schema(
+    list({s.id: get_catalog().setting(s.id) for s in get_catalog().all_settings()}.values())
 )
-ASSIGN_IN = obj({"assignments": {"type": "array", "items": ASSIGNMENT_IN}}, required=["assignments"])
+ASSIGN_IN = obj(
+    {"assignments": {"type": "array", "items": ASSIGNMENT_IN, "maxItems": 2, "uniqueItems": True}},
+    required=["assignments"],
+    description="The whole assignment set: [] unassigns; null or a missing list is 400, as in Graph",
+)
 ASSIGN_OUT = obj({"value": {"type": "array", "items": ASSIGNMENT}}, required=["value"])
 
 # ------------------------------------------------------------------------------------------------ shapes
@@ -231,10 +260,31 @@ def settings_json(policy: Policy) -> list[dict[str, Any]]:
     return out
 
 
+def _with_definitions(element: dict[str, Any], expand: set[str]) -> dict[str, Any]:
+    """$expand=settingDefinitions: the definitions of every setting in the element's instance (root first)."""
+    if "settingDefinitions" not in expand:
+        return element
+    return {
+        **element,
+        "settingDefinitions": definitions_of_instance(get_catalog(), element["settingInstance"]),
+    }
+
+
+NOT_IN_TENANT = "doesn't exist in this tenant"
+
+
 def policy_error(exc: services.PolicyError) -> GraphError:
     if any(p.field == "version" for p in exc.problems):
         return GraphError(409, str(exc), "Conflict")
-    return GraphError(400, _problems_text(exc.problems))
+    return _problems_error(exc.problems)
+
+
+def _problems_error(problems) -> GraphError:
+    """400 with every problem; 404 when the only problem is a group or filter that doesn't exist (a reference
+    to a missing object, like a missing path segment)."""
+    if problems and all(NOT_IN_TENANT in p.message for p in problems):
+        return GraphError(404, _problems_text(problems), "ResourceNotFound")
+    return GraphError(400, _problems_text(problems))
 
 
 def _problems_text(problems) -> str:
@@ -270,14 +320,14 @@ def _check_same_profile(policy: Policy, body: Mapping[str, Any]) -> None:
         template_id = reference.get("templateId")
         if template_id not in (None, policy.template_id):
             raise GraphError(
-                400,
+                409,
                 f"A policy's template can't be changed (this one is {policy.template_id}, {policy.profile}). "
                 "Create a new policy for another profile.",
             )
     platforms = body.get("platforms")
     if platforms is not None and str(platforms).lower() != GRAPH_PLATFORM[policy.platform].lower():
         raise GraphError(
-            400, f"A policy's platforms can't be changed (this one is {GRAPH_PLATFORM[policy.platform]})."
+            409, f"A policy's platforms can't be changed (this one is {GRAPH_PLATFORM[policy.platform]})."
         )
     technologies = body.get("technologies")
     if technologies is not None:
@@ -289,17 +339,41 @@ def _check_same_profile(policy: Policy, body: Mapping[str, Any]) -> None:
 
 
 def _values_of(policy: Policy, raw_settings: object) -> dict[str, Any]:
+    """The flat values of a settings array for an existing policy. A setting of the catalog that belongs to
+    another profile conflicts with the policy's template: 409 (a setting the catalog lacks is 400)."""
     values, errs = from_graph_settings(get_catalog(), policy.profile, raw_settings)
     if errs:
-        raise GraphError(400, " ".join(dict.fromkeys(str(e) for e in errs)))
+        status = 409 if _only_other_profiles(policy, raw_settings, errs) else 400
+        raise GraphError(status, " ".join(dict.fromkeys(str(e) for e in errs)))
     return values
+
+
+def _only_other_profiles(policy: Policy, raw_settings: object, errs) -> bool:
+    """Whether every problem is a setting of the catalog that isn't in this policy's profile (and the array
+    is otherwise valid for the profile that has it)."""
+    catalog = get_catalog()
+    profile = catalog.profile(policy.profile)
+    ids = {getattr(e, "setting_id", None) for e in errs}
+    if not ids or None in ids:
+        return False
+    if not all(catalog.get(i) is not None and i not in profile for i in ids):
+        return False
+    _, any_profile_errs = from_graph_settings(catalog, None, raw_settings)
+    return not any_profile_errs
+
+
+def _references_of(raw_settings: object) -> References:
+    references, problems = template_references(raw_settings)
+    if problems:
+        raise GraphError(400, " ".join(dict.fromkeys(problems)))
+    return references
 
 
 def _assignments_of(raw: object) -> exports.DecodedAssignments:
     problems: list[exports.Problem] = []
     decoded = exports.decode_assignments(raw, problems)
     if problems:
-        raise GraphError(400, _problems_text(problems))
+        raise _problems_error(problems)
     return decoded
 
 
@@ -319,7 +393,7 @@ class PolicyList(PolicyView):
 
     @extend_schema(
         summary="List endpoint security policies",
-        parameters=list_params(FIELDS, ORDERABLE, EXPANDABLE),
+        parameters=list_params(FIELDS, ORDERABLE, EXPANDABLE, SELECTABLE),
         responses={200: OpenApiResponse(collection_of(POLICY)), **errors()},
         tags=["configurationPolicies"],
     )
@@ -347,7 +421,8 @@ class PolicyList(PolicyView):
         with_assignments = body.get("assignments") is not None
         decoded = exports.decode_document(body, with_assignments=with_assignments)
         if decoded.problems:
-            raise GraphError(400, _problems_text(decoded.problems))
+            raise _problems_error(decoded.problems)
+        references = _references_of(body.get("settings"))
         try:
             policy = services.create_policy(
                 decoded.profile,
@@ -356,6 +431,7 @@ class PolicyList(PolicyView):
                 decoded.description,
                 decoded.values,
                 decoded.assignments if with_assignments else None,
+                references=references,
             )
         except services.PolicyError as exc:
             raise policy_error(exc) from None
@@ -369,7 +445,7 @@ class PolicyDetail(PolicyView):
 
     @extend_schema(
         summary="Get a policy (?$expand=settings,assignments)",
-        parameters=[SELECT, expand_param(EXPANDABLE)],
+        parameters=[select_param(SELECTABLE), expand_param(EXPANDABLE)],
         responses={200: OpenApiResponse(POLICY), **errors()},
         tags=["configurationPolicies"],
     )
@@ -382,7 +458,7 @@ class PolicyDetail(PolicyView):
 
     @extend_schema(
         summary="Update name, description, settings (replaced when sent) and assignments (replaced when sent)",
-        request=json_request(POLICY_IN),
+        request=json_request(PATCH_IN),
         responses={200: OpenApiResponse(POLICY), **write_errors(409)},
         tags=["configurationPolicies"],
     )
@@ -391,7 +467,7 @@ class PolicyDetail(PolicyView):
 
     @extend_schema(
         summary="Replace a policy (as the Intune portal does): name, description and settings",
-        request=json_request(POLICY_IN),
+        request=json_request(PUT_IN),
         responses={200: OpenApiResponse(POLICY), **write_errors(409)},
         tags=["configurationPolicies"],
     )
@@ -412,7 +488,10 @@ class PolicyDetail(PolicyView):
                     )
                     policy = services.update_basics(policy, name, description or "")
                 if replace or "settings" in body:
-                    policy = services.update_settings(policy, _values_of(policy, body.get("settings") or []))
+                    raw = body.get("settings") or []
+                    policy = services.update_settings(
+                        policy, _values_of(policy, raw), references=_references_of(raw)
+                    )
                 if body.get("assignments") is not None:
                     policy = services.set_assignments(policy, _assignments_of(body["assignments"]))
         except services.PolicyError as exc:
@@ -433,14 +512,18 @@ class PolicySettings(PolicyView):
     required_perms = CHANGE
 
     @extend_schema(
-        summary="The policy's settings (settingsCatalog shape, with ids)",
-        parameters=PAGE_PARAMS,
+        summary="The policy's settings (settingsCatalog shape, with ids); ?$expand=settingDefinitions",
+        parameters=[*SETTING_PARAMS, expand_param(["settingDefinitions"])],
         responses={200: OpenApiResponse(collection_of(SETTING)), **errors()},
         tags=["configurationPolicies"],
     )
     def get(self, request, policy_id: str):
         return list_collection(
-            request, settings_json(_policy(policy_id)), selectable={"id", "settingInstance"}
+            request,
+            settings_json(_policy(policy_id)),
+            selectable={"id", "settingInstance", "settingDefinitions"},
+            expandable={"settingDefinitions"},
+            expand=_with_definitions,
         )
 
     @extend_schema(
@@ -456,6 +539,7 @@ class PolicySettings(PolicyView):
         if not isinstance(instance, Mapping) or not isinstance(instance.get("settingDefinitionId"), str):
             raise GraphError(400, "A setting needs a settingInstance with a settingDefinitionId.")
         added = _values_of(policy, [body])
+        references = {**template_references(policy.settings)[0], **_references_of([body])}
         values = dict(policy.values or {})
         for key, value in added.items():
             if key == FIREWALL_RULE_GROUP_ID and isinstance(values.get(key), list):
@@ -463,7 +547,7 @@ class PolicySettings(PolicyView):
             else:
                 values[key] = value
         try:
-            policy = services.update_settings(policy, values)
+            policy = services.update_settings(policy, values, references=references)
         except services.PolicyError as exc:
             raise policy_error(exc) from None
         root = instance["settingDefinitionId"]
@@ -486,14 +570,16 @@ class PolicySettingDetail(PolicyView):
     required_perms = {"GET": "policies.view_policy"}
 
     @extend_schema(
-        summary="One setting of the policy",
+        summary="One setting of the policy (?$expand=settingDefinitions)",
+        parameters=[expand_param(["settingDefinitions"])],
         responses={200: OpenApiResponse(SETTING), **errors()},
         tags=["configurationPolicies"],
     )
     def get(self, request, policy_id: str, setting_id: str):
+        query = parse_query(request.GET, fields={}, orderable={}, expandable={"settingDefinitions"})
         for element in settings_json(_policy(policy_id)):
             if element["id"] == setting_id:
-                return Response(element)
+                return Response(_with_definitions(element, query.expand))
         raise GraphError(
             404, f"Setting '{setting_id[:40]}' was not found on this policy.", "ResourceNotFound"
         )
@@ -511,8 +597,11 @@ class PolicyAssign(PolicyView):
     def post(self, request, policy_id: str):
         body = self.json_body(request)
         policy = _policy(policy_id)
-        if "assignments" not in body:
-            raise GraphError(400, "The body needs 'assignments': a list of assignment objects (or []).")
+        if not isinstance(body.get("assignments"), list):
+            # Graph refuses a missing or null collection; only an explicit [] removes every assignment.
+            raise GraphError(
+                400, "The body needs 'assignments': a list of assignment objects (or [] to unassign)."
+            )
         decoded = _assignments_of(body["assignments"])
         try:
             policy = services.set_assignments(policy, decoded)
@@ -526,7 +615,7 @@ class PolicyAssignments(PolicyView):
 
     @extend_schema(
         summary="The policy's assignments",
-        parameters=PAGE_PARAMS,
+        parameters=ASSIGNMENT_PARAMS,
         responses={200: OpenApiResponse(collection_of(ASSIGNMENT)), **errors()},
         tags=["configurationPolicies"],
     )

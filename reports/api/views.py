@@ -7,19 +7,33 @@ Numeric status codes follow Graph's deviceComplianceStatus-style numbering, kept
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.core.exceptions import FieldError, ValidationError
 from django.db import DataError
 from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
-from console.api.common import INT, STRING, GraphAutoSchema, errors, guid_field, json_request, obj
+from console.api.common import (
+    INT,
+    SAFE_TEXT_PATTERN,
+    STRING,
+    GraphAutoSchema,
+    errors,
+    guid_field,
+    json_request,
+    obj,
+    text_filter_pattern,
+)
 from console.api.errors import GraphError
 from console.api.odata import Field, parse_filter
 from console.api.views import GraphView
@@ -134,7 +148,7 @@ def _setting_summary_rows():
 
 
 DEVICE_COLUMNS = (
-    Column("IntuneDeviceId", "String", lambda r: str(r.device.device_id), guid_field("device__device_id", "IntuneDeviceId")),
+    Column("IntuneDeviceId", "String", lambda r: str(r.device.managed_device_id), guid_field("device__managed_device_id", "IntuneDeviceId")),
     Column("DeviceId", "String", lambda r: str(r.device.device_id), guid_field("device__device_id", "DeviceId")),
     Column("DeviceName", "String", lambda r: r.device.display_name, "device__display_name", "device__display_name"),
     Column("UPN", "String", lambda r: ""),
@@ -271,6 +285,40 @@ REPORTS = {
 }
 
 
+NONCOMPLIANT = Q(status__in=[Status.ERROR, Status.CONFLICT])
+
+
+def _noncompliant_device_rows():
+    return _device_policy_rows().filter(NONCOMPLIANT)
+
+
+def _noncompliant_setting_rows():
+    return _setting_rows().filter(NONCOMPLIANT)
+
+
+REPORTS["getConfigurationPolicyNonComplianceReport"] = Report(
+    "getConfigurationPolicyNonComplianceReport",
+    "Devices where a policy is in error or conflict (filter \"PolicyId eq '…'\"); Graph's columns, this "
+    "console's statuses",
+    _noncompliant_device_rows,
+    DEVICE_COLUMNS,
+    ("DeviceName", "UPN", "PolicyId", "PolicyName", "PolicyStatus", "PolicyStatus_loc", "IntuneDeviceId",
+     "PspdpuLastModifiedTimeUtc"),
+    search=("device__display_name",),
+    default_order=("device__display_name",),
+)  # fmt: skip
+REPORTS["getSettingNonComplianceReport"] = Report(
+    "getSettingNonComplianceReport",
+    "Settings in error or conflict, per device and policy (filter \"PolicyId eq '…'\", \"SettingId eq '…'\")",
+    _noncompliant_setting_rows,
+    REPORTS["getConfigurationSettingsReport"].columns,
+    ("DeviceName", "IntuneDeviceId", "PolicyId", "PolicyName", "SettingId", "SettingName", "SettingStatus",
+     "SettingStatus_loc", "ErrorCode"),
+    search=("device__display_name", "setting_key"),
+    default_order=("device__display_name", "setting_key"),
+)  # fmt: skip
+
+
 def _value_text(value: object) -> str:
     if value is None:
         return ""
@@ -313,6 +361,7 @@ def run_report(report: Report, body: Mapping[str, Any]) -> dict[str, Any]:
     for key in body:
         if key not in REQUEST_KEYS and not str(key).startswith("@"):
             raise GraphError(400, f"Property '{str(key)[:80]}' is not a parameter of {report.name}.")
+    _text(body, "name")  # the report's name, when sent, is text
     if _str_list(body, "groupBy"):
         raise GraphError(400, "groupBy isn't supported by this console's reports; send [].")
     select = _str_list(body, "select") or list(report.default)
@@ -374,7 +423,7 @@ REPORT_IN = obj(
         "search": STRING,
         "groupBy": {"type": "array", "items": STRING, "maxItems": 0},
         "orderBy": {"type": "array", "items": STRING},
-        "skip": {"type": "integer", "minimum": 0},
+        "skip": {"type": "integer", "minimum": 0, "maximum": 10**9},
         "top": {"type": "integer", "minimum": 0, "maximum": MAX_TOP},
         "sessionId": STRING,
     }
@@ -391,6 +440,42 @@ REPORT_OUT = obj(
     },
     required=["TotalRowCount", "Schema", "Values"],
 )
+
+
+def report_in(report: Report) -> dict[str, Any]:
+    """The request body of one report action: its own columns for select and orderBy, and a filter pattern of
+    its text columns (a subset of the filter grammar any value passes; the description gives the rest)."""
+    columns = [c.name for c in report.columns]
+    sortable = [c.name for c in report.columns if c.order]
+    text = {c.name: "text" for c in report.columns if isinstance(c.filter, str) and c.type == "String"}
+    schema = copy.deepcopy(REPORT_IN)
+    properties = schema["properties"]
+    properties["select"] = {
+        "type": "array",
+        "items": {"type": "string", "enum": columns},
+    }  # a column named twice is shown once: accepted
+    if sortable:
+        alt = "(?:" + "|".join(sortable) + ")"
+        properties["orderBy"] = {
+            "type": "array",
+            "items": {"type": "string", "pattern": rf"^{alt}(?: (?:asc|desc))?$"},
+        }
+    else:
+        properties["orderBy"] = {"type": "array", "maxItems": 0}
+    if text:
+        properties["filter"] = {"type": "string", "pattern": text_filter_pattern(text)}
+    else:
+        properties["filter"] = {"type": "string", "maxLength": 0}
+    properties["search"] = {"type": "string", "maxLength": 100, "pattern": SAFE_TEXT_PATTERN}
+    properties["name"] = {"type": "string", "maxLength": 100, "pattern": SAFE_TEXT_PATTERN}
+    properties["sessionId"] = {"type": "string", "maxLength": 100, "pattern": SAFE_TEXT_PATTERN}
+    for key in ("select", "orderBy", "filter", "search", "name", "sessionId", "skip", "top", "groupBy"):
+        properties[key] = {**properties[key], "nullable": True}  # null is the default, as Graph takes it
+    schema["description"] = (
+        "Filter: eq/ne/startswith/contains on the columns, and/or (GUID columns take quoted GUIDs, status columns "
+        "numbers or labels); the pattern is the subset any value passes."
+    )
+    return schema
 
 
 class JsonAlways(BaseContentNegotiation):
@@ -415,7 +500,7 @@ def _view(report: Report) -> type[GraphView]:
         @extend_schema(
             summary=report.summary,
             description="Columns: " + ", ".join(f"{c.name} ({c.type})" for c in report.columns),
-            request=json_request(REPORT_IN),
+            request=json_request(report_in(report)),
             responses={200: OpenApiResponse(REPORT_OUT), **errors(413, 415)},
             tags=["reports"],
         )
@@ -427,3 +512,191 @@ def _view(report: Report) -> type[GraphView]:
 
 
 VIEWS = {name: _view(report) for name, report in REPORTS.items()}
+
+
+# ------------------------------------------------------------------------------------------------ cached reports
+
+CACHED_PREFIX = "graph:cachedReportConfiguration:"
+CACHED_TTL = (
+    3600  # seconds; Graph's documentation gives no lifetime, this console keeps a configuration an hour
+)
+CACHED_KEYS = {"id", "reportName", "filter", "select", "orderBy", "metadata"}
+CACHED_NAMES = ", ".join(name[3:] for name in REPORTS)
+
+CACHED_CONFIGURATION = obj(
+    {
+        "id": STRING,
+        "reportName": STRING,
+        "filter": STRING,
+        "select": {"type": "array", "items": STRING},
+        "orderBy": {"type": "array", "items": STRING},
+        "metadata": STRING,
+        "status": {"type": "string", "enum": ["unknown", "notStarted", "inProgress", "completed", "failed"]},
+        "lastRefreshDateTime": {"type": "string", "format": "date-time"},
+        "expirationDateTime": {"type": "string", "format": "date-time"},
+    },
+    required=["id", "reportName", "status"],
+    description="deviceManagementCachedReportConfiguration",
+)
+
+
+def _cached_in(report: Report) -> dict[str, Any]:
+    properties = report_in(report)["properties"]
+    name = report.name[3:]
+    return obj(
+        {
+            "id": {"type": "string", "pattern": rf"^{name}_[0-9a-fA-F-]{{1,36}}$"},
+            "reportName": {"type": "string", "enum": [name]},
+            "filter": properties["filter"],
+            "select": properties["select"],
+            "orderBy": properties["orderBy"],
+            "metadata": {"type": "string", "maxLength": 100, "pattern": SAFE_TEXT_PATTERN},
+        },
+        required=["id"],
+        description=f"A cached {name}",
+    )
+
+
+CACHED_IN = {
+    "oneOf": [_cached_in(report) for report in REPORTS.values()],
+    "description": (
+        "Graph's documentation names no report list: this console caches its own report actions, named as the "
+        f"action without 'get' ({CACHED_NAMES}). reportName may be left out when the id starts with "
+        "'<reportName>_'. The configuration lives an hour; the report is computed when read (always current)."
+    ),
+}
+CACHED_REPORT_IN = obj(
+    {
+        "id": {"type": "string", "pattern": r"^[A-Za-z]+_[0-9a-fA-F-]{1,36}$"},
+        "groupBy": {"type": "array", "maxItems": 0},
+        "skip": {"type": "integer", "minimum": 0, "maximum": 10**9},
+        "top": {"type": "integer", "minimum": 0, "maximum": MAX_TOP},
+    },
+    required=["id"],
+    description="select, orderBy and search are accepted too and must fit the cached report's columns",
+)
+
+
+def _report_named(name: str) -> Report:
+    for candidate in (name, f"get{name}", f"get{name[:1].upper()}{name[1:]}"):
+        if candidate in REPORTS:
+            return REPORTS[candidate]
+    raise GraphError(400, f"Unknown reportName '{name[:80]}'. Reports this console caches: {CACHED_NAMES}.")
+
+
+def _cache_key(config_id: str) -> str:
+    return CACHED_PREFIX + config_id.strip().lower()
+
+
+def _cached(config_id: object) -> dict[str, Any]:
+    if not isinstance(config_id, str) or not config_id.strip():
+        raise GraphError(400, "'id' must be the id of a cached report configuration.")
+    found = cache.get(_cache_key(config_id))
+    if found is None:
+        raise GraphError(
+            404,
+            f"Cached report configuration '{config_id[:120]}' was not found (or expired).",
+            "ResourceNotFound",
+        )
+    return found
+
+
+def create_cached_configuration(body: Mapping[str, Any]) -> dict[str, Any]:
+    for key in body:
+        if key not in CACHED_KEYS and not str(key).startswith("@"):
+            raise GraphError(
+                400,
+                f"Property '{str(key)[:80]}' does not exist on type 'deviceManagementCachedReportConfiguration'.",
+            )
+    config_id = _text(body, "id").strip()
+    if not config_id or len(config_id) > 200:
+        raise GraphError(400, "'id' is required: a name for the cached report, e.g. '<reportName>_<guid>'.")
+    report = _report_named(_text(body, "reportName").strip() or config_id.split("_", 1)[0])
+    select = _str_list(body, "select")
+    order = _str_list(body, "orderBy")
+    flt = _text(body, "filter")
+    run_report(report, {"select": select, "orderBy": order, "filter": flt, "top": 1})  # refuses a bad one now
+    now = timezone.now()
+    config = {
+        "id": config_id,
+        "reportName": report.name[3:],
+        "filter": flt,
+        "select": select,
+        "orderBy": order,
+        "metadata": _text(body, "metadata"),
+        "status": "completed",
+        "lastRefreshDateTime": _dt(now),
+        "expirationDateTime": _dt(now + timedelta(seconds=CACHED_TTL)),
+    }
+    cache.set(_cache_key(config_id), config, CACHED_TTL)
+    return config
+
+
+def run_cached_report(body: Mapping[str, Any]) -> dict[str, Any]:
+    for key in body:
+        if key not in {"id", "select", "search", "groupBy", "orderBy", "skip", "top"} and not str(
+            key
+        ).startswith("@"):
+            raise GraphError(400, f"Property '{str(key)[:80]}' is not a parameter of getCachedReport.")
+    config = _cached(body.get("id"))
+    request = {k: v for k, v in body.items() if k != "id" and v is not None}
+    request.setdefault("select", config["select"])
+    request.setdefault("orderBy", config["orderBy"])
+    if not request["select"]:
+        request["select"] = config["select"]
+    if not request["orderBy"]:
+        request["orderBy"] = config["orderBy"]
+    request["filter"] = config["filter"]
+    return run_report(_report_named(config["reportName"]), request)
+
+
+class CachedReportConfigurations(GraphView):
+    required_perms = {"POST": "reports.view_devicepolicystatus"}
+    schema = GraphAutoSchema()
+
+    @extend_schema(
+        summary="Cache a report's configuration (201); read it with getCachedReport",
+        request=json_request(CACHED_IN),
+        responses={201: OpenApiResponse(CACHED_CONFIGURATION), **errors(413, 415)},
+        tags=["reports"],
+    )
+    def post(self, request):
+        return Response(create_cached_configuration(self.json_body(request)), status=201)
+
+
+class CachedReportConfigurationDetail(GraphView):
+    required_perms = {"GET": "reports.view_devicepolicystatus", "DELETE": "reports.view_devicepolicystatus"}
+    schema = GraphAutoSchema()
+
+    @extend_schema(
+        summary="One cached report configuration",
+        responses={200: OpenApiResponse(CACHED_CONFIGURATION), **errors()},
+        tags=["reports"],
+    )
+    def get(self, request, config_id: str):
+        return Response(_cached(config_id))
+
+    @extend_schema(
+        summary="Delete a cached report configuration (204)",
+        responses={204: OpenApiResponse(description="Deleted"), **errors()},
+        tags=["reports"],
+    )
+    def delete(self, request, config_id: str):
+        _cached(config_id)
+        cache.delete(_cache_key(config_id))
+        return Response(status=204)
+
+
+class GetCachedReport(GraphView):
+    required_perms = {"POST": "reports.view_devicepolicystatus"}
+    content_negotiation_class = JsonAlways
+    schema = GraphAutoSchema()
+
+    @extend_schema(
+        summary="Read a cached report (the configuration's filter; select and orderBy may be overridden)",
+        request=json_request(CACHED_REPORT_IN),
+        responses={200: OpenApiResponse(REPORT_OUT), **errors(413, 415)},
+        tags=["reports"],
+    )
+    def post(self, request):
+        return Response(run_cached_report(self.json_body(request)))

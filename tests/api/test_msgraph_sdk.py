@@ -241,7 +241,7 @@ def test_the_sdk_drives_the_whole_admin_story(sdk, make_device, eager_celery):
         )
         await sdk.groups.by_group_id(excluded.id).members.ref.post(
             reference_create.ReferenceCreate(
-                odata_id=f"https://graph.microsoft.com/v1.0/directoryObjects/{server.device_id}"
+                odata_id=f"https://graph.microsoft.com/v1.0/directoryObjects/{server.entra_object_id}"
             )
         )
         # 3. Assign both policies: include the dynamic group, exclude the exclusion group.
@@ -285,7 +285,7 @@ def test_the_sdk_drives_the_whole_admin_story(sdk, make_device, eager_celery):
         )
         devices = await sdk.device_management.managed_devices.get(mde_only)
         await sdk.device_management.managed_devices.by_managed_device_id(
-            str(workstation.device_id)
+            str(workstation.managed_device_id)
         ).sync_device.post()
         # 6. After its check-in, the device status report of the policy has it.
         report = await sdk.device_management.reports.get_configuration_policy_devices_report.post(
@@ -340,7 +340,7 @@ def test_the_sdk_drives_the_whole_admin_story(sdk, make_device, eager_celery):
     table = json.loads(report)
     columns = [c["Column"] for c in table["Schema"]]
     rows = [dict(zip(columns, values, strict=True)) for values in table["Values"]]
-    mine = [r for r in rows if r["IntuneDeviceId"] == str(workstation.device_id)]
+    mine = [r for r in rows if r["IntuneDeviceId"] == str(workstation.managed_device_id)]
     assert mine and mine[0]["DeviceName"] == "WS-0001" and mine[0]["PolicyStatus_loc"] == "Succeeded"
     # The server is in the exclusion group: the policy doesn't target it, so it is not in the report.
     assert all(r["DeviceName"] != "SRV-0001" for r in rows)
@@ -348,7 +348,7 @@ def test_the_sdk_drives_the_whole_admin_story(sdk, make_device, eager_celery):
 
 
 def test_sdk_errors_arrive_as_odata_errors(sdk, make_device):
-    intune = make_device("WS-INTUNE", intune_enrolled=True)
+    configmgr = make_device("WS-CM", configmgr_client=True, mde_onboarded=False)
 
     async def calls():
         out = []
@@ -357,7 +357,7 @@ def test_sdk_errors_arrive_as_odata_errors(sdk, make_device):
                 "00000000-0000-0000-0000-000000000000"
             ).get(),
             lambda: sdk.device_management.managed_devices.by_managed_device_id(
-                str(intune.device_id)
+                str(configmgr.managed_device_id)
             ).sync_device.post(),
             lambda: sdk.device_management.configuration_policies.post(_policy("", AV_TEMPLATE, [])),
         ):
@@ -373,4 +373,7 @@ def test_sdk_errors_arrive_as_odata_errors(sdk, make_device):
         (400, "BadRequest"),
         (400, "BadRequest"),
     ]
-    assert "Intune" in errors[1][2] and "Enter a name" in errors[2][2]
+    assert (
+        "only available for devices that are successfully managed by" in errors[1][2]
+        and "Enter a name" in errors[2][2]
+    )

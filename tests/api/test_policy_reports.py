@@ -61,7 +61,7 @@ def test_the_devices_report_lists_the_devices_of_the_policy(ga_api, checked_in):
     rows = _table(response)
     assert [r["DeviceName"] for r in rows] == ["WS-0002", "WS-0001"]
     assert {(r["PolicyStatus"], r["PolicyStatus_loc"]) for r in rows} == {(2, "Succeeded")}
-    assert rows[1]["IntuneDeviceId"] == str(checked_in["devices"][0].device_id)
+    assert rows[1]["IntuneDeviceId"] == str(checked_in["devices"][0].managed_device_id)
     assert rows[0]["PspdpuLastModifiedTimeUtc"].endswith("Z")
     # search, filter on status (as text, as scripts send it) and paging
     one = _table(ga_api.post(f"{REPORTS}/getConfigurationPolicyDevicesReport", {**body, "search": "0001"}))
@@ -110,7 +110,7 @@ def test_the_per_device_reports(ga_api, checked_in):
     policies = _table(
         ga_api.post(
             f"{REPORTS}/getConfigurationPoliciesReportForDevice",
-            {"filter": f"IntuneDeviceId eq '{device.device_id}'"},
+            {"filter": f"IntuneDeviceId eq '{device.managed_device_id}'"},
         )
     )
     assert [(r["PolicyId"], r["PolicyBaseTypeName"], r["PolicyStatus_loc"]) for r in policies] == [

@@ -69,8 +69,8 @@ def test_setting_ids_are_unique_within_each_profile(catalog, name):
     assert len(ids) == len(set(ids))
 
 
-def test_the_two_antivirus_profiles_share_the_exclusions_and_their_local_switches(catalog):
-    # setting-catalog.json _meta.changes: the Antivirus profile has the three exclusion lists too, as in Intune.
+def test_the_exclusion_settings_are_shared_by_the_two_antivirus_profiles(catalog):
+    # Issue 14 item 1: the Defender Antivirus profile has the three exclusion lists too (they merge).
     counts = Counter(s.id for s in catalog.all_settings())
     shared = {sid for sid, n in counts.items() if n > 1}
     assert shared == {

@@ -172,9 +172,9 @@ def test_it_reads_the_sdk_create_request_back_into_flat_values():
     assert (values, errors) == ({RTM: 1, EXT: [".log"]}, [])
 
 
-def test_the_sdk_example_is_a_valid_antivirus_policy():
-    # The SDK example posts an exclusion to the Defender Antivirus template; the reference data agrees since its
-    # _meta.changes: the Antivirus profile has the exclusion lists too.
+def test_the_sdk_example_is_a_valid_defender_antivirus_policy():
+    # The SDK example posts an exclusion to the Defender Antivirus template: the profile has the exclusion lists
+    # too (issue 14 item 1), as in Intune.
     values, errors = from_graph_settings(CATALOG, AV, SDK_CREATE_REQUEST["settings"])
     assert values == {RTM: 1, EXT: [".log"]}
     assert errors == []

@@ -9,7 +9,7 @@ from policies import services
 from policies.catalog import FIREWALL_RULE_GROUP_ID, asr_rules, get_catalog
 from policies.graph import from_graph_settings
 from policies.models import AssignmentFilter, Policy, PolicyAssignment, PolicyVersion
-from tests.policies.conftest import ASR, AV, AV_EXCLUSIONS, EDR, FIREWALL, FIREWALL_RULES
+from tests.policies.conftest import ASR, AV, AV_EXCLUSIONS, FIREWALL, FIREWALL_RULES
 
 pytestmark = pytest.mark.django_db
 
@@ -185,15 +185,15 @@ def test_a_valid_firewall_rule_is_stored_in_catalog_order():
     assert list(stored) == sorted(stored, key=order.index)
 
 
-def test_name_is_required_and_unique_within_its_policy_type_ignoring_case():
+def test_name_is_required_and_a_name_in_use_is_a_warning_not_a_refusal():
     with pytest.raises(services.PolicyError) as caught:
         make(name="   ")
     assert caught.value.by_field()["name"] == ["Enter a name for the policy."]
-    make(name="Baseline")
-    with pytest.raises(services.PolicyError) as caught:
-        make(name="baseline ", profile=AV_EXCLUSIONS)
-    assert "already exists in Antivirus" in caught.value.by_field()["name"][0]
-    assert make(name="Baseline", profile=EDR).policy_type == "edr"  # another type: fine
+    first = make(name="Baseline")
+    assert services.name_in_use("antivirus", "baseline ").startswith("Another policy in Antivirus")
+    assert make(name="baseline ", profile=AV_EXCLUSIONS).name == "baseline"  # allowed, as in Graph
+    assert services.name_in_use("antivirus", "Baseline", exclude_pk=first.pk)  # the other one still has it
+    assert services.name_in_use("edr", "Baseline") == ""  # another type: no warning
 
 
 def test_it_refuses_a_user_group_with_the_seeds_reason(fleet):
@@ -343,15 +343,12 @@ def test_restore_leaves_out_groups_that_no_longer_exist(fleet):
     assert list(result.policy.assignments.values_list("group_id", flat=True)) == [fleet.workstations.pk]
 
 
-def test_restore_refuses_a_name_now_taken_by_another_policy():
+def test_restore_keeps_a_name_now_used_by_another_policy_too():
     policy = make("Old name")
     services.update_basics(policy, "New name", "")
     make("Old name")
-    with pytest.raises(services.PolicyError) as caught:
-        services.restore_version(policy, 1)
-    assert "already exists" in caught.value.by_field()["name"][0]
-    policy.refresh_from_db()
-    assert (policy.name, policy.version) == ("New name", 2)
+    restored = services.restore_version(policy, 1).policy
+    assert (restored.name, restored.version) == ("Old name", 3)
 
 
 def test_an_edit_started_on_an_older_version_is_refused():
@@ -374,8 +371,7 @@ def test_duplicate_copies_the_profile_and_settings_but_not_the_assignments(fleet
     assert not copy.assignments.exists()
     assert services.duplicate(policy).name == "AV baseline - Copy (2)"
     assert copy.versions.get().note.startswith("Duplicated from “AV baseline”")
-    with pytest.raises(services.PolicyError):
-        services.duplicate(policy, name="AV baseline")
+    assert services.duplicate(policy, name="AV baseline").name == "AV baseline"  # allowed, as in Graph
 
 
 def test_delete_sends_policy_changed_with_the_devices_that_had_the_policy(fleet, signals):

@@ -491,10 +491,10 @@ def test_blank_values_mean_not_configured():
 
 
 def test_unknown_ids_for_the_profile_are_errors():
-    firewall = "vendor_msft_firewall_mdmstore_domainprofile_allowlocalpolicymerge"
-    clean, errors = validate_policy_values(AV, {RTM: 1, EXT: [".log"], firewall: "true", "nope": 1})
-    assert clean == {RTM: 1, EXT: [".log"]}
-    assert [e.setting_id for e in errors] == [firewall, "nope"]
+    edr = "device_vendor_msft_windowsadvancedthreatprotection_configuration_samplesharing"
+    clean, errors = validate_policy_values(AV, {RTM: 1, edr: 1, "nope": 1})
+    assert clean == {RTM: 1}
+    assert [e.setting_id for e in errors] == [edr, "nope"]
     assert "Microsoft Defender Antivirus profile" in errors[0].message
 
 
