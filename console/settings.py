@@ -158,7 +158,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # AXES_FAILURE_LIMIT failures for AXES_COOLOFF_TIME; counted in the database, so every web process sees them.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "console.backends.RoleAssignmentBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))

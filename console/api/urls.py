@@ -21,6 +21,7 @@ from devices.api import views as devices
 from policies.api import views as policies
 from reports.api import views as reports
 
+from . import people
 from .common import GraphSchemaGenerator
 from .views import not_found
 
@@ -36,6 +37,7 @@ def _both(version: str) -> list:
         path(f"{version}/{DEVICE}", devices.ManagedDeviceDetail.as_view(**kw)),
         path(f"{version}/{DEVICE}/syncDevice", devices.SyncDevice.as_view(**kw)),
         path(f"{version}/devices", devices.DeviceList.as_view(**kw)),
+        path(f"{version}/users", people.UserList.as_view(**kw)),
         path(f"{version}/devices/<str:device_id>", devices.DeviceDetail.as_view(**kw)),
         path(f"{version}/groups", devices.GroupList.as_view(**kw)),
         path(f"{version}/groups/$count", devices.GroupCount.as_view(**kw)),
@@ -58,6 +60,14 @@ def _beta_only() -> list:
         path(f"beta/{POLICY}/assign", policies.PolicyAssign.as_view()),
         path(f"beta/{POLICY}/assignments", policies.PolicyAssignments.as_view()),
         path(f"beta/{POLICY}/assignments/<str:assignment_id>", policies.PolicyAssignmentDetail.as_view()),
+    ]
+    patterns += [
+        path("beta/deviceManagement/roleDefinitions", people.RoleDefinitionList.as_view()),
+        path("beta/deviceManagement/roleAssignments", people.RoleAssignmentList.as_view()),
+        path(
+            "beta/deviceManagement/roleAssignments/<str:assignment_id>", people.RoleAssignmentDetail.as_view()
+        ),
+        path("beta/deviceManagement/roleScopeTags", people.RoleScopeTagList.as_view()),
     ]
     for name, view in reports.VIEWS.items():
         patterns.append(path(f"beta/deviceManagement/reports/{name}", view.as_view()))
