@@ -54,6 +54,7 @@ from console.api.views import GraphView
 from devices import membership, services
 from devices.forms import GroupForm
 from devices.models import ENTRA_OS_TYPE, ENTRA_TRUST_TYPE, Device, Group, GroupMember, JoinType, ManagedBy
+from devices.scope import scoped
 from devices.signals import membership_changed
 
 GRAPH = "#microsoft.graph."
@@ -311,12 +312,13 @@ REF_IN = obj({"@odata.id": STRING}, required=["@odata.id"])
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _devices():
-    return Device.objects.defer(*HEAVY)
+def _devices(request):
+    """The devices the token's owner may see (the role assignment's scope, devices.scope)."""
+    return scoped(Device.objects.defer(*HEAVY), request.user)
 
 
-def _device(raw: str, what: str = "managedDevice") -> Device:
-    return get_by_guid(_devices(), "device_id", raw, what)
+def _device(request, raw: str, what: str = "managedDevice") -> Device:
+    return get_by_guid(_devices(request), "device_id", raw, what)
 
 
 def _group(raw: str) -> Group:
@@ -390,7 +392,7 @@ def _ref_device(body: Mapping[str, Any]) -> Device:
     m = re.fullmatch(r"(?:\w+\()?'?([0-9a-fA-F-]{36})'?\)?", last)
     if not m:
         raise GraphError(400, f"'{ref[:120]}' is not the URL of a directory object.")
-    return get_by_guid(_devices(), "device_id", m.group(1), "directoryObject")
+    return get_by_guid(Device.objects.defer(*HEAVY), "device_id", m.group(1), "directoryObject")
 
 
 def _bound_devices(body: Mapping[str, Any]) -> list[Device]:
@@ -505,7 +507,7 @@ class ManagedDeviceList(VersionedView):
     def get(self, request):
         return self.collection(
             request,
-            _devices(),
+            _devices(request),
             managed_device_json,
             fields=MANAGED_FIELDS,
             orderable=MANAGED_ORDER,
@@ -527,7 +529,7 @@ class ManagedDeviceDetail(VersionedView):
         query = parse_query(
             request.GET, fields={}, orderable={}, selectable=set(MANAGED_DEVICE["properties"])
         )
-        return Response(apply_select(managed_device_json(_device(device_id)), query.select))
+        return Response(apply_select(managed_device_json(_device(request, device_id)), query.select))
 
     @extend_schema(
         summary="Delete the device (Intune › Devices › Delete: offboards it from security management)",
@@ -535,7 +537,7 @@ class ManagedDeviceDetail(VersionedView):
         tags=["managedDevices"],
     )
     def delete(self, request, device_id: str):
-        services.delete_device(_device(device_id))
+        services.delete_device(_device(request, device_id))
         return Response(status=204)
 
 
@@ -551,7 +553,7 @@ class SyncDevice(VersionedView):
     def post(self, request, device_id: str):
         from devices.checkins import request_policy_sync
 
-        outcome = request_policy_sync([_device(device_id)])
+        outcome = request_policy_sync([_device(request, device_id)])
         if outcome.refused:
             raise GraphError(400, outcome.refused[0][1])
         return Response(status=204)
@@ -571,7 +573,7 @@ class DeviceList(VersionedView):
         return _directory_collection(
             self,
             request,
-            _devices(),
+            _devices(request),
             lambda d, expand: device_json(d, version),
             DEVICE_FIELDS,
             DEVICE_ORDER,
@@ -593,7 +595,7 @@ class DeviceDetail(VersionedView):
     def get(self, request, device_id: str):
         query = parse_query(request.GET, fields={}, orderable={}, selectable=set(DEVICE["properties"]))
         return Response(
-            apply_select(device_json(_device(device_id, "device"), self.api_version), query.select)
+            apply_select(device_json(_device(request, device_id, "device"), self.api_version), query.select)
         )
 
 
@@ -756,7 +758,7 @@ class GroupMembers(VersionedView):
         return _directory_collection(
             self,
             request,
-            _devices().filter(memberships__group=group),
+            _devices(request).filter(memberships__group=group),
             lambda d, expand: device_json(d, version),
             DEVICE_FIELDS,
             DEVICE_ORDER,
@@ -799,7 +801,7 @@ class GroupMemberRemove(VersionedView):
     )
     def delete(self, request, group_id: str, member_id: str):
         group = _group(group_id)
-        device = _device(member_id, "directoryObject")
+        device = get_by_guid(Device.objects.defer(*HEAVY), "device_id", member_id, "directoryObject")
         with transaction.atomic():
             try:
                 removed = membership.remove_members(group, [device.pk])
