@@ -164,3 +164,20 @@ def test_a_disabled_user_is_signed_out_and_cannot_sign_in(client, reader):
 def test_an_unscoped_person_sees_every_device(security_manager):
     Device.objects.create(display_name="A", os="windows")
     assert visible_devices(security_manager).count() == 1
+
+
+def test_a_scoped_admin_can_target_only_groups_in_scope():
+    from console.audit import Actor, acting_as
+    from policies import services
+    from policies.services import PolicyError
+
+    servers, kiosks = Group.objects.create(name="Servers"), Group.objects.create(name="Kiosks")
+    role = rbac.create_role(name="Server policy authors", actions=["Endpoint security policies: Create"])
+    pat = get_user_model().objects.create_user("pat", password="x-Unused-1234")
+    rbac.create_assignment(name="Servers policies", role=role, members=[pat], scope_groups=[servers])
+    av = "Microsoft Defender Antivirus"
+    with acting_as(Actor(user=pat, name="pat", source="ui")):
+        with pytest.raises(PolicyError, match="“Kiosks” is outside the scope of your role assignment"):
+            services.create_policy(av, "windows", "AV kiosks", "", {}, {"include": [kiosks.pk]})
+        policy = services.create_policy(av, "windows", "AV servers", "", {}, {"include": [servers.pk]})
+    assert policy.pk
