@@ -181,3 +181,24 @@ def test_a_scoped_admin_can_target_only_groups_in_scope():
             services.create_policy(av, "windows", "AV kiosks", "", {}, {"include": [kiosks.pk]})
         policy = services.create_policy(av, "windows", "AV servers", "", {}, {"include": [servers.pk]})
     assert policy.pk
+
+
+def test_a_scoped_admin_reports_and_exports_only_devices_in_scope(client, global_admin):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    late = timezone.now() - timedelta(days=1)
+    srv = Device.objects.create(display_name="SRV-LATE", os="windows", next_checkin_at=late)
+    Device.objects.create(display_name="WS-LATE", os="windows", next_checkin_at=late)
+    servers = _group("Servers", srv)
+    role = rbac.create_role(name="Server report readers", actions=["Endpoint security policies: Read"])
+    quinn = get_user_model().objects.create_user("quinn", password="x-Unused-1234")
+    rbac.create_assignment(name="Server reports", role=role, members=[quinn], scope_groups=[servers])
+    client.force_login(quinn)
+    page = client.get(reverse("reports:late_devices"))
+    assert [r.record.display_name for r in page.context["table"].rows] == ["SRV-LATE"]
+    export = b"".join(
+        client.get(reverse("reports:late_devices"), {"export": "csv"}).streaming_content
+    ).decode()
+    assert "SRV-LATE" in export and "WS-LATE" not in export
