@@ -137,7 +137,7 @@ def device_bulk(request):
     if not bulk.runs_inline(selection):
         job = bulk.start(request.user, bulk.DELETE_JOB, selection, back=back)
         return redirect("devices:bulk_job", pk=job.pk)
-    deleted = services.delete_devices(selection.ids)
+    deleted = services.delete_devices(devices.values_list("pk", flat=True))  # the selection within scope
     messages.success(
         request,
         f"Deleted {deleted} device{'s' if deleted != 1 else ''}. Each was offboarded from security settings "

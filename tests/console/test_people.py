@@ -10,7 +10,8 @@ from django.urls import reverse
 from console import rbac
 from console.models import AuditEvent, RoleAssignment
 from console.roles import ENDPOINT_SECURITY_MANAGER, READ_ONLY_OPERATOR
-from devices.models import Device, Group, GroupMember
+from devices import membership
+from devices.models import Device, Group
 from devices.scope import visible_devices
 
 pytestmark = pytest.mark.django_db
@@ -23,8 +24,7 @@ def _fast_hashing(settings):
 
 def _group(name: str, *devices: Device) -> Group:
     group = Group.objects.create(name=name)
-    for d in devices:
-        GroupMember.objects.create(group=group, device=d)
+    membership.add_members(group, [d.pk for d in devices])
     return group
 
 
@@ -202,3 +202,18 @@ def test_a_scoped_admin_reports_and_exports_only_devices_in_scope(client, global
         client.get(reverse("reports:late_devices"), {"export": "csv"}).streaming_content
     ).decode()
     assert "SRV-LATE" in export and "WS-LATE" not in export
+
+
+def test_a_scoped_admin_cannot_bulk_delete_or_sync_devices_outside_scope(client, global_admin):
+    inside = Device.objects.create(display_name="SRV-1", os="windows")
+    outside = Device.objects.create(display_name="WS-1", os="windows")
+    servers = _group("Servers", inside)
+    role = rbac.create_role(
+        name="Server cleaners", actions=["Managed devices: Read", "Managed devices: Delete"]
+    )
+    rae = get_user_model().objects.create_user("rae", password="x-Unused-1234")
+    rbac.create_assignment(name="Server cleanup", role=role, members=[rae], scope_groups=[servers])
+    client.force_login(rae)
+    ids = f"{inside.pk},{outside.pk}"
+    client.post(reverse("devices:bulk"), {"action": "delete", "ids": ids, "confirm": "yes"})
+    assert list(Device.objects.values_list("display_name", flat=True)) == ["WS-1"]
