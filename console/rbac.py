@@ -121,6 +121,9 @@ def is_builtin(group: Group) -> bool:
 
 
 def ensure_builtin_definitions() -> None:
+    """migrate makes them (console.roles.sync_roles); this covers a database whose roles predate definitions."""
+    if RoleDefinition.objects.filter(is_builtin=True).count() == len(ROLE_RULES):
+        return
     for name in ROLE_RULES:
         group = Group.objects.filter(name=name).first()
         if group is not None:
