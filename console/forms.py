@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from django import forms
+from django.apps import apps
+from django.contrib.auth import get_user_model
 
-from .roles import ROLE_RULES
+from .rbac import ACTION_KEYS, roles
 from .text import validate_name
 
 
@@ -12,7 +14,60 @@ class ApiTokenForm(forms.Form):
         validators=[validate_name],
         help_text="What the token is for, e.g. Terraform pipeline.",
     )
-    role = forms.ChoiceField(
-        choices=[(r, r) for r in ROLE_RULES], help_text="The token can do what this role can."
-    )
+    role = forms.ChoiceField(choices=(), help_text="The token can do what this role can.")
     days = forms.IntegerField(min_value=1, max_value=730, initial=90, label="Expires after (days)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = _role_choices()
+
+
+def _role_choices():
+    return [(g.name, g.name) for g in roles()]
+
+
+class UserCreateForm(forms.Form):
+    username = forms.CharField(max_length=150, label="User name", validators=[validate_name])
+    first_name = forms.CharField(max_length=150, required=False, label="First name")
+    last_name = forms.CharField(max_length=150, required=False, label="Last name")
+    email = forms.EmailField(required=False)
+    password = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        label="Initial password",
+        help_text="Leave empty to get a one-time invitation link instead (shown once).",
+    )
+
+
+class RoleForm(forms.Form):
+    name = forms.CharField(max_length=150, validators=[validate_name])
+    description = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    copy_of = forms.ChoiceField(required=False, label="Start from", help_text="Copy a role's permissions.")
+    permissions = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, editing: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["permissions"].choices = [(k, k) for k in ACTION_KEYS]
+        self.fields["copy_of"].choices = [("", "Empty role"), *_role_choices()]
+        if editing:
+            del self.fields["name"]
+            del self.fields["copy_of"]
+
+
+class AssignmentForm(forms.Form):
+    name = forms.CharField(max_length=128, validators=[validate_name])
+    members = forms.ModelMultipleChoiceField(queryset=None, help_text="Users who get this role.")
+    scope_groups = forms.ModelMultipleChoiceField(
+        queryset=None,
+        required=False,
+        label="Scope (groups)",
+        help_text="Devices the members can see and manage. None selected: all devices.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["members"].queryset = get_user_model().objects.order_by("username")
+        # devices.Group through the app registry: console sits below devices and does not import it
+        self.fields["scope_groups"].queryset = apps.get_model("devices", "Group").objects.filter(
+            object_kind="device"
+        )

@@ -240,3 +240,49 @@ class UserPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} · {self.time_zone} · {self.locale}"
+
+
+class RoleDefinition(models.Model):
+    """What Intune adds to a role beyond its permissions: a description and whether it is built in.
+
+    The permissions themselves stay on the Django group (``auth.Group``), so every check in the console and the API
+    is Django's own ``has_perm`` (one decision point); custom roles are groups with a definition not built in.
+    """
+
+    group = models.OneToOneField("auth.Group", on_delete=models.CASCADE, related_name="definition")
+    description = models.CharField(max_length=500, blank=True)
+    is_builtin = models.BooleanField(default=False)
+    role_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+
+    class Meta:
+        ordering = ["-is_builtin", "group__name"]
+
+    def __str__(self) -> str:
+        return self.group.name
+
+
+class RoleAssignment(models.Model):
+    """Intune's role assignment: a role, its members and its scope (all devices, or selected device groups).
+
+    With no scope group the assignment covers all devices. Members get the role's permissions through the
+    console's authentication backend (console.backends), so disabling or removing them takes effect at once.
+    """
+
+    assignment_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=128)
+    description = models.CharField(max_length=500, blank=True)
+    role = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="role_assignments")
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="role_assignments", blank=True)
+    scope_groups = models.ManyToManyField("devices.Group", related_name="role_assignments", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["name"], name="unique_role_assignment_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def all_devices(self) -> bool:
+        return not self.scope_groups.exists()

@@ -27,8 +27,7 @@ ROLE_RULES: dict[str, tuple[str, ...]] = {
         "devices.*",
         "policies.*",
         "reports.*",
-        "auth.view_*",
-        "auth.change_user",
+        "auth.*",  # Tenant administration › Users, Roles and role assignments
         "axes.view_accessattempt",
         "axes.delete_accessattempt",
     ),
@@ -71,9 +70,14 @@ def sync_roles() -> None:
             content_type__app_label__in=OUR_APPS
         )
     }
+    from .models import RoleDefinition
+
     for role in ROLE_RULES:
         group, _ = Group.objects.get_or_create(name=role)
         group.permissions.set([perms[name] for name in sorted(permissions_for(role, list(perms)))])
+        RoleDefinition.objects.update_or_create(
+            group=group, defaults={"is_builtin": True, "description": ROLE_DESCRIPTIONS[role]}
+        )
 
 
 def sync_roles_after_migrate(sender, app_config=None, **kwargs) -> None:
@@ -91,4 +95,5 @@ def role_of(user) -> str | None:
     for role in ROLE_RULES:
         if role in names:
             return role
-    return None
+    assigned = sorted(user.role_assignments.values_list("role__name", flat=True).distinct())
+    return ", ".join(assigned) or None

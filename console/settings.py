@@ -159,7 +159,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # AXES_FAILURE_LIMIT failures for AXES_COOLOFF_TIME; counted in the database, so every web process sees them.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "console.backends.RoleAssignmentBackend",
 ]
 
 

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import django_tables2 as tables
+from django.contrib.auth import get_user_model
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from .datetimes import when_html
 from .models import AuditEvent
+from .rbac import role_names
 
 
 class WhenColumn(tables.Column):
@@ -38,3 +40,23 @@ class AuditEventTable(tables.Table):
 
     def render_action(self, value):
         return format_html('<span class="mono">{}</span>', value)
+
+
+class UserTable(tables.Table):
+    username = tables.LinkColumn("user_detail", args=[tables.A("pk")], verbose_name="User name")
+    name = tables.Column(empty_values=(), verbose_name="Name", orderable=False)
+    email = tables.Column(verbose_name="Email")
+    is_active = tables.BooleanColumn(verbose_name="Enabled", yesno="Enabled,Disabled")
+    roles = tables.Column(empty_values=(), verbose_name="Roles", orderable=False)
+    last_login = tables.DateTimeColumn(verbose_name="Last sign-in", format="Y-m-d H:i", default="Never")
+
+    class Meta:
+        model = get_user_model()
+        fields = ("username", "name", "email", "is_active", "roles", "last_login")
+        order_by = ("username",)
+
+    def render_name(self, record):
+        return record.get_full_name() or "—"
+
+    def render_roles(self, record):
+        return ", ".join(role_names(record)) or "—"

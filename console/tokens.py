@@ -8,6 +8,7 @@ import secrets
 from datetime import timedelta
 
 from django.contrib.auth.models import Group
+from django.db.models import Q
 from django.utils import timezone
 
 from . import audit
@@ -26,8 +27,12 @@ def create_token(*, name: str, owner, role: str, days: int | None = 90) -> tuple
     name = (name or "").strip()
     if not name:
         raise ValueError("Enter a name for the token.")
-    if role not in ROLE_RULES:
-        raise ValueError(f"Unknown role {role!r}; choose one of: {', '.join(ROLE_RULES)}.")
+    group = (
+        Group.objects.filter(name=role).filter(Q(definition__isnull=False) | Q(name__in=ROLE_RULES)).first()
+    )
+    if group is None:
+        known = Group.objects.filter(Q(definition__isnull=False) | Q(name__in=ROLE_RULES)).order_by("name")
+        raise ValueError(f"Unknown role {role!r}; choose one of: {', '.join(g.name for g in known)}.")
     if days is not None and not 1 <= days <= 730:
         raise ValueError("A token expires after 1 to 730 days.")
     prefix = secrets.token_hex(4)
@@ -35,7 +40,7 @@ def create_token(*, name: str, owner, role: str, days: int | None = 90) -> tuple
     token = ApiToken.objects.create(
         name=name[:100],
         owner=owner,
-        role=Group.objects.get(name=role),
+        role=group,
         prefix=prefix,
         token_hash=_hash(secret),
         expires_at=timezone.now() + timedelta(days=days) if days else None,

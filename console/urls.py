@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import preferences, signin, views
+from . import people, preferences, signin, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,7 +14,24 @@ urlpatterns = [
     path("account/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("account/preferences/", preferences.preferences, name="preferences"),
     path("tenant-admin/", views.tenant_admin, name="tenant_admin"),
-    path("tenant-admin/roles/", views.roles, name="roles"),
+    path("tenant-admin/users/", people.UserListView.as_view(), name="users"),
+    path("tenant-admin/users/new/", people.user_create, name="user_create"),
+    path("tenant-admin/users/<int:pk>/", people.user_detail, name="user_detail"),
+    path("tenant-admin/users/<int:pk>/enable/", people.user_enable, name="user_enable"),
+    path(
+        "tenant-admin/users/<int:pk>/reset-password/", people.user_reset_password, name="user_reset_password"
+    ),
+    path("tenant-admin/users/<int:pk>/delete/", people.user_delete, name="user_delete"),
+    path("invite/<uidb64>/<token>/", people.InviteAcceptView.as_view(), name="invite_accept"),
+    path("invite/done/", people.InviteDoneView.as_view(), name="invite_done"),
+    path("tenant-admin/roles/", people.role_list, name="roles"),
+    path("tenant-admin/roles/new/", people.role_create, name="role_create"),
+    path("tenant-admin/roles/<int:pk>/", people.role_detail, name="role_detail"),
+    path("tenant-admin/roles/<int:pk>/delete/", people.role_delete, name="role_delete"),
+    path("tenant-admin/roles/<int:pk>/assignments/new/", people.assignment_create, name="assignment_create"),
+    path(
+        "tenant-admin/role-assignments/<int:pk>/delete/", people.assignment_delete, name="assignment_delete"
+    ),
     path("tenant-admin/audit-logs/", views.AuditLogView.as_view(), name="audit_logs"),
     path("tenant-admin/api-tokens/", views.api_tokens, name="api_tokens"),
     path("tenant-admin/api-tokens/new/", views.api_token_create, name="api_token_create"),

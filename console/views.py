@@ -5,7 +5,6 @@ import json
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required, permission_required
-from django.contrib.auth.models import Group
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
@@ -15,7 +14,6 @@ from . import health
 from .filtersets import AuditEventFilterSet
 from .listing import ObjectListView
 from .models import AuditEvent, Job, TenantSettings
-from .roles import ROLE_DESCRIPTIONS, ROLE_RULES
 from .tables import AuditEventTable
 
 
@@ -84,17 +82,18 @@ def home(request):
     return render(
         request,
         "console/home.html",
-        {"tenant": tenant, "health": _service_health(), "summary": dashboard_summary()},
+        {"tenant": tenant, "health": _service_health(), "summary": dashboard_summary(request.user)},
     )
 
 
-def dashboard_summary() -> dict:
-    """Counts for Home and Dashboard, each from an indexed count; apps add theirs as they grow."""
+def dashboard_summary(user=None) -> dict:
+    """Counts for Home and Dashboard, each from an indexed count; apps add theirs as they grow. Device counts
+    are within ``user``'s role-assignment scope."""
     from django.apps import apps
 
     summary: dict[str, object] = {}
     if apps.is_installed("devices") and hasattr(apps.get_app_config("devices"), "dashboard_counts"):
-        summary.update(apps.get_app_config("devices").dashboard_counts())
+        summary.update(apps.get_app_config("devices").dashboard_counts(user))
     if apps.is_installed("policies") and hasattr(apps.get_app_config("policies"), "dashboard_counts"):
         summary.update(apps.get_app_config("policies").dashboard_counts())
     return summary
@@ -108,7 +107,7 @@ def dashboard(request):
         {
             "tenant": TenantSettings.load(),
             "health": _service_health(),
-            "summary": dashboard_summary(),
+            "summary": dashboard_summary(request.user),
             "recent": AuditEvent.objects.select_related("actor")[:10],
         },
     )
@@ -117,24 +116,6 @@ def dashboard(request):
 @require_GET
 def tenant_admin(request):
     return render(request, "console/tenant_admin.html", {"tenant": TenantSettings.load()})
-
-
-@require_GET
-@permission_required("auth.view_group", raise_exception=True)
-def roles(request):
-    groups = {g.name: g for g in Group.objects.prefetch_related("permissions", "user_set")}
-    rows = []
-    for name in ROLE_RULES:
-        group = groups.get(name)
-        rows.append(
-            {
-                "name": name,
-                "description": ROLE_DESCRIPTIONS[name],
-                "permissions": sorted(p.name for p in group.permissions.all()) if group else [],
-                "members": sorted(u.get_username() for u in group.user_set.all()) if group else [],
-            }
-        )
-    return render(request, "console/roles.html", {"roles": rows})
 
 
 class AuditLogView(ObjectListView):

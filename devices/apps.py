@@ -14,25 +14,29 @@ class DevicesConfig(AppConfig):
             tasks.queue_reevaluation, dispatch_uid="devices.queue_reevaluation"
         )
 
-    def dashboard_counts(self) -> dict:
-        """Tiles for Home and Dashboard: each an indexed count (managed_by and enrollment status are indexed)."""
+    def dashboard_counts(self, user=None) -> dict:
+        """Tiles for Home and Dashboard: each an indexed count (managed_by and enrollment status are indexed),
+        within ``user``'s role-assignment scope (devices.scope)."""
         from django.urls import reverse
 
         from .models import Device, ManagedBy
         from .onboarding import SUCCESS
+        from .scope import visible_devices
+
+        in_scope = visible_devices(user) if user is not None else Device.objects.all()
 
         devices = reverse("devices:list")
-        issues = Device.objects.exclude(enrollment_status__in=["", SUCCESS]).count()
+        issues = in_scope.exclude(enrollment_status__in=["", SUCCESS]).count()
         return {
             "devices_total": {
                 "label": "Devices",
-                "value": Device.objects.count(),
+                "value": in_scope.count(),
                 "url": devices,
                 "link_label": "All devices",
             },
             "devices_mde": {
                 "label": "Managed by MDE",
-                "value": Device.objects.filter(managed_by=ManagedBy.MDE).count(),
+                "value": in_scope.filter(managed_by=ManagedBy.MDE).count(),
                 "url": f"{devices}?managed_by=mde",
                 "link_label": "Devices managed by MDE",
             },

@@ -51,6 +51,7 @@ from reports.models import CheckinRecord, DevicePolicyStatus, DeviceSettingStatu
 
 from . import agent, channel, scheduling
 from .models import Device, Group, ManagedBy
+from .scope import scope_group_ids, scoped
 
 log = logging.getLogger(__name__)
 
@@ -651,7 +652,7 @@ def _said_once(setting_items: list[dict[str, Any]]) -> list[str]:
 
 def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
     """Everything templates/checkins/device_panel.html needs (the lead can include the partial with this)."""
-    device = get_object_or_404(channel.checkin_queryset(), pk=device_pk)
+    device = get_object_or_404(scoped(channel.checkin_queryset(), request.user), pk=device_pk)
     catalog = get_catalog()
     statuses = {row.policy_id: row for row in DevicePolicyStatus.objects.filter(device_id=device.pk)}
     settings_by_policy: dict[int, list[DeviceSettingStatus]] = {}
@@ -770,7 +771,7 @@ def _next_url(request: HttpRequest, fallback: str) -> str:
 @require_POST
 @permission_required("devices.sync_device", raise_exception=True)
 def device_sync(request: HttpRequest, pk: int) -> HttpResponse:
-    device = get_object_or_404(Device, pk=pk)
+    device = get_object_or_404(scoped(Device.objects.all(), request.user), pk=pk)
     outcome = request_policy_sync([device])
     fallback = reverse("checkins:device_panel", args=[pk])
     if outcome.refused:
@@ -831,7 +832,7 @@ def bulk_sync(request: HttpRequest) -> HttpResponse:
 
     back = _next_url(request, reverse("home"))
     try:
-        selection = read_selection(request.POST)
+        selection = read_selection(request.POST, scope=scope_group_ids(request.user))
     except SelectionError as exc:
         return _bad_selection(request, str(exc))
     if not selection.is_filter and not selection.ids:
@@ -857,7 +858,7 @@ def bulk_sync(request: HttpRequest) -> HttpResponse:
 def group_sync(request: HttpRequest, pk: int) -> HttpResponse:
     """Policy sync for every member of a group (members not managed by MDE are skipped and counted)."""
     group = get_object_or_404(Group, pk=pk)
-    outcome = request_policy_sync(group.members.all())
+    outcome = request_policy_sync(scoped(group.members.all(), request.user))
     if not outcome.queued and not outcome.refused and not outcome.pending:
         messages.info(request, f"{group.name} has no members to sync.")
     _sync_message(request, outcome)

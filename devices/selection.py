@@ -21,6 +21,7 @@ from django.http import QueryDict
 
 from .filtersets import DeviceFilterSet
 from .models import Device
+from .scope import device_filter
 
 MAX_IDS = 10_000
 MAX_FILTER_LENGTH = 2_000
@@ -37,6 +38,8 @@ class Selection:
 
     ids: tuple[int, ...] = ()
     query: str | None = None
+    # The device groups of the person's role-assignment scope (devices.scope); None: all devices.
+    scope: tuple[int, ...] | None = None
 
     @property
     def is_filter(self) -> bool:
@@ -44,19 +47,24 @@ class Selection:
 
     def devices(self) -> QuerySet[Device]:
         """The selected devices as they are now (a filter is applied again; deleted ids are simply absent)."""
-        if self.query is None:
-            return Device.objects.filter(pk__in=self.ids)
-        return filtered_devices(self.query)
+        chosen = (
+            Device.objects.filter(pk__in=self.ids) if self.query is None else filtered_devices(self.query)
+        )
+        return chosen.filter(device_filter(self.scope))
 
     def as_params(self) -> dict:
         """For ``Job.params``: the selection, so the worker reads exactly what the person confirmed."""
-        return {"query": self.query} if self.query is not None else {"ids": list(self.ids)}
+        params: dict = {"query": self.query} if self.query is not None else {"ids": list(self.ids)}
+        if self.scope is not None:
+            params["scope"] = list(self.scope)
+        return params
 
     @classmethod
     def from_params(cls, params: dict) -> Selection:
+        scope = tuple(int(pk) for pk in params["scope"]) if params.get("scope") is not None else None
         if params.get("query") is not None:
-            return cls(query=str(params["query"]))
-        return cls(ids=tuple(int(pk) for pk in params.get("ids", ())))
+            return cls(query=str(params["query"]), scope=scope)
+        return cls(ids=tuple(int(pk) for pk in params.get("ids", ())), scope=scope)
 
     def hidden_fields(self) -> dict[str, str]:
         """The same selection as form fields, for a confirmation page (one field, whatever its size)."""
@@ -91,8 +99,12 @@ def _parse_ids(values: list[str]) -> tuple[int, ...]:
     return tuple(dict.fromkeys(_parse_id(value) for value in values))
 
 
-def read_selection(post: QueryDict) -> Selection:
-    """The selection of a bulk form (see the module docstring); SelectionError with the reason when malformed."""
+def read_selection(post: QueryDict, scope: tuple[int, ...] | None = None) -> Selection:
+    """The selection of a bulk form (see the module docstring); SelectionError with the reason when malformed.
+
+    ``scope``: the device groups the person is limited to (devices.scope), kept with the selection so a job
+    run later by a worker acts only on devices in that scope.
+    """
     if post.get("select_all"):
         if post.get("select_all") != SELECT_ALL:
             raise SelectionError("“select_all” must be “matching”.")
@@ -102,10 +114,10 @@ def read_selection(post: QueryDict) -> Selection:
                 f"The filter of the selection is longer than {MAX_FILTER_LENGTH:,} characters."
             )
         filtered_devices(query)  # refuse a bad filter now, not in the worker
-        return Selection(query=query)
+        return Selection(query=query, scope=scope)
     packed = post.get("ids", "")
     if len(packed) > MAX_IDS * 20:
         raise SelectionError(f"The selection is too long; select at most {MAX_IDS:,} devices.")
     values = [v for v in packed.split(",") if v.strip()] if packed.strip() else []
     values += post.getlist("pk") + post.getlist("device_ids")
-    return Selection(ids=_parse_ids(values))
+    return Selection(ids=_parse_ids(values), scope=scope)

@@ -29,6 +29,7 @@ from .forms import (
 )
 from .models import Device, DeviceCredential, Group, GroupMember, ManagedBy
 from .onboarding import LEFT_SCOPE, PLATFORM_OF_OS
+from .scope import scope_group_ids, scoped
 from .selection import SelectionError, read_selection
 from .tables import DeviceTable, GroupTable, MemberTable
 
@@ -77,6 +78,9 @@ class DeviceListView(ObjectListView):
         ("Last check-in", lambda d: d.last_checkin_at.isoformat() if d.last_checkin_at else ""),
     ]
 
+    def get_queryset(self):
+        return scoped(super().get_queryset(), self.request.user)
+
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
         ctx["partial_template"] = self.partial_template_name
@@ -98,7 +102,7 @@ def device_bulk(request):
     if not request.user.has_perm(perm):
         raise PermissionDenied(f"You do not have permission to {label.lower()} devices.")
     try:
-        selection = read_selection(request.POST)
+        selection = read_selection(request.POST, scope=scope_group_ids(request.user))
     except SelectionError as exc:
         return bad_request(request, str(exc))
     back = _safe_next(request, reverse("devices:list"))
@@ -134,7 +138,7 @@ def device_bulk(request):
     if not bulk.runs_inline(selection):
         job = bulk.start(request.user, bulk.DELETE_JOB, selection, back=back)
         return redirect("devices:bulk_job", pk=job.pk)
-    deleted = services.delete_devices(selection.ids)
+    deleted = services.delete_devices(devices.values_list("pk", flat=True))  # the selection within scope
     messages.success(
         request,
         f"Deleted {deleted} device{'s' if deleted != 1 else ''}. Each was offboarded from security settings "
@@ -175,7 +179,7 @@ def _safe_next(request, default: str) -> str:
 @require_GET
 @permission_required("devices.view_device", raise_exception=True)
 def device_detail(request, pk: int):
-    device = get_object_or_404(Device.objects.defer("agent_state"), pk=pk)
+    device = get_object_or_404(scoped(Device.objects.defer("agent_state"), request.user), pk=pk)
     tenant = TenantSettings.load()
     return render(request, "devices/device_detail.html", _device_context(request, device, tenant))
 
@@ -213,7 +217,7 @@ def _device_context(request, device: Device, tenant: TenantSettings, tags_form=N
 @permission_required("devices.view_device", raise_exception=True)
 def device_status(request, pk: int):
     """The device's management region; the device page polls it while a re-evaluation runs."""
-    device = get_object_or_404(Device.objects.defer("agent_state"), pk=pk)
+    device = get_object_or_404(scoped(Device.objects.defer("agent_state"), request.user), pk=pk)
     return render(
         request,
         "devices/partials/device_status.html",
@@ -225,7 +229,7 @@ def device_status(request, pk: int):
 @permission_required("devices.change_device", raise_exception=True)
 def device_tags(request, pk: int):
     """Defender-side device tags (e.g. MDE-Management for pilot mode); saving re-evaluates the device."""
-    device = get_object_or_404(Device.objects.defer("agent_state"), pk=pk)
+    device = get_object_or_404(scoped(Device.objects.defer("agent_state"), request.user), pk=pk)
     form = DeviceTagsForm.for_device(device, data=request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         was = device.get_managed_by_display()
@@ -248,7 +252,7 @@ def device_tags(request, pk: int):
 @require_http_methods(["GET", "POST"])
 @permission_required("devices.delete_device", raise_exception=True)
 def device_delete(request, pk: int):
-    device = get_object_or_404(Device.objects.defer("agent_state"), pk=pk)
+    device = get_object_or_404(scoped(Device.objects.defer("agent_state"), request.user), pk=pk)
     if request.method == "POST":
         name = device.display_name
         services.delete_device(device)

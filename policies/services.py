@@ -16,6 +16,7 @@ from django.db import transaction
 
 from console import audit, text
 from devices.models import Group, GroupMember
+from devices.scope import scope_group_ids
 from policies import exports
 from policies.catalog import (
     FIREWALL_RULE_GROUP_ID,
@@ -264,6 +265,7 @@ def check_assignments(
                 problems.append(Problem(field_name, f"Group {pk} doesn't exist (it may have been deleted)."))
             elif not group.targetable:
                 problems.append(Problem(field_name, f"“{group.name}” is a user group. {USER_GROUP_REFUSAL}"))
+    problems += _outside_scope(wanted, groups)
     for pk in sorted(set(wanted.include) & set(wanted.exclude)):
         if pk in groups:
             problems.append(
@@ -301,6 +303,23 @@ def check_assignments(
     elif wanted.filter_mode:
         wanted = Assignments(wanted.include, wanted.exclude, None, "")
     return wanted, problems
+
+
+def _outside_scope(wanted: Assignments, groups: Mapping[int, Any]) -> list[Problem]:
+    """Intune: a person whose role assignment is scoped to device groups may target only those groups."""
+    allowed = scope_group_ids(_user(None))
+    if allowed is None:
+        return []
+    return [
+        Problem(
+            field_name,
+            f"“{groups[pk].name}” is outside the scope of your role assignment; you can target "
+            "only the device groups you are scoped to.",
+        )
+        for field_name, pks in (("include", wanted.include), ("exclude", wanted.exclude))
+        for pk in pks
+        if pk in groups and pk not in allowed
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from django.views.generic import TemplateView
 from console.listing import ObjectListView, stream_csv
 from devices.checkins import panel_context
 from devices.models import Device, ManagedBy, OSType
+from devices.scope import scope_group_ids, scoped
 from policies.catalog import get_catalog
 from policies.models import SLUG_OF_TYPE, Policy, PolicyAssignment
 
@@ -292,13 +293,19 @@ class _ReportListView(ObjectListView):
     permission_required = PERMISSION
     per_page = 25
     partial_template_name = "reports/partials/table.html"
+    device_path = "device__"  # from a row of the report to its device ("" when the rows are devices)
 
     def known_count(self, filterset) -> int | None:
         return None
 
+    def in_scope(self):
+        """``filtered()`` narrowed to the devices of the person's role-assignment scope (devices.scope)."""
+        filterset, qs = self.filtered()
+        return filterset, scoped(qs, self.request.user, via=self.device_path)
+
     def get(self, request, *args, **kwargs):
         if request.GET.get("export") == "csv" and self.export_columns:
-            _, qs = self.filtered()
+            _, qs = self.in_scope()
             return export_csv(
                 self.export_filename or "export.csv",
                 [name for name, _ in self.export_columns],
@@ -314,9 +321,11 @@ class _ReportListView(ObjectListView):
 
     def get_context_data(self, **kwargs):
         ctx = TemplateView.get_context_data(self, **kwargs)
-        filterset, qs = self.filtered()
+        filterset, qs = self.in_scope()
         table = self.table_class(qs, **self.table_kwargs())
-        configure_table(self.request, table, per_page=self.per_page, known_count=self.known_count(filterset))
+        # the aggregates count the whole tenant: a person scoped to groups gets a count of their rows instead
+        known = self.known_count(filterset) if scope_group_ids(self.request.user) is None else None
+        configure_table(self.request, table, per_page=self.per_page, known_count=known)
         ctx.update(
             table=table,
             filterset=filterset,
@@ -397,6 +406,7 @@ class LateDeviceListView(_ReportListView):
     table_class = LateDeviceTable
     filterset_class = LateDeviceFilterSet
     template_name = "reports/late_devices.html"
+    device_path = ""
     export_filename = "devices-not-checking-in.csv"
     export_columns = [
         ("Device name", lambda d: d.display_name),
@@ -591,8 +601,8 @@ def _slug(name: str) -> str:
     return slugify(name) or "policy"
 
 
-def _device_for_policy(policy: Policy, device_pk: int) -> tuple[Device, DevicePolicyStatus | None]:
-    device = get_object_or_404(Device.objects.defer("agent_state"), pk=device_pk)
+def _device_for_policy(request, policy: Policy, device_pk: int) -> tuple[Device, DevicePolicyStatus | None]:
+    device = get_object_or_404(scoped(Device.objects.defer("agent_state"), request.user), pk=device_pk)
     row = DevicePolicyStatus.objects.filter(policy=policy, device=device).first()
     return device, row
 
@@ -625,7 +635,7 @@ def drill_context(policy: Policy, device: Device, row: DevicePolicyStatus | None
 def policy_device_settings(request, policy_id, device_pk: int):
     """One device's per-setting status for the policy, and for each setting the other policies that manage it."""
     policy = _policy(policy_id)
-    device, row = _device_for_policy(policy, device_pk)
+    device, row = _device_for_policy(request, policy, device_pk)
     context = drill_context(policy, device, row)
     if row is None and not context["settings"]:
         raise Http404("This device has no status for this policy.")
@@ -666,7 +676,7 @@ def policy_device_settings_live(request, policy_id, device_pk: int):
     policy = _policy(policy_id)
     if _unchanged(request, live.device_version(device_pk)):
         return _poll_response(HttpResponse(status=204))
-    device, row = _device_for_policy(policy, device_pk)
+    device, row = _device_for_policy(request, policy, device_pk)
     context = {**drill_context(policy, device, row), "policy": policy}
     return _poll_response(render(request, "reports/partials/drill_body.html", context))
 
@@ -676,7 +686,7 @@ def policy_device_settings_live(request, policy_id, device_pk: int):
 def policy_device_setting(request, policy_id, device_pk: int, setting_key: str):
     """One setting on one device: this policy's value and status, and every other policy that manages it."""
     policy = _policy(policy_id)
-    device = get_object_or_404(Device.objects.defer("agent_state"), pk=device_pk)
+    device = get_object_or_404(scoped(Device.objects.defer("agent_state"), request.user), pk=device_pk)
     rows = {r.key: r for r in queries.device_setting_rows(device, policy)}
     setting = rows.get(setting_key)
     if setting is None:

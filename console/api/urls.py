@@ -22,6 +22,7 @@ from policies.api import definitions
 from policies.api import views as policies
 from reports.api import views as reports
 
+from . import people
 from .common import GraphSchemaGenerator
 from .metadata import metadata
 from .views import not_found
@@ -38,6 +39,7 @@ def _both(version: str) -> list:
         path(f"{version}/{DEVICE}", devices.ManagedDeviceDetail.as_view(**kw)),
         path(f"{version}/{DEVICE}/syncDevice", devices.SyncDevice.as_view(**kw)),
         path(f"{version}/devices", devices.DeviceList.as_view(**kw)),
+        path(f"{version}/users", people.UserList.as_view(**kw)),
         path(f"{version}/devices/<str:object_id>", devices.DeviceDetail.as_view(**kw)),
         path(f"{version}/groups", devices.GroupList.as_view(**kw)),
         path(f"{version}/groups/$count", devices.GroupCount.as_view(**kw)),
@@ -71,6 +73,12 @@ def _beta_only() -> list:
             "beta/deviceManagement/configurationSettings/<str:setting_id>",
             definitions.ConfigurationSettingDetail.as_view(),
         ),
+        path("beta/deviceManagement/roleDefinitions", people.RoleDefinitionList.as_view()),
+        path("beta/deviceManagement/roleAssignments", people.RoleAssignmentList.as_view()),
+        path(
+            "beta/deviceManagement/roleAssignments/<str:assignment_id>", people.RoleAssignmentDetail.as_view()
+        ),
+        path("beta/deviceManagement/roleScopeTags", people.RoleScopeTagList.as_view()),
     ]
     for name, view in reports.VIEWS.items():
         patterns.append(path(f"beta/deviceManagement/reports/{name}", view.as_view()))

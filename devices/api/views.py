@@ -61,6 +61,7 @@ from devices import membership, services
 from devices.checkins import request_policy_sync
 from devices.forms import GroupForm
 from devices.models import ENTRA_OS_TYPE, ENTRA_TRUST_TYPE, Device, Group, JoinType, ManagedBy
+from devices.scope import scoped
 
 GRAPH = "#microsoft.graph."
 NO_DEVICE = "00000000-0000-0000-0000-000000000000"
@@ -378,22 +379,24 @@ def _props(schema: dict) -> list[str]:
     return [p for p in schema["properties"] if not p.startswith("@")]
 
 
-def _devices():
-    return Device.objects.defer(*HEAVY)
+def _devices(request=None):
+    """Devices, within the role-assignment scope of the request's user when there is one (devices.scope)."""
+    devices = Device.objects.defer(*HEAVY)
+    return devices if request is None else scoped(devices, request.user)
 
 
-def _managed_devices():
+def _managed_devices(request=None):
     """Intune's managedDevices: devices with a management agent (not merely discovered ones)."""
-    return _devices().exclude(managed_by=ManagedBy.NONE)
+    return _devices(request).exclude(managed_by=ManagedBy.NONE)
 
 
-def _managed_device(raw: str) -> Device:
-    return get_by_guid(_managed_devices(), "managed_device_id", raw, "managedDevice")
+def _managed_device(raw: str, request=None) -> Device:
+    return get_by_guid(_managed_devices(request), "managed_device_id", raw, "managedDevice")
 
 
-def _device(raw: str, what: str = "device") -> Device:
+def _device(raw: str, what: str = "device", request=None) -> Device:
     """An Entra device object by its object id (device.id, directoryObject id)."""
-    return get_by_guid(_devices(), "entra_object_id", raw, what)
+    return get_by_guid(_devices(request), "entra_object_id", raw, what)
 
 
 def _group(raw: str) -> Group:
@@ -611,7 +614,7 @@ class ManagedDeviceList(VersionedView):
     def get(self, request):
         return self.collection(
             request,
-            _managed_devices(),
+            _managed_devices(request),
             managed_device_json,
             fields=MANAGED_FIELDS,
             orderable=MANAGED_ORDER,
@@ -634,7 +637,7 @@ class ManagedDeviceDetail(VersionedView):
         query = parse_query(
             request.GET, fields={}, orderable={}, selectable=set(MANAGED_DEVICE["properties"])
         )
-        return Response(apply_select(managed_device_json(_managed_device(device_id)), query.select))
+        return Response(apply_select(managed_device_json(_managed_device(device_id, request)), query.select))
 
     @extend_schema(
         summary="Delete the device (Intune › Devices › Delete: offboards it from security management)",
@@ -642,7 +645,7 @@ class ManagedDeviceDetail(VersionedView):
         tags=["managedDevices"],
     )
     def delete(self, request, device_id: str):
-        services.delete_device(_managed_device(device_id))
+        services.delete_device(_managed_device(device_id, request))
         return Response(status=204)
 
 
@@ -662,7 +665,7 @@ class SyncDevice(VersionedView):
         tags=["managedDevices"],
     )
     def post(self, request, device_id: str):
-        device = _managed_device(device_id)
+        device = _managed_device(device_id, request)
         if device.intune_enrolled or device.managed_by in (ManagedBy.INTUNE, ManagedBy.CO_MANAGED):
             audit.record("MDM sync requested", device, before=None, after={"device": device.display_name})
             return Response(status=204)
@@ -683,7 +686,7 @@ class DeviceList(VersionedView):
         tags=["devices"],
     )
     def get(self, request):
-        return _device_objects(self, request, _devices(), "devices")
+        return _device_objects(self, request, _devices(request), "devices")
 
 
 class DeviceDetail(VersionedView):
@@ -698,7 +701,7 @@ class DeviceDetail(VersionedView):
     def get(self, request, object_id: str):
         query = parse_query(request.GET, fields={}, orderable={}, selectable=set(DEVICE["properties"]))
         return Response(
-            apply_select(device_json(_device(object_id, "device"), self.api_version), query.select)
+            apply_select(device_json(_device(object_id, "device", request), self.api_version), query.select)
         )
 
 
@@ -838,7 +841,9 @@ class GroupMembers(VersionedView):
     )
     def get(self, request, group_id: str):
         group = _group(group_id)
-        return _device_objects(self, request, _devices().filter(memberships__group=group), "directoryObjects")
+        return _device_objects(
+            self, request, _devices(request).filter(memberships__group=group), "directoryObjects"
+        )
 
 
 class GroupMemberAdd(VersionedView):

@@ -27,7 +27,6 @@ ACCESS: dict[str, tuple] = {
     "password_change_done": (None, ALL),
     "preferences": (None, ALL),
     "tenant_admin": (None, ALL),
-    "roles": (None, {GA: 200, ESM: 403, RO: 403}),
     "audit_logs": (None, ALL),
     "job_status": (lambda: {"pk": _job().pk}, ALL),
     "health_panel": (None, ALL),
@@ -43,13 +42,14 @@ for _module in (
     "tests.access_policies",
     "tests.access_reports",
     "tests.access_reports_pages",
+    "tests.access_people",
 ):
     if importlib.util.find_spec(_module) is not None:
         ACCESS.update(importlib.import_module(_module).ACCESS)
 
 # reachable without signing in; sso_start and sso_callback answer 404 while single sign-on is not configured
 # (tests/console/test_sso_pages.py walks them with it configured)
-PUBLIC = {"login", "sso_start", "sso_callback", "healthz", "metrics"}
+PUBLIC = {"login", "sso_start", "sso_callback", "healthz", "metrics", "invite_accept", "invite_done"}
 # Endpoints for load balancers, supervisors and Prometheus: the same answer signed in or not, for every role
 # (/healthz is 503 while no worker beats; /metrics asks for METRICS_TOKEN only when one is set).
 MACHINE_ACCESS = {"healthz": {200, 503}, "metrics": {200}}
@@ -149,3 +149,42 @@ def test_machine_endpoints_answer_everyone_without_signing_in(
         client.force_login({GA: global_admin, ESM: security_manager, RO: reader}[role])
     response = client.get(reverse(name))
     assert response.status_code in MACHINE_ACCESS[name], f"{role or 'anonymous'} GET {reverse(name)}"
+
+
+def _assigned_user(username: str, role):
+    """A user who holds ``role`` only through a role assignment (all devices), not as a group member."""
+    from django.contrib.auth import get_user_model
+
+    from console.rbac import create_assignment
+
+    user = get_user_model().objects.create_user(username=username, password="x-Unused-1234")
+    create_assignment(name=f"{role.name} for {username}", role=role, members=[user], scope_groups=[])
+    return user
+
+
+@pytest.mark.parametrize("name", sorted(ACCESS))
+@pytest.mark.parametrize("role", [ESM, RO])
+def test_it_decides_a_custom_copy_of_a_role_like_the_role_itself(client, global_admin, settings, name, role):
+    """Custom roles go through the same decision point: a copy, held through an assignment, gets the same answer."""
+    from console.rbac import create_role, get_role
+    from console.roles import ENDPOINT_SECURITY_MANAGER, READ_ONLY_OPERATOR
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    builtin = get_role({ESM: ENDPOINT_SECURITY_MANAGER, RO: READ_ONLY_OPERATOR}[role])
+    client.force_login(_assigned_user("custom", create_role(name=f"Copy of {builtin.name}", copy_of=builtin)))
+    factory, expected = ACCESS[name]
+    url = reverse(name, kwargs=factory() if factory else None)
+    assert client.get(url).status_code == expected[role], f"custom copy of {role} GET {url}"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, expected) in ACCESS.items() if expected[RO] == 403))
+def test_it_refuses_an_empty_custom_role_whatever_a_read_only_operator_cannot_see(
+    client, global_admin, settings, name
+):
+    from console.rbac import create_role
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    client.force_login(_assigned_user("nobody", create_role(name="Empty role", actions=[])))
+    factory, _ = ACCESS[name]
+    url = reverse(name, kwargs=factory() if factory else None)
+    assert client.get(url).status_code in (403, 405), f"empty custom role GET {url}"

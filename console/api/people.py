@@ -1,0 +1,447 @@
+"""Graph-shaped people and roles: /v1.0/users and Intune's deviceManagement roleDefinitions, roleAssignments and
+roleScopeTags (beta), in the shapes Microsoft Graph returns them.
+
+Users carry a GUID id made from their primary key (``00000000-0000-0000-0000-0000000000<pk>``), so an id read from
+/users can be sent back in a role assignment's ``members``. Every change goes through console.rbac (audited).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db.models import Q
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.response import Response
+
+from console import rbac
+from console.models import RoleAssignment
+
+from .common import (
+    BOOL,
+    NDATETIME,
+    NSTRING,
+    SELECT,
+    STRING,
+    STRINGS,
+    GraphAutoSchema,
+    bool_field,
+    collection_of,
+    errors,
+    get_by_guid,
+    guid_field,
+    iso,
+    json_request,
+    list_params,
+    obj,
+    parse_guid,
+    write_errors,
+)
+from .errors import GraphError
+from .odata import apply_select, parse_query
+from .views import GraphView
+
+GRAPH = "#microsoft.graph."
+
+# Intune's resource actions (allowedResourceActions) for the console's permission groups (console.rbac)
+RESOURCE_ACTIONS: dict[str, str] = {
+    "Endpoint security policies: Read": "Microsoft.Intune_SecurityBaselines_Read",
+    "Endpoint security policies: Create": "Microsoft.Intune_SecurityBaselines_Create",
+    "Endpoint security policies: Update": "Microsoft.Intune_SecurityBaselines_Update",
+    "Endpoint security policies: Delete": "Microsoft.Intune_SecurityBaselines_Delete",
+    "Endpoint security policies: Assign": "Microsoft.Intune_SecurityBaselines_Assign",
+    "Managed devices: Read": "Microsoft.Intune_ManagedDevices_Read",
+    "Managed devices: Delete": "Microsoft.Intune_ManagedDevices_Delete",
+    "Managed devices: Policy sync": "Microsoft.Intune_RemoteTasks_SyncDevice",
+    "Groups: Read": "Microsoft.Intune_Groups_Read",
+    "Groups: Create": "Microsoft.Intune_Groups_Create",
+    "Groups: Update": "Microsoft.Intune_Groups_Update",
+    "Groups: Delete": "Microsoft.Intune_Groups_Delete",
+    "Audit data: Read": "Microsoft.Intune_Audit_Read",
+    "Tenant switches: Update": "Microsoft.Intune_Organization_Update",
+    "API tokens: Manage": "Microsoft.Intune_ApiTokens_Manage",
+}
+DEFAULT_TAG = {
+    "@odata.type": f"{GRAPH}roleScopeTag",
+    "id": "0",
+    "displayName": "Default",
+    "description": "The scope tag of objects without one",
+    "isBuiltIn": True,
+}
+
+
+def user_guid(user) -> str:
+    return str(uuid.UUID(int=user.pk))
+
+
+def _user(raw: str):
+    parsed = parse_guid(raw)
+    user = get_user_model().objects.filter(pk=parsed.int).first() if parsed and parsed.int < 2**63 else None
+    if user is None:
+        raise GraphError(404, f"user with id '{str(raw)[:80]}' was not found.", "ResourceNotFound")
+    return user
+
+
+def user_json(user, expand=frozenset()) -> dict:
+    return {
+        "id": user_guid(user),
+        "displayName": user.get_full_name() or user.username,
+        "givenName": user.first_name or None,
+        "surname": user.last_name or None,
+        "mail": user.email or None,
+        "userPrincipalName": user.username,
+        "accountEnabled": user.is_active,
+        "signInActivity": {"lastSignInDateTime": iso(user.last_login)},
+    }
+
+
+def role_definition_json(group: Group, expand=frozenset()) -> dict:
+    builtin = group.definition.is_builtin
+    return {
+        "@odata.type": f"{GRAPH}deviceAndAppManagementRoleDefinition",
+        "id": str(group.definition.role_id),
+        "displayName": group.name,
+        "description": group.definition.description,
+        "isBuiltIn": builtin,
+        "isBuiltInRoleDefinition": builtin,
+        "roleScopeTagIds": ["0"],
+        "rolePermissions": [
+            {
+                "resourceActions": [
+                    {
+                        "allowedResourceActions": [RESOURCE_ACTIONS[a] for a in rbac.actions_of(group)],
+                        "notAllowedResourceActions": [],
+                    }
+                ]
+            }
+        ],
+    }
+
+
+def role_assignment_json(a: RoleAssignment, expand=frozenset()) -> dict:
+    scopes = [str(g.group_id) for g in a.scope_groups.all()]
+    return {
+        "@odata.type": f"{GRAPH}deviceAndAppManagementRoleAssignment",
+        "id": str(a.assignment_id),
+        "displayName": a.name,
+        "description": a.description,
+        "members": [user_guid(u) for u in a.members.all()],
+        "resourceScopes": scopes,
+        "scopeMembers": scopes,
+        "scopeType": "resourceScope" if scopes else "allDevices",
+        "roleScopeTagIds": ["0"],
+        "roleDefinition": {"id": str(a.role.definition.role_id), "displayName": a.role.name},
+    }
+
+
+USER = obj(
+    {
+        "id": STRING,
+        "displayName": STRING,
+        "givenName": NSTRING,
+        "surname": NSTRING,
+        "mail": NSTRING,
+        "userPrincipalName": STRING,
+        "accountEnabled": BOOL,
+        "signInActivity": obj({"lastSignInDateTime": NDATETIME}),
+    },
+    description="user",
+)
+USER_IN = obj(
+    {
+        "accountEnabled": BOOL,
+        "displayName": STRING,
+        "mailNickname": STRING,
+        "userPrincipalName": STRING,
+        "givenName": STRING,
+        "surname": STRING,
+        "mail": STRING,
+        "passwordProfile": obj({"password": STRING, "forceChangePasswordNextSignIn": BOOL}),
+    },
+    required=["userPrincipalName"],
+    description="Without passwordProfile the answer carries a one-time invitationRedeemUrl",
+)
+ROLE_DEFINITION = obj(
+    {
+        "@odata.type": STRING,
+        "id": STRING,
+        "displayName": STRING,
+        "description": STRING,
+        "isBuiltIn": BOOL,
+        "isBuiltInRoleDefinition": BOOL,
+        "roleScopeTagIds": STRINGS,
+        "rolePermissions": {
+            "type": "array",
+            "items": obj(
+                {
+                    "resourceActions": {
+                        "type": "array",
+                        "items": obj(
+                            {"allowedResourceActions": STRINGS, "notAllowedResourceActions": STRINGS}
+                        ),
+                    }
+                }
+            ),
+        },
+    },
+    description="deviceAndAppManagementRoleDefinition",
+)
+ROLE_ASSIGNMENT = obj(
+    {
+        "@odata.type": STRING,
+        "id": STRING,
+        "displayName": STRING,
+        "description": STRING,
+        "members": STRINGS,
+        "resourceScopes": STRINGS,
+        "scopeMembers": STRINGS,
+        "scopeType": {"type": "string", "enum": ["resourceScope", "allDevices"]},
+        "roleScopeTagIds": STRINGS,
+        "roleDefinition": obj({"id": STRING, "displayName": STRING}),
+    },
+    description="deviceAndAppManagementRoleAssignment",
+)
+ROLE_ASSIGNMENT_IN = obj(
+    {
+        "displayName": STRING,
+        "description": STRING,
+        "members": STRINGS,
+        "resourceScopes": STRINGS,
+        "roleDefinition@odata.bind": STRING,
+    },
+    required=["displayName", "members", "roleDefinition@odata.bind"],
+    description="members: user ids; resourceScopes: device group ids (empty: all devices)",
+)
+SCOPE_TAG = obj(
+    {"@odata.type": STRING, "id": STRING, "displayName": STRING, "description": STRING, "isBuiltIn": BOOL},
+    description="roleScopeTag",
+)
+
+USER_FIELDS = {
+    "userPrincipalName": "username",
+    "mail": "email",
+    "givenName": "first_name",
+    "surname": "last_name",
+    "accountEnabled": bool_field(Q(is_active=True), "accountEnabled"),
+}
+USER_ORDER = {"userPrincipalName": "username", "displayName": "username"}
+ROLE_FIELDS = {
+    "id": guid_field("definition__role_id", "id"),
+    "displayName": "name",
+    "isBuiltIn": bool_field(Q(definition__is_builtin=True), "isBuiltIn"),
+}
+ASSIGNMENT_FIELDS = {"id": guid_field("assignment_id", "id"), "displayName": "name"}
+
+
+class PeopleView(GraphView):
+    api_version = "beta"
+    schema = GraphAutoSchema()
+
+
+def _context(request, version: str, path: str) -> str:
+    return f"/{version}/$metadata#{path}"
+
+
+def _text(body: Mapping[str, Any], key: str, default: str = "") -> str:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise GraphError(400, f"{key} must be a string.")
+    return value
+
+
+class UserList(PeopleView):
+    required_perms = {"GET": "auth.view_user", "POST": "auth.add_user"}
+
+    @extend_schema(
+        summary="The console's users",
+        parameters=list_params(USER_FIELDS, USER_ORDER),
+        responses={200: OpenApiResponse(collection_of(USER)), **errors()},
+        tags=["users"],
+    )
+    def get(self, request):
+        return self.collection(
+            request,
+            get_user_model().objects.all(),
+            user_json,
+            fields=USER_FIELDS,
+            orderable=USER_ORDER,
+            default_order=("username",),
+            context=_context(request, self.api_version, "users"),
+        )
+
+    @extend_schema(
+        summary="Create a user (201); without passwordProfile, a one-time invitationRedeemUrl",
+        request=json_request(USER_IN),
+        responses={201: OpenApiResponse(USER), **write_errors()},
+        tags=["users"],
+    )
+    def post(self, request):
+        body = self.json_body(request)
+        profile = body.get("passwordProfile") or {}
+        if not isinstance(profile, dict):
+            raise GraphError(400, "passwordProfile must be an object.")
+        enabled = body.get("accountEnabled", True)
+        if not isinstance(enabled, bool):
+            raise GraphError(400, "accountEnabled must be true or false.")
+        try:
+            created = rbac.create_user(
+                username=_text(body, "userPrincipalName"),
+                email=_text(body, "mail"),
+                first_name=_text(body, "givenName"),
+                last_name=_text(body, "surname"),
+                password=_text(profile, "password") or None,
+            )
+            if not enabled:
+                rbac.set_enabled(created.user, False)
+        except rbac.RbacError as exc:
+            raise GraphError(400, str(exc)) from None
+        data = user_json(created.user)
+        if created.path:
+            data["invitationRedeemUrl"] = request.build_absolute_uri(created.path)
+        location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{data['id']}")
+        return Response(data, status=201, headers={"Location": location})
+
+
+class RoleDefinitionList(PeopleView):
+    required_perms = {"GET": "auth.view_group"}
+
+    @extend_schema(
+        summary="Built-in and custom Intune roles with their allowed resource actions",
+        parameters=list_params(ROLE_FIELDS, {"displayName": "name"}),
+        responses={200: OpenApiResponse(collection_of(ROLE_DEFINITION)), **errors()},
+        tags=["roleDefinitions"],
+    )
+    def get(self, request):
+        return self.collection(
+            request,
+            rbac.roles(),
+            role_definition_json,
+            fields=ROLE_FIELDS,
+            orderable={"displayName": "name"},
+            default_order=("-definition__is_builtin", "name"),
+            context=_context(request, "beta", "deviceManagement/roleDefinitions"),
+        )
+
+
+_BIND = re.compile(r"roleDefinitions\('?([0-9a-fA-F-]{32,36})'?\)|roleDefinitions/([0-9a-fA-F-]{32,36})")
+
+
+def _bound_role(body: Mapping[str, Any]) -> Group:
+    raw = _text(body, "roleDefinition@odata.bind")
+    m = _BIND.search(raw)
+    if not m:
+        raise GraphError(400, "Send roleDefinition@odata.bind: …/deviceManagement/roleDefinitions/{id}.")
+    return get_by_guid(rbac.roles(), "definition__role_id", m.group(1) or m.group(2), "roleDefinition")
+
+
+def _id_list(body: Mapping[str, Any], key: str) -> list[str]:
+    value = body.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise GraphError(400, f"{key} must be a list of ids.")
+    return value
+
+
+class RoleAssignmentList(PeopleView):
+    required_perms = {"GET": "auth.view_group", "POST": "auth.change_group"}
+
+    @extend_schema(
+        summary="Role assignments: a role, its members and its scope (device groups, or all devices)",
+        parameters=list_params(ASSIGNMENT_FIELDS, {"displayName": "name"}),
+        responses={200: OpenApiResponse(collection_of(ROLE_ASSIGNMENT)), **errors()},
+        tags=["roleAssignments"],
+    )
+    def get(self, request):
+        qs = RoleAssignment.objects.select_related("role__definition").prefetch_related(
+            "members", "scope_groups"
+        )
+        return self.collection(
+            request,
+            qs,
+            role_assignment_json,
+            fields=ASSIGNMENT_FIELDS,
+            orderable={"displayName": "name"},
+            default_order=("name",),
+            context=_context(request, "beta", "deviceManagement/roleAssignments"),
+        )
+
+    @extend_schema(
+        summary="Assign a role to users over device groups (201)",
+        request=json_request(ROLE_ASSIGNMENT_IN),
+        responses={201: OpenApiResponse(ROLE_ASSIGNMENT), **write_errors()},
+        tags=["roleAssignments"],
+    )
+    def post(self, request):
+        body = self.json_body(request)
+        role = _bound_role(body)
+        members = [_user(raw) for raw in _id_list(body, "members")]
+        # devices.Group through the registry: console sits below devices in the layers and does not import it
+        groups = apps.get_model("devices", "Group").objects.filter(object_kind="device")
+        scope = [get_by_guid(groups, "group_id", raw, "group") for raw in _id_list(body, "resourceScopes")]
+        try:
+            a = rbac.create_assignment(
+                name=_text(body, "displayName"),
+                description=_text(body, "description"),
+                role=role,
+                members=members,
+                scope_groups=scope,
+            )
+        except rbac.RbacError as exc:
+            raise GraphError(400, str(exc)) from None
+        data = role_assignment_json(a)
+        location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{data['id']}")
+        return Response(data, status=201, headers={"Location": location})
+
+
+class RoleAssignmentDetail(PeopleView):
+    required_perms = {"GET": "auth.view_group", "DELETE": "auth.change_group"}
+
+    def _get(self, assignment_id: str) -> RoleAssignment:
+        return get_by_guid(
+            RoleAssignment.objects.select_related("role__definition"),
+            "assignment_id",
+            assignment_id,
+            "roleAssignment",
+        )
+
+    @extend_schema(
+        summary="One role assignment",
+        parameters=[SELECT],
+        responses={200: OpenApiResponse(ROLE_ASSIGNMENT), **errors()},
+        tags=["roleAssignments"],
+    )
+    def get(self, request, assignment_id: str):
+        query = parse_query(
+            request.GET, fields={}, orderable={}, selectable=set(ROLE_ASSIGNMENT["properties"])
+        )
+        return Response(apply_select(role_assignment_json(self._get(assignment_id)), query.select))
+
+    @extend_schema(
+        summary="Delete a role assignment: its members lose the role at once",
+        responses={204: OpenApiResponse(description="Deleted"), **errors()},
+        tags=["roleAssignments"],
+    )
+    def delete(self, request, assignment_id: str):
+        rbac.delete_assignment(self._get(assignment_id))
+        return Response(status=204)
+
+
+class RoleScopeTagList(PeopleView):
+    required_perms = {"GET": "auth.view_group"}
+
+    @extend_schema(
+        summary="Scope tags: the built-in Default tag (custom tags are not supported yet)",
+        responses={200: OpenApiResponse(collection_of(SCOPE_TAG)), **errors()},
+        tags=["roleScopeTags"],
+    )
+    def get(self, request):
+        context = (
+            request.build_absolute_uri("/").rstrip("/") + "/beta/$metadata#deviceManagement/roleScopeTags"
+        )
+        return Response({"@odata.context": context, "value": [DEFAULT_TAG]})
