@@ -17,3 +17,10 @@ class RoleAssignmentBackend(ModelBackend):
         return Permission.objects.filter(
             Q(group__user=user_obj) | Q(group__role_assignments__members=user_obj)
         ).distinct()
+
+
+class RoleAssignmentPermissionsBackend(RoleAssignmentBackend):
+    """The same permission decisions without password sign-in: used when OIDC_LOCAL_PASSWORDS is off."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        return None

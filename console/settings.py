@@ -210,7 +210,9 @@ if PRODUCTION and OIDC_ISSUER and not OIDC_ISSUER.startswith("https://"):
 if OIDC_ISSUER:
     AUTHENTICATION_BACKENDS.append("console.sso.OIDCBackend")
 if not OIDC_LOCAL_PASSWORDS:
-    AUTHENTICATION_BACKENDS.remove("django.contrib.auth.backends.ModelBackend")
+    AUTHENTICATION_BACKENDS[AUTHENTICATION_BACKENDS.index("console.backends.RoleAssignmentBackend")] = (
+        "console.backends.RoleAssignmentPermissionsBackend"
+    )
 
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))

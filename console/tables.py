@@ -48,7 +48,7 @@ class UserTable(tables.Table):
     email = tables.Column(verbose_name="Email")
     is_active = tables.BooleanColumn(verbose_name="Enabled", yesno="Enabled,Disabled")
     roles = tables.Column(empty_values=(), verbose_name="Roles", orderable=False)
-    last_login = tables.DateTimeColumn(verbose_name="Last sign-in", format="Y-m-d H:i", default="Never")
+    last_login = WhenColumn(verbose_name="Last sign-in", default="Never")
 
     class Meta:
         model = get_user_model()

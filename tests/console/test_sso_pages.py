@@ -33,7 +33,10 @@ def sso_on(settings):
 def passwords_off(sso_on):
     sso_on.OIDC_LOCAL_PASSWORDS = False
     sso_on.AUTHENTICATION_BACKENDS = [
-        b for b in sso_on.AUTHENTICATION_BACKENDS if b != "django.contrib.auth.backends.ModelBackend"
+        "console.backends.RoleAssignmentPermissionsBackend"
+        if b == "console.backends.RoleAssignmentBackend"
+        else b
+        for b in sso_on.AUTHENTICATION_BACKENDS
     ]
     return sso_on
 
