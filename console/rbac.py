@@ -67,6 +67,10 @@ class RbacError(ValueError):
     """Bad input to a people-and-roles change; the message says what to fix, and nothing was changed."""
 
 
+class NameTaken(RbacError):
+    """The name is already used by another object of the kind (the API answers 409, as Graph does)."""
+
+
 def _check_name(value: str) -> None:
     try:
         validate_name(value)
@@ -169,7 +173,7 @@ def create_role(
         raise RbacError("Enter a name for the role.")
     _check_name(name)
     if Group.objects.filter(name__iexact=name).exists():
-        raise RbacError(f"A role named {name!r} already exists.")
+        raise NameTaken(f"A role named {name!r} already exists.")
     group = Group.objects.create(name=name[:150])
     RoleDefinition.objects.create(group=group, description=(description or "")[:500], is_builtin=False)
     if copy_of is not None:
@@ -231,7 +235,7 @@ def create_assignment(
         raise RbacError("Enter a name for the assignment.")
     _check_name(name)
     if RoleAssignment.objects.filter(name__iexact=name).exists():
-        raise RbacError(f"A role assignment named {name!r} already exists.")
+        raise NameTaken(f"A role assignment named {name!r} already exists.")
     if not hasattr(role, "definition") and role.name not in ROLE_RULES:
         raise RbacError(f"{role.name} is not a role.")
     members = list(members)
@@ -301,7 +305,7 @@ def create_user(
         raise RbacError("Enter a user name.")
     _check_name(username)
     if User.objects.filter(username__iexact=username).exists():
-        raise RbacError(f"A user named {username!r} already exists.")
+        raise NameTaken(f"A user named {username!r} already exists.")
     user = User(
         username=username[:150],
         email=(email or "").strip(),

@@ -24,6 +24,9 @@ from console.models import RoleAssignment
 
 from .common import (
     BOOL,
+    FREE_TEXT_PATTERN,
+    GUID_PATTERN,
+    NAME_PATTERN,
     NDATETIME,
     NSTRING,
     SELECT,
@@ -206,13 +209,15 @@ ROLE_ASSIGNMENT = obj(
     },
     description="deviceAndAppManagementRoleAssignment",
 )
+_BIND_PATTERN = r"roleDefinitions\('?([0-9a-fA-F-]{32,36})'?\)|roleDefinitions/([0-9a-fA-F-]{32,36})"
+_GUIDS = {"type": "array", "items": {"type": "string", "pattern": GUID_PATTERN}}
 ROLE_ASSIGNMENT_IN = obj(
     {
-        "displayName": STRING,
-        "description": STRING,
-        "members": STRINGS,
-        "resourceScopes": STRINGS,
-        "roleDefinition@odata.bind": STRING,
+        "displayName": {"type": "string", "pattern": NAME_PATTERN, "maxLength": 128},
+        "description": {"type": "string", "pattern": FREE_TEXT_PATTERN, "maxLength": 500},
+        "members": {**_GUIDS, "minItems": 1},
+        "resourceScopes": _GUIDS,
+        "roleDefinition@odata.bind": {"type": "string", "pattern": _BIND_PATTERN},
     },
     required=["displayName", "members", "roleDefinition@odata.bind"],
     description="members: user ids; resourceScopes: device group ids (empty: all devices)",
@@ -330,7 +335,7 @@ class RoleDefinitionList(PeopleView):
         )
 
 
-_BIND = re.compile(r"roleDefinitions\('?([0-9a-fA-F-]{32,36})'?\)|roleDefinitions/([0-9a-fA-F-]{32,36})")
+_BIND = re.compile(_BIND_PATTERN)
 
 
 def _bound_role(body: Mapping[str, Any]) -> Group:
@@ -392,6 +397,8 @@ class RoleAssignmentList(PeopleView):
                 members=members,
                 scope_groups=scope,
             )
+        except rbac.NameTaken as exc:
+            raise GraphError(409, str(exc), "Conflict") from None
         except rbac.RbacError as exc:
             raise GraphError(400, str(exc)) from None
         data = role_assignment_json(a)

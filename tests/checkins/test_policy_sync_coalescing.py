@@ -167,7 +167,8 @@ def test_the_graph_sync_device_action_still_answers_204_when_a_sync_is_pending(c
 
     d = f.device("PC-1", due=False)
     secret = create_token(name="esm", owner=security_manager, role=ENDPOINT_SECURITY_MANAGER)[1]
-    url = f"/beta/deviceManagement/managedDevices/{d.device_id}/syncDevice"
+    d.refresh_from_db()  # the managed device id (distinct from the Entra ids) is given on save
+    url = f"/beta/deviceManagement/managedDevices/{d.managed_device_id}/syncDevice"
     headers = {"Authorization": f"Bearer {secret}"}
 
     assert client.post(url, headers=headers).status_code == 204

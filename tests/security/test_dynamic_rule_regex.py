@@ -155,6 +155,7 @@ def test_the_graph_api_refuses_a_backreference_rule_with_the_reason(client, glob
     body = {
         "displayName": "Twins",
         "mailEnabled": False,
+        "mailNickname": "twins",
         "securityEnabled": True,
         "groupTypes": ["DynamicMembership"],
         "membershipRule": 'device.displayName -match "^(PC)-\\1$"',

@@ -139,8 +139,13 @@ def test_it_refuses_hostile_group_names_and_descriptions_in_the_ui(ga_client, na
 
 @pytest.mark.parametrize("name", [ESC, BACKSPACE, CR, RLO])
 def test_it_refuses_hostile_group_names_and_descriptions_over_the_api(ga_api, name):
-    assert_graph_error(ga_api.post("/beta/groups", {"displayName": name}), 400, text="U+")
-    body = {"displayName": "Pilot", "description": name}
+    required = {
+        "mailEnabled": False,
+        "mailNickname": "pilot",
+        "securityEnabled": True,
+    }  # Graph's required trio
+    assert_graph_error(ga_api.post("/beta/groups", {"displayName": name, **required}), 400, text="U+")
+    body = {"displayName": "Pilot", "description": name, **required}
     assert_graph_error(ga_api.post("/v1.0/groups", body), 400, text="U+")
     assert not Group.objects.exists()
 
