@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from policies.catalog import Catalog, Profile, SettingDef
+from policies.catalog import Catalog, Option, Profile, SettingDef
 
 GRAPH = "#microsoft.graph."
 MDE_TECHNOLOGIES = "mdm,microsoftSense"
@@ -149,8 +149,9 @@ def definition_json(catalog: Catalog, setting: SettingDef) -> dict[str, Any]:
         data["options"] = _options(setting)
         data["defaultOptionId"] = default.item_id if default else None
     elif setting.type == "choice_collection":
+        defaults = _collection_defaults(setting)
         data["options"] = _options(setting)
-        data["defaultOptionId"] = None
+        data["defaultOptionId"] = defaults[0].item_id if len(defaults) == 1 else None
         data["minimumCount"] = 0
         data["maximumCount"] = len(setting.options)
     elif setting.type in ("integer", "string"):
@@ -239,6 +240,52 @@ def roots(profile: Profile) -> list[SettingDef]:
     return [s for s in profile.settings if s.parent_id is None]
 
 
+def _default_template(profile: Profile, setting: SettingDef) -> dict[str, Any] | None:
+    """Graph's `defaultValue` of a single value template, from the catalog's default: the default option's itemId
+    for a choice (with the instance templates of the settings below it), the constant for an integer or a string.
+    None where the reference data gives no default, or a default that isn't one of the setting's options or
+    within its range (defaults are never made up)."""
+    default = setting.default
+    if default is None:
+        return None
+    if setting.type == "choice":
+        option = setting.option_for(default)
+        if option is None:
+            return None
+        return _choice_default(profile, setting, option)
+    if setting.type == "integer":
+        if isinstance(default, bool) or not isinstance(default, int):
+            return None
+        if (setting.min is not None and default < setting.min) or (
+            setting.max is not None and default > setting.max
+        ):
+            return None
+        return {"@odata.type": _type("IntegerSettingValueConstantDefaultTemplate"), "constantValue": default}
+    if setting.type == "string" and isinstance(default, str):
+        return {"@odata.type": _type("StringSettingValueConstantDefaultTemplate"), "constantValue": default}
+    return None
+
+
+def _choice_default(profile: Profile, setting: SettingDef, option: Option) -> dict[str, Any]:
+    return {
+        "@odata.type": _type("ChoiceSettingValueConstantDefaultTemplate"),
+        "settingDefinitionOptionId": option.item_id,
+        "children": [instance_template_json(profile, child) for child in _nested(profile, setting)],
+    }
+
+
+def _collection_defaults(setting: SettingDef) -> list[Option]:
+    """The options a choice collection has by default (the catalog keeps a collection's default as a list)."""
+    values = setting.default if isinstance(setting.default, list | tuple) else [setting.default]
+    found = [setting.option_for(v) for v in values if v is not None]
+    return [o for o in found if o is not None] if all(found) else []
+
+
+def _nested(profile: Profile, setting: SettingDef) -> list[SettingDef]:
+    """The settings directly below a choice setting (e.g. an ASR rule's per-rule exclusions)."""
+    return [s for s in profile.settings if s.parent_id == setting.id and s.id not in setting.children]
+
+
 def _value_template(profile: Profile, setting: SettingDef) -> dict[str, Any] | list | None:
     template_id = profile.template_id
     if setting.type in ("choice", "integer", "string"):
@@ -247,10 +294,22 @@ def _value_template(profile: Profile, setting: SettingDef) -> dict[str, Any] | l
         return {
             "@odata.type": _type(kind),
             "settingValueTemplateId": value_template_id(template_id, setting.id),
-            "defaultValue": None,
+            "defaultValue": _default_template(profile, setting),
             "recommendedValueDefinition": None,
             "requiredValueDefinition": None,
         }
+    if setting.type == "choice_collection":
+        # One value template per default option; none when the catalog gives no default.
+        return [
+            {
+                "@odata.type": _type("ChoiceSettingValueTemplate"),
+                "settingValueTemplateId": value_template_id(template_id, f"{setting.id}/{option.item_id}"),
+                "defaultValue": _choice_default(profile, setting, option),
+                "recommendedValueDefinition": None,
+                "requiredValueDefinition": None,
+            }
+            for option in _collection_defaults(setting)
+        ]
     if setting.type == "group_collection":
         return [
             {
@@ -263,7 +322,7 @@ def _value_template(profile: Profile, setting: SettingDef) -> dict[str, Any] | l
                 ],
             }
         ]
-    return None  # collections of simple or choice values have no value template
+    return None  # a collection of simple values has no value template
 
 
 def instance_template_json(profile: Profile, setting: SettingDef) -> dict[str, Any]:

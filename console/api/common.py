@@ -228,7 +228,9 @@ class GraphSchemaGenerator(SchemaGenerator):
         schema = super().get_schema(request, public)
         fixed = {}
         for path, item in schema["paths"].items():
-            path = re.sub(r"/groups/count$", "/groups/$count", re.sub(r"/ref$", "/$ref", path))
+            path = re.sub(
+                r"/(groups|settingTemplates)/count$", r"/\1/$count", re.sub(r"/ref$", "/$ref", path)
+            )
             fixed[path] = item
             for operation in item.values():
                 if isinstance(operation, dict):

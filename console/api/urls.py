@@ -68,6 +68,14 @@ def _beta_only() -> list:
         path(templates, definitions.PolicyTemplateList.as_view()),
         path(f"{templates}/<str:template_id>", definitions.PolicyTemplateDetail.as_view()),
         path(f"{templates}/<str:template_id>/settingTemplates", definitions.SettingTemplateList.as_view()),
+        path(
+            f"{templates}/<str:template_id>/settingTemplates/$count",
+            definitions.SettingTemplateCount.as_view(),
+        ),
+        path(
+            f"{templates}/<str:template_id>/settingTemplates/<str:setting_template_id>",
+            definitions.SettingTemplateDetail.as_view(),
+        ),
         path("beta/deviceManagement/configurationSettings", definitions.ConfigurationSettingList.as_view()),
         path(
             "beta/deviceManagement/configurationSettings/<str:setting_id>",

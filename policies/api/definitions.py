@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
 from console.api.common import (
@@ -29,6 +31,7 @@ from console.api.common import (
     filter_param,
     list_collection,
     obj,
+    q_matches,
     select_param,
 )
 from console.api.errors import GraphError
@@ -36,7 +39,9 @@ from console.api.odata import apply_select, parse_query
 from console.api.views import GraphView
 from policies.catalog import get_catalog
 from policies.definitions import (
+    GRAPH,
     definition_json,
+    instance_template_id,
     roots,
     setting_template_json,
     template_json,
@@ -106,24 +111,68 @@ DEFINITION = obj(
     "collection or group collection), with options, ranges (valueDefinition) and applicability "
     "(technologies includes microsoftSense where the MDE channel applies it)",
 )
+DEFAULT_VALUE = {
+    **obj(
+        {
+            "@odata.type": {
+                "type": "string",
+                "enum": [
+                    GRAPH + "deviceManagementConfigurationChoiceSettingValueConstantDefaultTemplate",
+                    GRAPH + "deviceManagementConfigurationIntegerSettingValueConstantDefaultTemplate",
+                    GRAPH + "deviceManagementConfigurationStringSettingValueConstantDefaultTemplate",
+                ],
+            },
+            "settingDefinitionOptionId": STRING,
+            "constantValue": {"oneOf": [INT, STRING]},
+            "children": {"type": "array", "items": {"type": "object"}},
+        },
+        required=["@odata.type"],
+        description="The catalog's default: the default option's itemId (choice) or constantValue (integer, "
+        "string). null where the reference data gives no default: this console never makes one up.",
+    ),
+    "nullable": True,
+}
+VALUE_TEMPLATE = obj(
+    {
+        "@odata.type": ODATA_TYPE,
+        "settingValueTemplateId": STRING,
+        "defaultValue": DEFAULT_VALUE,
+        "recommendedValueDefinition": {"type": "object", "nullable": True},
+        "requiredValueDefinition": {"type": "object", "nullable": True},
+        "children": {"type": "array", "items": {"type": "object"}},
+    },
+    required=["@odata.type", "settingValueTemplateId"],
+)
+INSTANCE_TEMPLATE = obj(
+    {
+        "@odata.type": ODATA_TYPE,
+        "settingInstanceTemplateId": STRING,
+        "settingDefinitionId": STRING,
+        "isRequired": BOOL,
+        "choiceSettingValueTemplate": VALUE_TEMPLATE,
+        "simpleSettingValueTemplate": VALUE_TEMPLATE,
+        "choiceSettingCollectionValueTemplate": {"type": "array", "items": VALUE_TEMPLATE},
+        "groupSettingCollectionValueTemplate": {"type": "array", "items": VALUE_TEMPLATE},
+    },
+    required=["@odata.type", "settingInstanceTemplateId", "settingDefinitionId", "isRequired"],
+    description="deviceManagementConfigurationSettingInstanceTemplate (choice, simple, choice collection, "
+    "simple collection or group collection); a value template's defaultValue is the catalog's default",
+)
 SETTING_TEMPLATE = obj(
     {
         "id": STRING,
-        "settingInstanceTemplate": obj(
-            {
-                "@odata.type": ODATA_TYPE,
-                "settingInstanceTemplateId": STRING,
-                "settingDefinitionId": STRING,
-                "isRequired": BOOL,
-            },
-            required=["@odata.type", "settingInstanceTemplateId", "settingDefinitionId"],
-        ),
+        "settingInstanceTemplate": INSTANCE_TEMPLATE,
         "settingDefinitions": {"type": "array", "items": DEFINITION},
     },
-    required=["id"],
-    description="deviceManagementConfigurationSettingTemplate; settingInstanceTemplateId and "
+    required=["id", "settingInstanceTemplate"],
+    description="deviceManagementConfigurationSettingTemplate; its id, settingInstanceTemplateId and "
     "settingValueTemplateId are stable GUIDs derived from the template and setting ids",
 )
+SETTING_TEMPLATE_FIELDS = {
+    "id": "id",
+    "settingInstanceTemplate/settingDefinitionId": "settingDefinitionId",
+    "settingInstanceTemplate/settingInstanceTemplateId": "settingInstanceTemplateId",
+}
 PAGE = [TOP, SKIP, SKIPTOKEN, COUNT]
 # Every property a definition of any setting type has: what $select may name on configurationSettings.
 DEFINITION_PROPERTIES = sorted(
@@ -146,6 +195,15 @@ def _template(template_id: str):
         f"deviceManagementConfigurationPolicyTemplate '{str(template_id)[:80]}' was not found.",
         "ResourceNotFound",
     )
+
+
+def _setting_template_row(item: dict[str, Any]) -> dict[str, Any]:
+    instance = item["settingInstanceTemplate"]
+    return {
+        "id": item["id"],
+        "settingDefinitionId": instance["settingDefinitionId"],
+        "settingInstanceTemplateId": instance["settingInstanceTemplateId"],
+    }
 
 
 def _definition_row(item: dict[str, Any]) -> dict[str, Any]:
@@ -192,6 +250,7 @@ class SettingTemplateList(DefinitionView):
     @extend_schema(
         summary="The template's setting templates (?$expand=settingDefinitions adds each one's definitions)",
         parameters=[
+            filter_param(SETTING_TEMPLATE_FIELDS),
             expand_param(["settingDefinitions"]),
             select_param(SETTING_TEMPLATE["properties"]),
             *PAGE,
@@ -206,6 +265,8 @@ class SettingTemplateList(DefinitionView):
             request,
             [setting_template_json(catalog, profile, s) for s in roots(profile)],
             selectable=set(SETTING_TEMPLATE["properties"]),
+            fields=SETTING_TEMPLATE_FIELDS,
+            row=_setting_template_row,
             expandable={"settingDefinitions"},
             expand=lambda item, _: setting_template_json(
                 catalog,
@@ -213,6 +274,65 @@ class SettingTemplateList(DefinitionView):
                 catalog.setting(item["settingInstanceTemplate"]["settingDefinitionId"]),
                 expand=True,
             ),
+        )
+
+
+class AnyAccept(BaseContentNegotiation):
+    """The SDKs ask `$count` for `text/plain`; the count is text and any error is Graph's JSON envelope."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class SettingTemplateCount(DefinitionView):
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(
+        summary="The number of the template's setting templates, as text ($filter applies)",
+        parameters=[filter_param(SETTING_TEMPLATE_FIELDS)],
+        responses={(200, "text/plain"): OpenApiResponse({"type": "integer"}), **errors()},
+        tags=["configurationPolicyTemplates"],
+    )
+    def get(self, request, template_id: str):
+        catalog = get_catalog()
+        profile = _template(template_id)
+        query = parse_query(request.GET, fields=SETTING_TEMPLATE_FIELDS, orderable={})
+        rows = [_setting_template_row(setting_template_json(catalog, profile, s)) for s in roots(profile)]
+        if query.filter:
+            rows = [r for r in rows if q_matches(query.filter, r)]
+        return HttpResponse(str(len(rows)), content_type="text/plain; charset=utf-8")
+
+
+class SettingTemplateDetail(DefinitionView):
+    @extend_schema(
+        summary="One setting template of a template (?$expand=settingDefinitions adds its definitions)",
+        parameters=[expand_param(["settingDefinitions"]), select_param(SETTING_TEMPLATE["properties"])],
+        responses={200: OpenApiResponse(SETTING_TEMPLATE), **errors()},
+        tags=["configurationPolicyTemplates"],
+    )
+    def get(self, request, template_id: str, setting_template_id: str):
+        catalog = get_catalog()
+        profile = _template(template_id)
+        query = parse_query(
+            request.GET,
+            fields={},
+            orderable={},
+            selectable=set(SETTING_TEMPLATE["properties"]),
+            expandable={"settingDefinitions"},
+        )
+        wanted = str(setting_template_id).strip().lower()
+        for setting in roots(profile):
+            if instance_template_id(profile.template_id, setting.id) == wanted:
+                item = setting_template_json(catalog, profile, setting, expand=bool(query.expand))
+                return Response(apply_select(item, query.select))
+        raise GraphError(
+            404,
+            f"deviceManagementConfigurationSettingTemplate '{str(setting_template_id)[:80]}' was not found in "
+            f"template '{profile.template_id}'.",
+            "ResourceNotFound",
         )
 
 
