@@ -186,6 +186,11 @@ def _short_type(odata_type: str) -> str:
     return odata_type.rsplit(".", 1)[-1]
 
 
+# A settingDefinitionId sent twice in one settings array: the one rule a request schema cannot state (OpenAPI's
+# JSON Schema has no "unique by property"). The API answers it with its own documented status, 409.
+SENT_TWICE = "is sent more than once; keep one instance"
+
+
 class _Decoder:
     def __init__(self, catalog: Catalog, profile: Profile | None) -> None:
         self.catalog = catalog
@@ -200,7 +205,7 @@ class _Decoder:
 
     def store(self, into: dict[str, Any], setting: SettingDef, value: Any) -> None:
         if setting.id in into:
-            self.error(setting.id, f"“{setting.display_name}” is sent more than once; keep one instance.")
+            self.error(setting.id, f"“{setting.display_name}” {SENT_TWICE}.")
             return
         into[setting.id] = value
 

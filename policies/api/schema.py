@@ -3,7 +3,8 @@ policy body is one of the profiles' shapes (its template id, platform and family
 one of that profile's settings with its exact @odata.type, option ids, integer range and text rules — what
 policies.validation enforces, so that a request the schema calls valid is one the server accepts.
 
-What JSON Schema cannot say is in the descriptions: a settingDefinitionId sent twice is refused; text settings
+What JSON Schema cannot say is in the descriptions: a settingDefinitionId sent twice is refused with the
+operation's documented 409 response; text settings
 the catalog checks with code (paths, extensions, processes) get a pattern that is a safe subset of what the
 server takes; group collections (ASR rules, firewall rules, threat severity actions) and the settings nested in
 them are accepted as graph-api-shapes.md shows but are described in configurationSettings, not here.
@@ -145,7 +146,8 @@ def setting_schema(settings: list[SettingDef]) -> dict[str, Any]:
             "settingInstance": {"oneOf": instances},
         },
         required=["settingInstance"],
-        description="deviceManagementConfigurationSetting (one instance; a settingDefinitionId may appear once)",
+        description="deviceManagementConfigurationSetting (one instance; a settingDefinitionId may appear once in a "
+        "settings array: a second one is answered 409, as the operation's responses state)",
     )
 
 

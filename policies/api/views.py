@@ -21,6 +21,7 @@ from console.api.common import (
     GUID_PATTERN,
     INT,
     NSTRING,
+    ODATA_ERROR,
     ODATA_TYPE,
     SKIP,
     SKIPTOKEN,
@@ -53,7 +54,7 @@ from policies.api.definitions import DEFINITION
 from policies.catalog import FIREWALL_RULE_GROUP_ID, get_catalog
 from policies.definitions import definitions_of_instance
 from policies.graph import GRAPH as GRAPH_TYPE
-from policies.graph import References, from_graph_settings, template_references
+from policies.graph import SENT_TWICE, References, from_graph_settings, template_references
 from policies.models import GRAPH_PLATFORM, Policy, PolicyAssignment
 
 PERMS = {
@@ -64,6 +65,16 @@ PERMS = {
     "DELETE": "policies.delete_policy",
 }
 CHANGE = {"GET": "policies.view_policy", "POST": "policies.change_policy"}
+# The refusal the request schema can't state (OpenAPI 3.0 has no "unique by property") is its own response.
+CONFLICT = {
+    409: OpenApiResponse(
+        ODATA_ERROR,
+        description="Conflict: a settingDefinitionId is sent more than once in one settings array (each setting "
+        "appears at most once in a policy; JSON Schema can't state uniqueness by property, so this response "
+        "does), or, on PATCH and PUT, a setting or template of another profile than the policy's, or a stale "
+        "version.",
+    )
+}
 # Graph's deviceManagementConfigurationPlatforms members: $filter refuses other values.
 PLATFORM_ENUM = ("none", "android", "iOS", "macOS", "windows10X", "windows10", "linux", "unknownFutureValue",
                  "androidEnterprise", "aosp", "visionOS", "tvOS")  # fmt: skip
@@ -281,9 +292,11 @@ def policy_error(exc: services.PolicyError) -> GraphError:
 
 def _problems_error(problems) -> GraphError:
     """400 with every problem; 404 when the only problem is a group or filter that doesn't exist (a reference
-    to a missing object, like a missing path segment)."""
+    to a missing object, like a missing path segment); 409 when the only problem is a setting sent twice."""
     if problems and all(NOT_IN_TENANT in p.message for p in problems):
         return GraphError(404, _problems_text(problems), "ResourceNotFound")
+    if problems and all(SENT_TWICE in p.message for p in problems):
+        return GraphError(409, _problems_text(problems), "Conflict")
     return GraphError(400, _problems_text(problems))
 
 
@@ -343,7 +356,8 @@ def _values_of(policy: Policy, raw_settings: object) -> dict[str, Any]:
     another profile conflicts with the policy's template: 409 (a setting the catalog lacks is 400)."""
     values, errs = from_graph_settings(get_catalog(), policy.profile, raw_settings)
     if errs:
-        status = 409 if _only_other_profiles(policy, raw_settings, errs) else 400
+        twice = all(SENT_TWICE in str(e) for e in errs)
+        status = 409 if twice or _only_other_profiles(policy, raw_settings, errs) else 400
         raise GraphError(status, " ".join(dict.fromkeys(str(e) for e in errs)))
     return values
 
@@ -412,7 +426,7 @@ class PolicyList(PolicyView):
     @extend_schema(
         summary="Create a policy (201); `assignments` may be included (deep insert, as an export has them)",
         request=json_request(POLICY_IN),
-        responses={201: OpenApiResponse(POLICY), **write_errors()},
+        responses={201: OpenApiResponse(POLICY), **write_errors(409), **CONFLICT},
         tags=["configurationPolicies"],
     )
     def post(self, request):
@@ -459,7 +473,7 @@ class PolicyDetail(PolicyView):
     @extend_schema(
         summary="Update name, description, settings (replaced when sent) and assignments (replaced when sent)",
         request=json_request(PATCH_IN),
-        responses={200: OpenApiResponse(POLICY), **write_errors(409)},
+        responses={200: OpenApiResponse(POLICY), **write_errors(409), **CONFLICT},
         tags=["configurationPolicies"],
     )
     def patch(self, request, policy_id: str):
@@ -468,7 +482,7 @@ class PolicyDetail(PolicyView):
     @extend_schema(
         summary="Replace a policy (as the Intune portal does): name, description and settings",
         request=json_request(PUT_IN),
-        responses={200: OpenApiResponse(POLICY), **write_errors(409)},
+        responses={200: OpenApiResponse(POLICY), **write_errors(409), **CONFLICT},
         tags=["configurationPolicies"],
     )
     def put(self, request, policy_id: str):
@@ -529,7 +543,7 @@ class PolicySettings(PolicyView):
     @extend_schema(
         summary="Add a setting (or replace the one with the same settingDefinitionId); firewall rules are appended",
         request=json_request(SETTING_IN),
-        responses={201: OpenApiResponse(SETTING), **write_errors(409)},
+        responses={201: OpenApiResponse(SETTING), **write_errors(409), **CONFLICT},
         tags=["configurationPolicies"],
     )
     def post(self, request, policy_id: str):
