@@ -20,7 +20,7 @@ class ReportsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save, pre_delete
 
-        from . import pending
+        from . import pending, tasks  # noqa: F401 - tasks: registered in every process, queued by name
 
         device, policy = self.apps.get_model("devices.Device"), self.apps.get_model("policies.Policy")
         policy_changed.connect(pending.on_policy_changed, dispatch_uid="reports.pending.policy_changed")

@@ -202,3 +202,34 @@ class PolicyGeneration(models.Model):
 
         if not cls.objects.filter(pk=1).update(token=new_token(), changed_at=timezone.now()):
             cls.objects.update_or_create(pk=1, defaults={"token": new_token()})
+
+
+class CachedReport(models.Model):
+    """A Graph cachedReportConfiguration and its snapshot: the report is computed once by a Celery task
+    (status inProgress -> completed, or failed with the reason), then getCachedReport pages, sorts, searches and
+    groups the stored rows until ``expires_at`` (an hour after the snapshot). ``rows`` holds every column of the
+    report for the rows the configuration's filter matched, in ``columns`` order."""
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "inProgress", "In progress"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    key = models.CharField(max_length=200, unique=True)  # the id, lower-cased: Graph ids are case-insensitive
+    config_id = models.CharField(max_length=200)
+    report_name = models.CharField(max_length=100)
+    filter = models.TextField(blank=True)
+    select = models.JSONField(default=list)
+    order_by = models.JSONField(default=list)
+    metadata = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=State.choices, default=State.IN_PROGRESS)
+    error = models.TextField(blank=True)
+    columns = models.JSONField(default=list)  # [[name, PropertyType], …]: every column of the report
+    rows = models.JSONField(default=list)
+    generation = models.PositiveIntegerField(default=1)  # a re-created id makes an older task's result stale
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_refresh_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.config_id

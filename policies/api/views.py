@@ -356,8 +356,9 @@ def _values_of(policy: Policy, raw_settings: object) -> dict[str, Any]:
     another profile conflicts with the policy's template: 409 (a setting the catalog lacks is 400)."""
     values, errs = from_graph_settings(get_catalog(), policy.profile, raw_settings)
     if errs:
-        twice = all(SENT_TWICE in str(e) for e in errs)
-        status = 409 if twice or _only_other_profiles(policy, raw_settings, errs) else 400
+        # Conflicts: a setting sent twice, and settings of another profile; any other problem is a 400.
+        others = [e for e in errs if SENT_TWICE not in str(e)]
+        status = 409 if not others or _only_other_profiles(policy, raw_settings, others) else 400
         raise GraphError(status, " ".join(dict.fromkeys(str(e) for e in errs)))
     return values
 
@@ -373,7 +374,7 @@ def _only_other_profiles(policy: Policy, raw_settings: object, errs) -> bool:
     if not all(catalog.get(i) is not None and i not in profile for i in ids):
         return False
     _, any_profile_errs = from_graph_settings(catalog, None, raw_settings)
-    return not any_profile_errs
+    return all(SENT_TWICE in str(e) for e in any_profile_errs)
 
 
 def _references_of(raw_settings: object) -> References:

@@ -1,417 +1,33 @@
-"""Graph beta `deviceManagement/reports/*`: Intune's report actions, answered in the {TotalRowCount, Schema, Values}
-table format (graph-api-shapes.md §4) from the status rows and aggregates that check-ins keep (reports.models).
-
-Numeric status codes follow Graph's deviceComplianceStatus-style numbering, kept stable here: 2 Succeeded,
-1 Not applicable, 5 Error, 6 Conflict, 0 Pending. The `_loc` column carries the readable label.
+"""Graph beta `deviceManagement/reports/*`: the report actions of reports.graph_reports, answered in the
+{TotalRowCount, Schema, Values} table format, and the cached reports of reports.cached
+(`cachedReportConfigurations`, `getCachedReport`).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
-from django.core.cache import cache
-from django.core.exceptions import FieldError, ValidationError
-from django.db import DataError
-from django.db.models import Q, Sum
-from django.db.models.functions import Coalesce
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
 from console.api.common import (
     INT,
+    ODATA_ERROR,
     SAFE_TEXT_PATTERN,
     STRING,
     GraphAutoSchema,
     errors,
-    guid_field,
     json_request,
     obj,
     text_filter_pattern,
 )
-from console.api.errors import GraphError
-from console.api.odata import Field, parse_filter
 from console.api.views import GraphView
-from policies.catalog import get_catalog
-from reports.models import (
-    DevicePolicyStatus,
-    DeviceSettingStatus,
-    PolicySettingStatusCount,
-    PolicyStatusCount,
-    Status,
-)
+from reports import cached
+from reports.graph_reports import MAX_TOP, REPORTS, Report, run_report
 
-STATUS_CODE = {
-    Status.SUCCEEDED: 2,
-    Status.NOT_APPLICABLE: 1,
-    Status.ERROR: 5,
-    Status.CONFLICT: 6,
-    Status.PENDING: 0,
-}
-STATUS_OF_CODE = {code: status for status, code in STATUS_CODE.items()}
-POLICY_BASE_TYPE = "DeviceManagementConfigurationPolicy"
-MAX_TOP = 1000
-DEFAULT_TOP = 50
-REQUEST_KEYS = {"name", "select", "filter", "search", "groupBy", "orderBy", "skip", "top", "sessionId"}
-
-
-def _status_filter(column: str, prop: str) -> Callable[[str, object], Q]:
-    """PolicyStatus eq 2 / eq '2' / eq 'Succeeded' (scripts quote numbers)."""
-
-    def build(lookup: str, value: object) -> Q:
-        if lookup != "exact":
-            raise GraphError(400, f"Invalid filter: {prop} is compared with eq or ne.")
-        code: object = value
-        if isinstance(value, str):
-            text = value.strip()
-            code = int(text) if text.lstrip("-").isdigit() else None
-            if code is None:
-                matches = [s for s in Status if s.label.lower() == text.lower() or s.value == text.lower()]
-                return Q(**{column: matches[0].value}) if matches else Q(pk__in=[])
-        if not isinstance(code, int) or isinstance(code, bool) or code not in STATUS_OF_CODE:
-            return Q(pk__in=[])
-        return Q(**{column: STATUS_OF_CODE[code].value})
-
-    return build
-
-
-def _dt(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def _setting_name(key: str) -> str:
-    setting = get_catalog().get(key)
-    return setting.display_name if setting is not None else key
-
-
-def _label(status: str) -> str:
-    return Status(status).label if status in Status.values else status
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str  # Graph's PropertyType: String, Int32, DateTime, Boolean
-    value: Callable[[Any], Any]
-    filter: Field | None = None
-    order: str | None = None
-
-
-@dataclass(frozen=True)
-class Report:
-    name: str
-    summary: str
-    queryset: Callable[[], Any]
-    columns: tuple[Column, ...]
-    default: tuple[str, ...]
-    search: tuple[str, ...] = ()
-    default_order: tuple[str, ...] = ("pk",)
-    by_name: dict[str, Column] = field(default_factory=dict, compare=False)
-
-    def __post_init__(self) -> None:
-        self.by_name.update({c.name: c for c in self.columns})
-
-
-def _device_policy_rows():
-    return DevicePolicyStatus.objects.select_related("device", "policy")
-
-
-def _setting_rows():
-    return DeviceSettingStatus.objects.select_related("device", "policy")
-
-
-def _sum(status: str, prefix: str = ""):
-    return Coalesce(Sum(f"{prefix}count", filter=Q(**{f"{prefix}status": status})), 0)
-
-
-def _policy_summary_rows():
-    return (
-        PolicyStatusCount.objects.values("policy_id", "policy__policy_id", "policy__name")
-        .annotate(**{s: _sum(s) for s in Status.values})
-        .order_by()
-    )
-
-
-def _setting_summary_rows():
-    return (
-        PolicySettingStatusCount.objects.values(
-            "policy_id", "policy__policy_id", "policy__name", "setting_key"
-        )
-        .annotate(**{s: _sum(s) for s in Status.values})
-        .order_by()
-    )
-
-
-DEVICE_COLUMNS = (
-    Column("IntuneDeviceId", "String", lambda r: str(r.device.managed_device_id), guid_field("device__managed_device_id", "IntuneDeviceId")),
-    Column("DeviceId", "String", lambda r: str(r.device.device_id), guid_field("device__device_id", "DeviceId")),
-    Column("DeviceName", "String", lambda r: r.device.display_name, "device__display_name", "device__display_name"),
-    Column("UPN", "String", lambda r: ""),
-    Column("UserId", "String", lambda r: ""),
-    Column("PolicyId", "String", lambda r: str(r.policy.policy_id), guid_field("policy__policy_id", "PolicyId")),
-    Column("PolicyName", "String", lambda r: r.policy.name, "policy__name", "policy__name"),
-    Column("PolicyBaseTypeName", "String", lambda r: POLICY_BASE_TYPE),
-    Column("UnifiedPolicyType", "String", lambda r: r.policy.get_policy_type_display()),
-    Column("ProfileName", "String", lambda r: r.policy.profile, "policy__profile"),
-    Column("PolicyStatus", "Int32", lambda r: STATUS_CODE.get(r.status, 0), _status_filter("status", "PolicyStatus"), "status"),
-    Column("PolicyStatus_loc", "String", lambda r: _label(r.status)),
-    Column("Channel", "String", lambda r: r.get_channel_display(), "channel"),
-    Column("SucceededSettingCount", "Int32", lambda r: r.succeeded_count),
-    Column("ErrorSettingCount", "Int32", lambda r: r.error_count),
-    Column("ConflictSettingCount", "Int32", lambda r: r.conflict_count),
-    Column("PspdpuLastModifiedTimeUtc", "DateTime", lambda r: _dt(r.last_reported_at), None, "last_reported_at"),
-)  # fmt: skip
-SUMMARY_COUNTS = (
-    ("NumberOfSucceededDevices", Status.SUCCEEDED),
-    ("NumberOfErrorDevices", Status.ERROR),
-    ("NumberOfConflictDevices", Status.CONFLICT),
-    ("NumberOfNotApplicableDevices", Status.NOT_APPLICABLE),
-    ("NumberOfPendingDevices", Status.PENDING),
-)
-
-
-def _count_columns() -> tuple[Column, ...]:
-    return tuple(
-        Column(name, "Int32", lambda r, s=status.value: r[s], None, status.value)
-        for name, status in SUMMARY_COUNTS
-    )
-
-
-REPORTS = {
-    r.name: r
-    for r in (
-        Report(
-            "getConfigurationPolicyDevicesReport",
-            "The devices of a policy and their status (filter \"PolicyId eq '…'\")",
-            _device_policy_rows,
-            DEVICE_COLUMNS,
-            (
-                "DeviceName",
-                "UPN",
-                "PolicyStatus",
-                "PolicyStatus_loc",
-                "IntuneDeviceId",
-                "PspdpuLastModifiedTimeUtc",
-            ),
-            search=("device__display_name",),
-            default_order=("device__display_name",),
-        ),
-        Report(
-            "getConfigurationPoliciesReportForDevice",
-            "The policies of a device and their status (filter \"IntuneDeviceId eq '…'\")",
-            _device_policy_rows,
-            DEVICE_COLUMNS,
-            (
-                "PolicyId",
-                "PolicyName",
-                "PolicyBaseTypeName",
-                "UnifiedPolicyType",
-                "PolicyStatus",
-                "PolicyStatus_loc",
-                "PspdpuLastModifiedTimeUtc",
-            ),
-            search=("policy__name",),
-            default_order=("policy__name",),
-        ),  # fmt: skip
-        Report(
-            "getConfigurationPolicyDeviceSummaryReport",
-            "Device counts per status of each policy (the overview donut)",
-            _policy_summary_rows,
-            (
-                Column(
-                    "PolicyId",
-                    "String",
-                    lambda r: str(r["policy__policy_id"]),
-                    guid_field("policy__policy_id", "PolicyId"),
-                ),
-                Column("PolicyName", "String", lambda r: r["policy__name"], "policy__name", "policy__name"),
-                *_count_columns(),
-            ),
-            ("PolicyId", *(name for name, _ in SUMMARY_COUNTS)),
-            search=("policy__name",),
-            default_order=("policy__name",),
-        ),  # fmt: skip
-        Report(
-            "getConfigurationPolicySettingsDeviceSummaryReport",
-            "Per-setting device counts per status of a policy (filter \"PolicyId eq '…'\")",
-            _setting_summary_rows,
-            (
-                Column(
-                    "PolicyId",
-                    "String",
-                    lambda r: str(r["policy__policy_id"]),
-                    guid_field("policy__policy_id", "PolicyId"),
-                ),
-                Column("PolicyName", "String", lambda r: r["policy__name"], "policy__name", "policy__name"),
-                Column("SettingId", "String", lambda r: r["setting_key"], "setting_key", "setting_key"),
-                Column("SettingName", "String", lambda r: _setting_name(r["setting_key"])),
-                *_count_columns(),
-            ),
-            ("SettingId", "SettingName", *(name for name, _ in SUMMARY_COUNTS)),
-            search=("setting_key",),
-            default_order=("setting_key",),
-        ),  # fmt: skip
-        Report(
-            "getConfigurationSettingsReport",
-            "Per-setting status of a policy on a device (filter \"PolicyId eq '…' and IntuneDeviceId eq '…'\")",
-            _setting_rows,
-            (
-                *DEVICE_COLUMNS[:8],
-                Column("SettingId", "String", lambda r: r.setting_key, "setting_key", "setting_key"),
-                Column("SettingName", "String", lambda r: _setting_name(r.setting_key)),
-                Column(
-                    "SettingStatus",
-                    "Int32",
-                    lambda r: STATUS_CODE.get(r.status, 0),
-                    _status_filter("status", "SettingStatus"),
-                    "status",
-                ),
-                Column("SettingStatus_loc", "String", lambda r: _label(r.status)),
-                Column("ErrorCode", "Int32", lambda r: r.error_code or 0, "error_code"),
-                Column("ErrorCode_loc", "String", lambda r: r.error_code_hex),
-                Column("CurrentValue", "String", lambda r: _value_text(r.value)),
-                Column("Message", "String", lambda r: r.message),
-            ),
-            ("SettingId", "SettingName", "SettingStatus", "SettingStatus_loc", "ErrorCode", "CurrentValue"),
-            search=("setting_key",),
-            default_order=("setting_key",),
-        ),  # fmt: skip
-    )
-}
-
-
-NONCOMPLIANT = Q(status__in=[Status.ERROR, Status.CONFLICT])
-
-
-def _noncompliant_device_rows():
-    return _device_policy_rows().filter(NONCOMPLIANT)
-
-
-def _noncompliant_setting_rows():
-    return _setting_rows().filter(NONCOMPLIANT)
-
-
-REPORTS["getConfigurationPolicyNonComplianceReport"] = Report(
-    "getConfigurationPolicyNonComplianceReport",
-    "Devices where a policy is in error or conflict (filter \"PolicyId eq '…'\"); Graph's columns, this "
-    "console's statuses",
-    _noncompliant_device_rows,
-    DEVICE_COLUMNS,
-    ("DeviceName", "UPN", "PolicyId", "PolicyName", "PolicyStatus", "PolicyStatus_loc", "IntuneDeviceId",
-     "PspdpuLastModifiedTimeUtc"),
-    search=("device__display_name",),
-    default_order=("device__display_name",),
-)  # fmt: skip
-REPORTS["getSettingNonComplianceReport"] = Report(
-    "getSettingNonComplianceReport",
-    "Settings in error or conflict, per device and policy (filter \"PolicyId eq '…'\", \"SettingId eq '…'\")",
-    _noncompliant_setting_rows,
-    REPORTS["getConfigurationSettingsReport"].columns,
-    ("DeviceName", "IntuneDeviceId", "PolicyId", "PolicyName", "SettingId", "SettingName", "SettingStatus",
-     "SettingStatus_loc", "ErrorCode"),
-    search=("device__display_name", "setting_key"),
-    default_order=("device__display_name", "setting_key"),
-)  # fmt: skip
-
-
-def _value_text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return "; ".join(str(v) for v in value)
-    return str(value)
-
-
-# ------------------------------------------------------------------------------------------------ request
-
-
-def _str_list(body: Mapping[str, Any], key: str) -> list[str]:
-    raw = body.get(key)
-    if raw is None:
-        return []
-    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw) or len(raw) > 100:
-        raise GraphError(400, f"'{key}' must be a list of column names.")
-    return raw
-
-
-def _int(body: Mapping[str, Any], key: str, default: int, maximum: int) -> int:
-    raw = body.get(key)
-    if raw is None:
-        return default
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0 or raw > maximum:
-        raise GraphError(400, f"'{key}' must be a whole number from 0 to {maximum}.")
-    return raw
-
-
-def _text(body: Mapping[str, Any], key: str) -> str:
-    raw = body.get(key)
-    if raw is None:
-        return ""
-    if not isinstance(raw, str) or len(raw) > 4000:
-        raise GraphError(400, f"'{key}' must be text.")
-    return raw
-
-
-def run_report(report: Report, body: Mapping[str, Any]) -> dict[str, Any]:
-    for key in body:
-        if key not in REQUEST_KEYS and not str(key).startswith("@"):
-            raise GraphError(400, f"Property '{str(key)[:80]}' is not a parameter of {report.name}.")
-    _text(body, "name")  # the report's name, when sent, is text
-    if _str_list(body, "groupBy"):
-        raise GraphError(400, "groupBy isn't supported by this console's reports; send [].")
-    select = _str_list(body, "select") or list(report.default)
-    unknown = [c for c in select if c not in report.by_name]
-    if unknown:
-        raise GraphError(
-            400, f"Unknown column '{unknown[0][:80]}'. Columns of {report.name}: {', '.join(report.by_name)}."
-        )
-    columns = [report.by_name[c] for c in dict.fromkeys(select)]
-    order: list[str] = []
-    for clause in _str_list(body, "orderBy"):
-        bits = clause.split()
-        column = report.by_name.get(bits[0]) if bits else None
-        if (
-            column is None
-            or column.order is None
-            or len(bits) > 2
-            or (len(bits) == 2 and bits[1].lower() not in ("asc", "desc"))
-        ):
-            sortable = ", ".join(c.name for c in report.columns if c.order)
-            raise GraphError(
-                400, f"Invalid orderBy '{clause[:80]}': use 'Column [asc|desc]' with one of {sortable}."
-            )
-        order.append(("-" if len(bits) == 2 and bits[1].lower() == "desc" else "") + column.order)
-    skip = _int(body, "skip", 0, 10**9)
-    top = _int(body, "top", DEFAULT_TOP, MAX_TOP) or DEFAULT_TOP
-    fields = {c.name: c.filter for c in report.columns if c.filter is not None}
-    text = _text(body, "filter").strip()
-    q = parse_filter(text, fields) if text else Q()
-    search = _text(body, "search").strip()
-    if search and report.search:
-        sq = Q()
-        for path in report.search:
-            sq |= Q(**{f"{path}__icontains": search})
-        q &= sq
-    try:
-        qs = report.queryset().filter(q).order_by(*order, *report.default_order)
-        total = qs.count()
-        rows = list(qs[skip : skip + top])
-    except (ValidationError, ValueError, TypeError, FieldError, OverflowError, DataError) as exc:
-        raise GraphError(
-            400, f"Invalid filter: a value does not fit its column ({str(exc)[:200]})."
-        ) from None
-    return {
-        "TotalRowCount": total,
-        "Schema": [{"Column": c.name, "PropertyType": c.type} for c in columns],
-        "Values": [[c.value(row) for c in columns] for row in rows],
-        "SessionId": _text(body, "sessionId"),
-    }
-
+CACHED_NAMES = cached.NAMES
 
 # ------------------------------------------------------------------------------------------------ views
 
@@ -516,13 +132,6 @@ VIEWS = {name: _view(report) for name, report in REPORTS.items()}
 
 # ------------------------------------------------------------------------------------------------ cached reports
 
-CACHED_PREFIX = "graph:cachedReportConfiguration:"
-CACHED_TTL = (
-    3600  # seconds; Graph's documentation gives no lifetime, this console keeps a configuration an hour
-)
-CACHED_KEYS = {"id", "reportName", "filter", "select", "orderBy", "metadata"}
-CACHED_NAMES = ", ".join(name[3:] for name in REPORTS)
-
 CACHED_CONFIGURATION = obj(
     {
         "id": STRING,
@@ -532,7 +141,7 @@ CACHED_CONFIGURATION = obj(
         "orderBy": {"type": "array", "items": STRING},
         "metadata": STRING,
         "status": {"type": "string", "enum": ["unknown", "notStarted", "inProgress", "completed", "failed"]},
-        "lastRefreshDateTime": {"type": "string", "format": "date-time"},
+        "lastRefreshDateTime": {"type": "string", "format": "date-time", "nullable": True},
         "expirationDateTime": {"type": "string", "format": "date-time"},
     },
     required=["id", "reportName", "status"],
@@ -562,92 +171,30 @@ CACHED_IN = {
     "description": (
         "Graph's documentation names no report list: this console caches its own report actions, named as the "
         f"action without 'get' ({CACHED_NAMES}). reportName may be left out when the id starts with "
-        "'<reportName>_'. The configuration lives an hour; the report is computed when read (always current)."
+        "'<reportName>_'. The filter, select and orderBy are checked at once (400); the snapshot is computed in the "
+        "background (status inProgress, then completed or failed) and kept an hour after it completes."
     ),
 }
+_ALL_COLUMNS = sorted({c.name for report in REPORTS.values() for c in report.columns})
+_COLUMN = {"type": "string", "enum": _ALL_COLUMNS}
+_ORDER = rf"^(?:{'|'.join(_ALL_COLUMNS)})(?: (?:asc|desc))?$"
 CACHED_REPORT_IN = obj(
     {
         "id": {"type": "string", "pattern": r"^[A-Za-z]+_[0-9a-fA-F-]{1,36}$"},
-        "groupBy": {"type": "array", "maxItems": 0},
-        "skip": {"type": "integer", "minimum": 0, "maximum": 10**9},
-        "top": {"type": "integer", "minimum": 0, "maximum": MAX_TOP},
+        "select": {"type": "array", "items": _COLUMN, "nullable": True},
+        "groupBy": {"type": "array", "items": _COLUMN, "nullable": True},
+        "orderBy": {"type": "array", "items": {"type": "string", "pattern": _ORDER}, "nullable": True},
+        "search": {"type": "string", "maxLength": 100, "pattern": SAFE_TEXT_PATTERN, "nullable": True},
+        "skip": {"type": "integer", "minimum": 0, "maximum": 10**9, "nullable": True},
+        "top": {"type": "integer", "minimum": 0, "maximum": MAX_TOP, "nullable": True},
     },
     required=["id"],
-    description="select, orderBy and search are accepted too and must fit the cached report's columns",
+    description="Reads the snapshot, never the live rows. select, groupBy and orderBy name columns of the cached "
+    "report (of its configuration's select when it has one; another column is a 400); search looks in the "
+    "columns the report action searches (device, policy or setting names); groupBy gives one row per distinct "
+    "combination of its columns, and select may then name only those (a choice of this console: Graph's "
+    "documentation is silent).",
 )
-
-
-def _report_named(name: str) -> Report:
-    for candidate in (name, f"get{name}", f"get{name[:1].upper()}{name[1:]}"):
-        if candidate in REPORTS:
-            return REPORTS[candidate]
-    raise GraphError(400, f"Unknown reportName '{name[:80]}'. Reports this console caches: {CACHED_NAMES}.")
-
-
-def _cache_key(config_id: str) -> str:
-    return CACHED_PREFIX + config_id.strip().lower()
-
-
-def _cached(config_id: object) -> dict[str, Any]:
-    if not isinstance(config_id, str) or not config_id.strip():
-        raise GraphError(400, "'id' must be the id of a cached report configuration.")
-    found = cache.get(_cache_key(config_id))
-    if found is None:
-        raise GraphError(
-            404,
-            f"Cached report configuration '{config_id[:120]}' was not found (or expired).",
-            "ResourceNotFound",
-        )
-    return found
-
-
-def create_cached_configuration(body: Mapping[str, Any]) -> dict[str, Any]:
-    for key in body:
-        if key not in CACHED_KEYS and not str(key).startswith("@"):
-            raise GraphError(
-                400,
-                f"Property '{str(key)[:80]}' does not exist on type 'deviceManagementCachedReportConfiguration'.",
-            )
-    config_id = _text(body, "id").strip()
-    if not config_id or len(config_id) > 200:
-        raise GraphError(400, "'id' is required: a name for the cached report, e.g. '<reportName>_<guid>'.")
-    report = _report_named(_text(body, "reportName").strip() or config_id.split("_", 1)[0])
-    select = _str_list(body, "select")
-    order = _str_list(body, "orderBy")
-    flt = _text(body, "filter")
-    run_report(report, {"select": select, "orderBy": order, "filter": flt, "top": 1})  # refuses a bad one now
-    now = timezone.now()
-    config = {
-        "id": config_id,
-        "reportName": report.name[3:],
-        "filter": flt,
-        "select": select,
-        "orderBy": order,
-        "metadata": _text(body, "metadata"),
-        "status": "completed",
-        "lastRefreshDateTime": _dt(now),
-        "expirationDateTime": _dt(now + timedelta(seconds=CACHED_TTL)),
-    }
-    cache.set(_cache_key(config_id), config, CACHED_TTL)
-    return config
-
-
-def run_cached_report(body: Mapping[str, Any]) -> dict[str, Any]:
-    for key in body:
-        if key not in {"id", "select", "search", "groupBy", "orderBy", "skip", "top"} and not str(
-            key
-        ).startswith("@"):
-            raise GraphError(400, f"Property '{str(key)[:80]}' is not a parameter of getCachedReport.")
-    config = _cached(body.get("id"))
-    request = {k: v for k, v in body.items() if k != "id" and v is not None}
-    request.setdefault("select", config["select"])
-    request.setdefault("orderBy", config["orderBy"])
-    if not request["select"]:
-        request["select"] = config["select"]
-    if not request["orderBy"]:
-        request["orderBy"] = config["orderBy"]
-    request["filter"] = config["filter"]
-    return run_report(_report_named(config["reportName"]), request)
 
 
 class CachedReportConfigurations(GraphView):
@@ -655,13 +202,16 @@ class CachedReportConfigurations(GraphView):
     schema = GraphAutoSchema()
 
     @extend_schema(
-        summary="Cache a report's configuration (201); read it with getCachedReport",
+        summary="Cache a report (201, status inProgress); its snapshot is computed in the background",
+        description="Read the configuration until its status is completed, then getCachedReport. Creating an "
+        "existing id again computes a new snapshot.",
         request=json_request(CACHED_IN),
         responses={201: OpenApiResponse(CACHED_CONFIGURATION), **errors(413, 415)},
         tags=["reports"],
     )
     def post(self, request):
-        return Response(create_cached_configuration(self.json_body(request)), status=201)
+        row = cached.create_configuration(self.json_body(request))
+        return Response(cached.configuration_json(row), status=201)
 
 
 class CachedReportConfigurationDetail(GraphView):
@@ -669,21 +219,20 @@ class CachedReportConfigurationDetail(GraphView):
     schema = GraphAutoSchema()
 
     @extend_schema(
-        summary="One cached report configuration",
+        summary="One cached report configuration (status inProgress, completed or failed); 404 once expired",
         responses={200: OpenApiResponse(CACHED_CONFIGURATION), **errors()},
         tags=["reports"],
     )
     def get(self, request, config_id: str):
-        return Response(_cached(config_id))
+        return Response(cached.configuration_json(cached.get_configuration(config_id)))
 
     @extend_schema(
-        summary="Delete a cached report configuration (204)",
+        summary="Delete a cached report configuration and its snapshot (204)",
         responses={204: OpenApiResponse(description="Deleted"), **errors()},
         tags=["reports"],
     )
     def delete(self, request, config_id: str):
-        _cached(config_id)
-        cache.delete(_cache_key(config_id))
+        cached.delete_configuration(config_id)
         return Response(status=204)
 
 
@@ -693,10 +242,16 @@ class GetCachedReport(GraphView):
     schema = GraphAutoSchema()
 
     @extend_schema(
-        summary="Read a cached report (the configuration's filter; select and orderBy may be overridden)",
+        summary="Read a cached report's snapshot: select, search, groupBy, orderBy, skip and top",
         request=json_request(CACHED_REPORT_IN),
-        responses={200: OpenApiResponse(REPORT_OUT), **errors(413, 415)},
+        responses={
+            200: OpenApiResponse(REPORT_OUT),
+            **errors(413, 415),
+            409: OpenApiResponse(
+                ODATA_ERROR, description="The snapshot isn't ready (status inProgress) or failed (the reason)"
+            ),
+        },
         tags=["reports"],
     )
     def post(self, request):
-        return Response(run_cached_report(self.json_body(request)))
+        return Response(cached.read(self.json_body(request)))

@@ -11,6 +11,7 @@ from tests.api.shapes import CPU_LOAD, REALTIME, assert_graph_error, av_body, ch
 
 POLICIES = "/beta/deviceManagement/configurationPolicies"
 PATH = "/beta/deviceManagement/configurationPolicies"
+WSE_SETTING = "device_vendor_msft_policy_config_windowsdefendersecuritycenter_disableenhancednotifications"
 
 
 def test_a_setting_sent_twice_is_a_409_on_create_and_nothing_is_saved(ga_api):
@@ -41,3 +42,13 @@ def test_the_schema_states_the_409_for_a_setting_sent_twice(client, db):
                          ("post", PATH + "/{policy_id}/settings")):  # fmt: skip
         conflict = paths[path][method]["responses"]["409"]
         assert "more than once" in conflict["description"], (method, path)
+
+
+def test_a_setting_sent_twice_beside_another_profiles_setting_is_still_a_409(ga_api):
+    from policies.catalog import get_catalog
+
+    created = ga_api.post(POLICIES, av_body()).json()
+    other = get_catalog().setting(WSE_SETTING)
+    foreign = choice(WSE_SETTING, str(other.options[0].value))
+    body = {"settings": [integer(CPU_LOAD, 20), integer(CPU_LOAD, 30), foreign]}
+    assert_graph_error(ga_api.patch(f"{POLICIES}/{created['id']}", body), 409)

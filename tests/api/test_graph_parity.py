@@ -246,14 +246,19 @@ def test_the_missing_report_actions_answer(ga_api, action):
     assert set(response.json()) >= {"TotalRowCount", "Schema", "Values"}
 
 
-def test_cached_report_configurations_and_get_cached_report(ga_api):
-    created = ga_api.post(
-        "/beta/deviceManagement/reports/cachedReportConfigurations",
-        {"id": "ConfigurationPolicyDevicesReport_00000000-0000-0000-0000-000000000001", "filter": "", "select": [],
-         "orderBy": [], "metadata": ""},
-    )  # fmt: skip
+def test_cached_report_configurations_and_get_cached_report(
+    ga_api, eager_celery, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        created = ga_api.post(
+            "/beta/deviceManagement/reports/cachedReportConfigurations",
+            {"id": "ConfigurationPolicyDevicesReport_00000000-0000-0000-0000-000000000001", "filter": "",
+             "select": [], "orderBy": [], "metadata": ""},
+        )  # fmt: skip
     assert created.status_code == 201, created.content
-    assert created.json()["status"] == "completed"
+    assert created.json()["status"] == "inProgress"  # Graph's flow: computed in the background
+    config = ga_api.get(f"/beta/deviceManagement/reports/cachedReportConfigurations/{created.json()['id']}")
+    assert config.json()["status"] == "completed"
     report = ga_api.post(
         "/beta/deviceManagement/reports/getCachedReport",
         {"id": created.json()["id"], "top": 10, "skip": 0},
