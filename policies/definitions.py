@@ -291,13 +291,15 @@ def _value_template(profile: Profile, setting: SettingDef) -> dict[str, Any] | l
     if setting.type in ("choice", "integer", "string"):
         kind = {"choice": "ChoiceSettingValueTemplate", "integer": "IntegerSettingValueTemplate",
                 "string": "StringSettingValueTemplate"}[setting.type]  # fmt: skip
-        return {
+        template = {
             "@odata.type": _type(kind),
             "settingValueTemplateId": value_template_id(template_id, setting.id),
             "defaultValue": _default_template(profile, setting),
-            "recommendedValueDefinition": None,
-            "requiredValueDefinition": None,
         }
+        if setting.type != "string":  # Graph's string value template has no value definitions
+            template["recommendedValueDefinition"] = None
+            template["requiredValueDefinition"] = None
+        return template
     if setting.type == "choice_collection":
         # One value template per default option; none when the catalog gives no default.
         return [

@@ -4,8 +4,11 @@ the two descriptions cannot disagree.
 
 Rules of the translation:
 * an entity type is a response schema whose description starts with its Graph type name
-  ("deviceManagementConfigurationPolicy", "managedDevice: …"); its properties come from the schema, nested
-  objects are ``Edm.Untyped`` (CSDL 4.01) rather than invented complex types;
+  ("deviceManagementConfigurationPolicy", "managedDevice: …"); its properties come from the schema;
+* the settings model is typed with the complex types Graph declares for it (COMPLEX_TYPES: setting instances,
+  their values, template references, setting instance and value templates with their defaults, each with its
+  base type), so an OData client reading $metadata gets typed settings; other nested objects are
+  ``Edm.Untyped`` (CSDL 4.01) rather than invented complex types;
 * an entity set is a collection path with no path parameter (…/configurationPolicies, /groups);
 * an action is a POST answering 200 or 204 (assign, syncDevice, the report actions); a POST answering 201 creates
   an entity instead. Its binding parameter is the entity of the parent path (or ``deviceManagementReports``).
@@ -32,6 +35,73 @@ _PRIMITIVE = {
     "integer": "Edm.Int32",
     "boolean": "Edm.Boolean",
     "number": "Edm.Double",
+}
+
+
+_S = "Edm.String"
+_DMC = "deviceManagementConfiguration"
+
+
+def _c(name: str) -> str:
+    return f"{NAMESPACE}.{_DMC}{name}"
+
+
+def _many(name: str) -> str:
+    return f"Collection({_c(name)})"
+
+
+# Graph's complex types of the settings model (beta): name -> (base type, abstract, {property: type}). Names and
+# properties as Graph's resource documentation states them (intune-deviceconfigv2-*, intune-shared-*).
+COMPLEX_TYPES: dict[str, tuple[str | None, bool, dict[str, str]]] = {
+    "SettingInstanceTemplateReference": (None, False, {"settingInstanceTemplateId": _S}),
+    "SettingValueTemplateReference": (None, False, {"settingValueTemplateId": _S, "useTemplateDefault": "Edm.Boolean"}),
+    "PolicyTemplateReference": (None, False, {"templateId": _S, "templateFamily": _S, "templateDisplayName": _S, "templateDisplayVersion": _S}),
+    "SettingInstance": (None, True, {"settingDefinitionId": _S, "settingInstanceTemplateReference": _c("SettingInstanceTemplateReference")}),
+    "ChoiceSettingInstance": ("SettingInstance", False, {"choiceSettingValue": _c("ChoiceSettingValue")}),
+    "ChoiceSettingCollectionInstance": ("SettingInstance", False, {"choiceSettingCollectionValue": _many("ChoiceSettingValue")}),
+    "SimpleSettingInstance": ("SettingInstance", False, {"simpleSettingValue": _c("SimpleSettingValue")}),
+    "SimpleSettingCollectionInstance": ("SettingInstance", False, {"simpleSettingCollectionValue": _many("SimpleSettingValue")}),
+    "GroupSettingInstance": ("SettingInstance", False, {"groupSettingValue": _c("GroupSettingValue")}),
+    "GroupSettingCollectionInstance": ("SettingInstance", False, {"groupSettingCollectionValue": _many("GroupSettingValue")}),
+    "SettingValue": (None, True, {"settingValueTemplateReference": _c("SettingValueTemplateReference")}),
+    "ChoiceSettingValue": ("SettingValue", False, {"value": _S, "children": _many("SettingInstance")}),
+    "GroupSettingValue": ("SettingValue", False, {"children": _many("SettingInstance")}),
+    "SimpleSettingValue": ("SettingValue", True, {}),
+    "IntegerSettingValue": ("SimpleSettingValue", False, {"value": "Edm.Int32"}),
+    "StringSettingValue": ("SimpleSettingValue", False, {"value": _S}),
+    "SettingInstanceTemplate": (None, True, {"settingInstanceTemplateId": _S, "settingDefinitionId": _S, "isRequired": "Edm.Boolean"}),
+    "ChoiceSettingInstanceTemplate": ("SettingInstanceTemplate", False, {"choiceSettingValueTemplate": _c("ChoiceSettingValueTemplate")}),
+    "ChoiceSettingCollectionInstanceTemplate": ("SettingInstanceTemplate", False, {"choiceSettingCollectionValueTemplate": _many("ChoiceSettingValueTemplate")}),
+    "SimpleSettingInstanceTemplate": ("SettingInstanceTemplate", False, {"simpleSettingValueTemplate": _c("SimpleSettingValueTemplate")}),
+    "SimpleSettingCollectionInstanceTemplate": ("SettingInstanceTemplate", False, {"simpleSettingCollectionValueTemplate": _many("SimpleSettingValueTemplate")}),
+    "GroupSettingCollectionInstanceTemplate": ("SettingInstanceTemplate", False, {"groupSettingCollectionValueTemplate": _many("GroupSettingValueTemplate")}),
+    "ChoiceSettingValueTemplate": (None, False, {"settingValueTemplateId": _S, "defaultValue": _c("ChoiceSettingValueDefaultTemplate"), "recommendedValueDefinition": _c("ChoiceSettingValueDefinitionTemplate"), "requiredValueDefinition": _c("ChoiceSettingValueDefinitionTemplate")}),
+    "ChoiceSettingValueDefinitionTemplate": (None, False, {"allowedOptions": _many("OptionDefinitionTemplate")}),
+    "OptionDefinitionTemplate": (None, False, {"itemId": _S, "children": _many("SettingInstanceTemplate")}),
+    "ChoiceSettingValueDefaultTemplate": (None, True, {}),
+    "ChoiceSettingValueConstantDefaultTemplate": ("ChoiceSettingValueDefaultTemplate", False, {"settingDefinitionOptionId": _S, "children": _many("SettingInstanceTemplate")}),
+    "GroupSettingValueTemplate": (None, False, {"settingValueTemplateId": _S, "children": _many("SettingInstanceTemplate")}),
+    "SimpleSettingValueTemplate": (None, True, {"settingValueTemplateId": _S}),
+    "IntegerSettingValueTemplate": ("SimpleSettingValueTemplate", False, {"defaultValue": _c("IntegerSettingValueDefaultTemplate"), "recommendedValueDefinition": _c("IntegerSettingValueDefinitionTemplate"), "requiredValueDefinition": _c("IntegerSettingValueDefinitionTemplate")}),
+    "IntegerSettingValueDefinitionTemplate": (None, False, {"minValue": "Edm.Int32", "maxValue": "Edm.Int32"}),
+    "IntegerSettingValueDefaultTemplate": (None, True, {}),
+    "IntegerSettingValueConstantDefaultTemplate": ("IntegerSettingValueDefaultTemplate", False, {"constantValue": "Edm.Int32"}),
+    "StringSettingValueTemplate": ("SimpleSettingValueTemplate", False, {"defaultValue": _c("StringSettingValueDefaultTemplate")}),
+    "StringSettingValueDefaultTemplate": (None, True, {}),
+    "StringSettingValueConstantDefaultTemplate": ("StringSettingValueDefaultTemplate", False, {"constantValue": _S}),
+}  # fmt: skip
+# Entity properties that hold one of them (what the views' schemas describe as nested objects).
+TYPED_PROPERTIES = {
+    "settingInstance": _c("SettingInstance"),
+    "settingInstanceTemplate": _c("SettingInstanceTemplate"),
+    "templateReference": _c("PolicyTemplateReference"),
+}
+
+# Entity properties that are Graph navigation properties to another entity type of this document.
+NAVIGATION = {
+    "settings": "deviceManagementConfigurationSetting",
+    "assignments": "deviceManagementConfigurationPolicyAssignment",
+    "settingDefinitions": "deviceManagementConfigurationSettingDefinition",
 }
 
 
@@ -151,13 +221,36 @@ def csdl(schema: dict[str, Any], version: str) -> bytes:
         _element(key, "PropertyRef", Name="id")
         properties = {"id": {"type": "string"}, **model.types[name]}
         for prop, sub in properties.items():
+            edm_type = _edm(sub)
+            target = NAVIGATION.get(prop)
+            if target in model.types and edm_type == "Collection(Edm.Untyped)":
+                _element(
+                    entity,
+                    "NavigationProperty",
+                    Name=prop,
+                    Type=f"Collection({NAMESPACE}.{target})",
+                    ContainsTarget="true",
+                )
+                continue
+            if edm_type == "Edm.Untyped" and prop in TYPED_PROPERTIES:
+                edm_type = TYPED_PROPERTIES[prop]
             _element(
                 entity,
                 "Property",
                 Name=prop,
-                Type=_edm(sub),
+                Type=edm_type,
                 Nullable="false" if prop == "id" else ("true" if sub.get("nullable") else None),
             )
+    for name, (base, abstract, props) in sorted(COMPLEX_TYPES.items()):
+        complex_type = _element(
+            edm_schema,
+            "ComplexType",
+            Name=_DMC + name,
+            BaseType=_c(base) if base else None,
+            Abstract="true" if abstract else None,
+        )
+        for prop, edm_type in props.items():
+            _element(complex_type, "Property", Name=prop, Type=edm_type)
     for (action, bound), spec in sorted(model.actions.items()):
         node = _element(edm_schema, "Action", Name=action, IsBound="true")
         _element(node, "Parameter", Name="bindingParameter", Type=f"{NAMESPACE}.{bound}", Nullable="false")
