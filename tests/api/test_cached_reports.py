@@ -13,6 +13,7 @@ from django.utils import timezone
 from devices.checkins import run_checkin
 from reports.models import CachedReport, DevicePolicyStatus
 from tests.api.shapes import GRAPH, assert_graph_error, av_body
+from tests.api.test_msgraph_sdk import sdk  # noqa: F401 - the fixture
 from tests.helpers import wait_for
 
 REPORTS = "/beta/deviceManagement/reports"
@@ -175,3 +176,52 @@ def test_a_report_too_large_to_cache_fails_with_the_reason(
     assert_graph_error(
         ga_api.post(f"{REPORTS}/getCachedReport", {"id": config_id}), 409, text="narrow the filter"
     )
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_beta_sdk_runs_graphs_cached_report_flow(sdk, ga_api, make_device, make_group, eager_celery):  # noqa: F811
+    import json
+    import warnings
+
+    pytest.importorskip("msgraph_beta")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from msgraph_beta.generated.device_management.reports.get_cached_report.get_cached_report_post_request_body import (
+            GetCachedReportPostRequestBody,
+        )
+        from msgraph_beta.generated.models.device_management_cached_report_configuration import (
+            DeviceManagementCachedReportConfiguration,
+        )
+
+    from tests.api.test_msgraph_sdk import run_async
+
+    policy = _checked_in(ga_api, make_device, make_group)
+    reports = sdk.device_management.reports
+    config = _config(policy["id"])
+
+    async def flow():
+        created = await reports.cached_report_configurations.post(
+            DeviceManagementCachedReportConfiguration(
+                id=config["id"], filter=config["filter"], select=config["select"], order_by=[], metadata=""
+            )
+        )
+        got = await reports.cached_report_configurations.by_device_management_cached_report_configuration_id(
+            created.id
+        ).get()
+        raw = await reports.get_cached_report.post(
+            GetCachedReportPostRequestBody(
+                id=created.id, select=["DeviceName"], order_by=["DeviceName desc"], top=2
+            )
+        )
+        await reports.cached_report_configurations.by_device_management_cached_report_configuration_id(
+            created.id
+        ).delete()
+        return created, got, json.loads(raw)
+
+    created, got, table = run_async(flow())
+    assert str(getattr(created.status, "value", created.status)) == "inProgress"
+    assert (
+        str(getattr(got.status, "value", got.status)) == "completed" and got.expiration_date_time is not None
+    )
+    assert table["TotalRowCount"] == 3 and table["Values"] == [["WS-0003"], ["WS-0002"]]
+    assert not CachedReport.objects.exists()
