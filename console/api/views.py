@@ -10,6 +10,7 @@ from django.db import DataError
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +22,17 @@ from .auth import GraphTokenAuthentication, HasRolePermission, TenantReadThrottl
 from .errors import GraphError, graph_error_response
 from .odata import apply_select, next_link, parse_query
 from .parsers import MAX_BODY, UntrustedJSONParser
+
+
+class CountNegotiation(BaseContentNegotiation):
+    """`$count` segments: the SDKs ask for `text/plain`; the count is text and an error is Graph's JSON envelope,
+    whatever the Accept header says (DRF would answer 406 to text/plain)."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
 
 
 class GraphView(APIView):

@@ -56,7 +56,7 @@ from console.api.common import (
 )
 from console.api.errors import GraphError
 from console.api.odata import apply_select, parse_query
-from console.api.views import GraphView
+from console.api.views import CountNegotiation, GraphView
 from devices import membership, services
 from devices.checkins import request_policy_sync
 from devices.forms import GroupForm
@@ -756,6 +756,7 @@ class GroupList(VersionedView):
 
 class GroupCount(VersionedView):
     required_perms = {"GET": "devices.view_group"}
+    content_negotiation_class = CountNegotiation  # the SDKs send Accept: text/plain
 
     @extend_schema(
         summary="The number of groups as text (needs ConsistencyLevel: eventual)",

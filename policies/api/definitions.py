@@ -9,7 +9,6 @@ from typing import Any
 
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
 from console.api.common import (
@@ -36,7 +35,7 @@ from console.api.common import (
 )
 from console.api.errors import GraphError
 from console.api.odata import apply_select, parse_query
-from console.api.views import GraphView
+from console.api.views import CountNegotiation, GraphView
 from policies.catalog import get_catalog
 from policies.definitions import (
     GRAPH,
@@ -277,18 +276,8 @@ class SettingTemplateList(DefinitionView):
         )
 
 
-class AnyAccept(BaseContentNegotiation):
-    """The SDKs ask `$count` for `text/plain`; the count is text and any error is Graph's JSON envelope."""
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-
 class SettingTemplateCount(DefinitionView):
-    content_negotiation_class = AnyAccept
+    content_negotiation_class = CountNegotiation
 
     @extend_schema(
         summary="The number of the template's setting templates, as text ($filter applies)",

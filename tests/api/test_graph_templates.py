@@ -183,6 +183,17 @@ def test_setting_templates_filter_top_select_and_count_like_the_other_collection
     assert one.content == b"1"
 
 
+def test_count_segments_answer_the_text_plain_accept_header_the_sdks_send(ga_api, make_group):
+    make_group("A")
+    sdk_accept = {"Accept": "text/plain;q=0.9"}
+    count = ga_api.get(f"{SETTING_TEMPLATES}/$count", headers=sdk_accept)
+    assert count.status_code == 200 and int(count.content) > 10
+    groups = ga_api.get("/v1.0/groups/$count", headers={**sdk_accept, "ConsistencyLevel": "eventual"})
+    assert groups.status_code == 200 and groups.content == b"1", groups.content
+    # an error is still Graph's JSON envelope
+    assert_graph_error(ga_api.get("/v1.0/groups/$count", headers=sdk_accept), 400, "Request_UnsupportedQuery")
+
+
 pytest.importorskip("msgraph_beta")
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
