@@ -163,7 +163,7 @@ SETTING_TEMPLATE = obj(
         "settingInstanceTemplate": INSTANCE_TEMPLATE,
         "settingDefinitions": {"type": "array", "items": DEFINITION},
     },
-    required=["id", "settingInstanceTemplate"],
+    required=["id"],  # $select may leave the instance template out
     description="deviceManagementConfigurationSettingTemplate; its id, settingInstanceTemplateId and "
     "settingValueTemplateId are stable GUIDs derived from the template and setting ids",
 )
