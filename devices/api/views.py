@@ -332,7 +332,7 @@ _ASSIGNED = {
     **_GROUP_COMMON,
     "groupTypes": {"type": "array", "maxItems": 0},
     "members@odata.bind": {"type": "array", "items": {"type": "string", "pattern": DIRECTORY_OBJECT_URL},
-                           "maxItems": 20, "uniqueItems": True},
+                           "maxItems": 20, "uniqueItems": True, "nullable": True},  # null: no members
 }  # fmt: skip
 _DYNAMIC = {
     **_GROUP_COMMON,
