@@ -7,7 +7,8 @@ Rules of the translation:
   ("deviceManagementConfigurationPolicy", "managedDevice: …"); its properties come from the schema;
 * the settings model is typed with the complex types Graph declares for it (COMPLEX_TYPES: setting instances,
   their values, template references, setting instance and value templates with their defaults, each with its
-  base type), so an OData client reading $metadata gets typed settings; other nested objects are
+  base type), and so are assignment targets (TARGET_TYPES), so an OData client reading $metadata gets typed
+  settings and assignments; other nested objects are
   ``Edm.Untyped`` (CSDL 4.01) rather than invented complex types;
 * an entity set is a collection path with no path parameter (…/configurationPolicies, /groups);
 * an action is a POST answering 200 or 204 (assign, syncDevice, the report actions); a POST answering 201 creates
@@ -90,11 +91,18 @@ COMPLEX_TYPES: dict[str, tuple[str | None, bool, dict[str, str]]] = {
     "StringSettingValueDefaultTemplate": (None, True, {}),
     "StringSettingValueConstantDefaultTemplate": ("StringSettingValueDefaultTemplate", False, {"constantValue": _S}),
 }  # fmt: skip
+# Graph's assignment targets this server serves (a policy's assignments), with their base type.
+TARGET_TYPES: dict[str, tuple[str | None, bool, dict[str, str]]] = {
+    "deviceAndAppManagementAssignmentTarget": (None, True, {"deviceAndAppManagementAssignmentFilterId": _S, "deviceAndAppManagementAssignmentFilterType": _S}),
+    "groupAssignmentTarget": ("deviceAndAppManagementAssignmentTarget", False, {"groupId": _S}),
+    "exclusionGroupAssignmentTarget": ("groupAssignmentTarget", False, {}),
+}  # fmt: skip
 # Entity properties that hold one of them (what the views' schemas describe as nested objects).
 TYPED_PROPERTIES = {
     "settingInstance": _c("SettingInstance"),
     "settingInstanceTemplate": _c("SettingInstanceTemplate"),
     "templateReference": _c("PolicyTemplateReference"),
+    "target": f"{NAMESPACE}.deviceAndAppManagementAssignmentTarget",
 }
 
 # Entity properties that are Graph navigation properties to another entity type of this document.
@@ -241,12 +249,15 @@ def csdl(schema: dict[str, Any], version: str) -> bytes:
                 Type=edm_type,
                 Nullable="false" if prop == "id" else ("true" if sub.get("nullable") else None),
             )
-    for name, (base, abstract, props) in sorted(COMPLEX_TYPES.items()):
+    declared = {
+        _DMC + name: (_DMC + base if base else None, *rest) for name, (base, *rest) in COMPLEX_TYPES.items()
+    }
+    for name, (base, abstract, props) in sorted({**declared, **TARGET_TYPES}.items()):
         complex_type = _element(
             edm_schema,
             "ComplexType",
-            Name=_DMC + name,
-            BaseType=_c(base) if base else None,
+            Name=name,
+            BaseType=f"{NAMESPACE}.{base}" if base else None,
             Abstract="true" if abstract else None,
         )
         for prop, edm_type in props.items():

@@ -50,12 +50,29 @@ def _assert_declared(objects: list[dict], complex_types: dict[str, dict[str, str
     return names
 
 
-def test_the_settings_of_a_policy_are_typed_in_metadata(ga_api):
+def test_the_settings_and_assignments_of_a_policy_are_typed_in_metadata(ga_api, make_group):
     complex_types, entities = _declared(ga_api)
     extensions = "device_vendor_msft_policy_config_defender_excludedextensions"
+    pilot, others = make_group("Pilot"), make_group("Others")
+    targets = [
+        {"target": {"@odata.type": "#microsoft.graph.groupAssignmentTarget", "groupId": str(pilot.group_id)}},
+        {"target": {"@odata.type": "#microsoft.graph.exclusionGroupAssignmentTarget", "groupId": str(others.group_id)}},
+    ]  # fmt: skip
     created = ga_api.post(
-        "/beta/deviceManagement/configurationPolicies", av_body(settings=[strings(extensions, [".log"])])
+        "/beta/deviceManagement/configurationPolicies",
+        av_body(settings=[strings(extensions, [".log"])], assignments=targets),
     ).json()
+    assignments = ga_api.get(
+        f"/beta/deviceManagement/configurationPolicies/{created['id']}/assignments"
+    ).json()
+    assert {"groupAssignmentTarget", "exclusionGroupAssignmentTarget"} <= _assert_declared(
+        _typed_objects(assignments["value"], []), complex_types
+    )
+    target = next(
+        p for p in entities["deviceManagementConfigurationPolicyAssignment"].iter(f"{EDM}Property")
+        if p.get("Name") == "target"
+    )  # fmt: skip
+    assert target.get("Type") == NS + "deviceAndAppManagementAssignmentTarget"
     settings = ga_api.get(f"/beta/deviceManagement/configurationPolicies/{created['id']}/settings").json()
     names = _assert_declared(_typed_objects(settings["value"], []), complex_types)
     assert {"deviceManagementConfigurationSimpleSettingCollectionInstance",
