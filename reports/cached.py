@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from console.api.errors import GraphError
 from console.celery import app
+from devices.scope import ALL_DEVICES
 from reports.graph_reports import (
     DEFAULT_TOP,
     MAX_TOP,
@@ -69,11 +70,18 @@ def configuration_json(row: CachedReport) -> dict[str, Any]:
     }
 
 
-def get_configuration(config_id: object) -> CachedReport:
-    """The configuration with this id; 404 when there is none or it has expired (an expired one is removed)."""
+def _scope(row: CachedReport) -> tuple[int, ...] | None:
+    return None if row.scope_groups is None else tuple(row.scope_groups)
+
+
+def get_configuration(config_id: object, group_ids: tuple[int, ...] | None = ALL_DEVICES) -> CachedReport:
+    """The configuration with this id made within the same device scope; 404 when there is none or it has expired
+    (an expired one is removed)."""
     if not isinstance(config_id, str) or not config_id.strip():
         raise GraphError(400, "'id' must be the id of a cached report configuration.")
     row = CachedReport.objects.filter(key=_key(config_id)).first()
+    if row is not None and _scope(row) != group_ids:
+        row = None  # another scope's snapshot: its devices aren't this person's to see
     if row is not None and row.expires_at <= timezone.now():
         CachedReport.objects.filter(pk=row.pk, generation=row.generation).delete()
         raise GraphError(
@@ -88,7 +96,9 @@ def get_configuration(config_id: object) -> CachedReport:
     return row
 
 
-def create_configuration(body: Mapping[str, Any]) -> CachedReport:
+def create_configuration(
+    body: Mapping[str, Any], group_ids: tuple[int, ...] | None = ALL_DEVICES
+) -> CachedReport:
     """Check the configuration now (as the report action would), store it `inProgress` and queue the snapshot."""
     for key in body:
         if key not in CONFIG_KEYS and not str(key).startswith("@"):
@@ -103,7 +113,9 @@ def create_configuration(body: Mapping[str, Any]) -> CachedReport:
     select = _str_list(body, "select")
     order = _str_list(body, "orderBy")
     flt = _text(body, "filter")
-    run_report(report, {"select": select, "orderBy": order, "filter": flt, "top": 1})  # refuses a bad one now
+    run_report(
+        report, {"select": select, "orderBy": order, "filter": flt, "top": 1}, group_ids
+    )  # refuses a bad one
     now = timezone.now()
     CachedReport.objects.filter(expires_at__lte=now).delete()
     fields = {
@@ -119,6 +131,7 @@ def create_configuration(body: Mapping[str, Any]) -> CachedReport:
         "rows": [],
         "last_refresh_at": None,
         "expires_at": now + TTL,
+        "scope_groups": None if group_ids is ALL_DEVICES else list(group_ids),
     }
     with transaction.atomic():
         row, created = CachedReport.objects.select_for_update().get_or_create(
@@ -148,7 +161,7 @@ def compute(pk: int, generation: int) -> None:
         return
     report = report_named(row.report_name)
     try:
-        rows = snapshot(report, row.filter, MAX_ROWS)
+        rows = snapshot(report, row.filter, MAX_ROWS, _scope(row))
     except GraphError as exc:
         CachedReport.objects.filter(pk=pk, generation=generation).update(
             status=State.FAILED, error=str(exc.detail)
@@ -164,8 +177,8 @@ def compute(pk: int, generation: int) -> None:
     )
 
 
-def delete_configuration(config_id: str) -> None:
-    row = get_configuration(config_id)
+def delete_configuration(config_id: str, group_ids: tuple[int, ...] | None = ALL_DEVICES) -> None:
+    row = get_configuration(config_id, group_ids)
     CachedReport.objects.filter(pk=row.pk).delete()
 
 
@@ -201,13 +214,13 @@ def _sort(rows: list[list[Any]], clauses: list[str], index: dict[str, int]) -> l
     return rows
 
 
-def read(body: Mapping[str, Any]) -> dict[str, Any]:
+def read(body: Mapping[str, Any], group_ids: tuple[int, ...] | None = ALL_DEVICES) -> dict[str, Any]:
     """getCachedReport: the snapshot's rows, with select (of the configuration's columns), search, groupBy,
     orderBy, skip and top; the table format of the report actions."""
     for key in body:
         if key not in READ_KEYS and not str(key).startswith("@"):
             raise GraphError(400, f"Property '{str(key)[:80]}' is not a parameter of getCachedReport.")
-    row = get_configuration(body.get("id"))
+    row = get_configuration(body.get("id"), group_ids)
     if row.status == State.IN_PROGRESS:
         raise GraphError(
             409,

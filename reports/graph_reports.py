@@ -20,6 +20,8 @@ from django.db.models.functions import Coalesce
 from console.api.common import guid_field
 from console.api.errors import GraphError
 from console.api.odata import Field, parse_filter
+from devices.models import Device
+from devices.scope import ALL_DEVICES, device_filter
 from policies.catalog import get_catalog
 from reports.models import (
     DevicePolicyStatus,
@@ -94,6 +96,9 @@ class Report:
     default: tuple[str, ...]
     search: tuple[str, ...] = ()
     default_order: tuple[str, ...] = ("pk",)
+    device_path: str | None = (
+        "device__"  # rows of one device: narrowed to a person's scope (None: aggregates)
+    )
     by_name: dict[str, Column] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -218,6 +223,7 @@ REPORTS = {
             ("PolicyId", *(name for name, _ in SUMMARY_COUNTS)),
             search=("policy__name",),
             default_order=("policy__name",),
+            device_path=None,
         ),  # fmt: skip
         Report(
             "getConfigurationPolicySettingsDeviceSummaryReport",
@@ -238,6 +244,7 @@ REPORTS = {
             ("SettingId", "SettingName", *(name for name, _ in SUMMARY_COUNTS)),
             search=("setting_key",),
             default_order=("setting_key",),
+            device_path=None,
         ),  # fmt: skip
         Report(
             "getConfigurationSettingsReport",
@@ -340,7 +347,18 @@ def _text(body: Mapping[str, Any], key: str) -> str:
     return raw
 
 
-def run_report(report: Report, body: Mapping[str, Any]) -> dict[str, Any]:
+def rows_in_scope(report: Report, group_ids: tuple[int, ...] | None):
+    """The report's rows, narrowed to the devices of a person's scope (devices.scope; None: all devices).
+    The summary reports read tenant-wide aggregates, as the overview pages do (issue 13 keeps that open)."""
+    queryset = report.queryset()
+    if report.device_path is None or group_ids is ALL_DEVICES:
+        return queryset
+    return queryset.filter(**{f"{report.device_path}in": Device.objects.filter(device_filter(group_ids))})
+
+
+def run_report(
+    report: Report, body: Mapping[str, Any], group_ids: tuple[int, ...] | None = ALL_DEVICES
+) -> dict[str, Any]:
     for key in body:
         if key not in REQUEST_KEYS and not str(key).startswith("@"):
             raise GraphError(400, f"Property '{str(key)[:80]}' is not a parameter of {report.name}.")
@@ -381,7 +399,7 @@ def run_report(report: Report, body: Mapping[str, Any]) -> dict[str, Any]:
             sq |= Q(**{f"{path}__icontains": search})
         q &= sq
     try:
-        qs = report.queryset().filter(q).order_by(*order, *report.default_order)
+        qs = rows_in_scope(report, group_ids).filter(q).order_by(*order, *report.default_order)
         total = qs.count()
         rows = list(qs[skip : skip + top])
     except (ValidationError, ValueError, TypeError, FieldError, OverflowError, DataError) as exc:
@@ -396,11 +414,11 @@ def run_report(report: Report, body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _filtered(report: Report, text: str):
-    """The report's rows that the filter text matches (400 for a filter that doesn't fit the columns)."""
+def _filtered(report: Report, text: str, group_ids: tuple[int, ...] | None):
+    """The report's rows in scope that the filter text matches (400 for a filter that doesn't fit)."""
     fields = {c.name: c.filter for c in report.columns if c.filter is not None}
     text = text.strip()
-    return report.queryset().filter(parse_filter(text, fields) if text else Q())
+    return rows_in_scope(report, group_ids).filter(parse_filter(text, fields) if text else Q())
 
 
 def search_columns(report: Report) -> list[str]:
@@ -408,11 +426,13 @@ def search_columns(report: Report) -> list[str]:
     return [c.name for c in report.columns if c.order is not None and c.order in report.search]
 
 
-def snapshot(report: Report, filter_text: str, limit: int) -> list[list[Any]]:
+def snapshot(
+    report: Report, filter_text: str, limit: int, group_ids: tuple[int, ...] | None = ALL_DEVICES
+) -> list[list[Any]]:
     """Every column of every row the filter matches, in the report's default order: a cached report's rows.
     More than ``limit`` rows is a 400 (narrow the filter)."""
     try:
-        qs = _filtered(report, filter_text).order_by(*report.default_order)
+        qs = _filtered(report, filter_text, group_ids).order_by(*report.default_order)
         if list(qs[limit : limit + 1]):
             raise GraphError(
                 400,

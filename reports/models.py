@@ -227,6 +227,9 @@ class CachedReport(models.Model):
     columns = models.JSONField(default=list)  # [[name, PropertyType], …]: every column of the report
     rows = models.JSONField(default=list)
     generation = models.PositiveIntegerField(default=1)  # a re-created id makes an older task's result stale
+    # The device groups of its creator's role-assignment scope (null: all devices): the snapshot holds only
+    # their devices, and only a person with the same scope reads it.
+    scope_groups = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_refresh_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(db_index=True)

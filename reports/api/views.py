@@ -24,6 +24,7 @@ from console.api.common import (
     text_filter_pattern,
 )
 from console.api.views import GraphView
+from devices.scope import scope_group_ids
 from reports import cached
 from reports.graph_reports import MAX_TOP, REPORTS, Report, run_report
 
@@ -121,7 +122,7 @@ def _view(report: Report) -> type[GraphView]:
             tags=["reports"],
         )
         def post(self, request):
-            return Response(run_report(report, self.json_body(request)))
+            return Response(run_report(report, self.json_body(request), scope_group_ids(request.user)))
 
     ReportView.__name__ = ReportView.__qualname__ = report.name[0].upper() + report.name[1:]
     return ReportView
@@ -210,7 +211,7 @@ class CachedReportConfigurations(GraphView):
         tags=["reports"],
     )
     def post(self, request):
-        row = cached.create_configuration(self.json_body(request))
+        row = cached.create_configuration(self.json_body(request), scope_group_ids(request.user))
         return Response(cached.configuration_json(row), status=201)
 
 
@@ -224,7 +225,8 @@ class CachedReportConfigurationDetail(GraphView):
         tags=["reports"],
     )
     def get(self, request, config_id: str):
-        return Response(cached.configuration_json(cached.get_configuration(config_id)))
+        row = cached.get_configuration(config_id, scope_group_ids(request.user))
+        return Response(cached.configuration_json(row))
 
     @extend_schema(
         summary="Delete a cached report configuration and its snapshot (204)",
@@ -232,7 +234,7 @@ class CachedReportConfigurationDetail(GraphView):
         tags=["reports"],
     )
     def delete(self, request, config_id: str):
-        cached.delete_configuration(config_id)
+        cached.delete_configuration(config_id, scope_group_ids(request.user))
         return Response(status=204)
 
 
@@ -254,4 +256,4 @@ class GetCachedReport(GraphView):
         tags=["reports"],
     )
     def post(self, request):
-        return Response(cached.read(self.json_body(request)))
+        return Response(cached.read(self.json_body(request), scope_group_ids(request.user)))

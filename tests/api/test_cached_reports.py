@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from devices.checkins import run_checkin
+from devices.models import Device
 from reports.models import CachedReport, DevicePolicyStatus
 from tests.api.shapes import GRAPH, assert_graph_error, av_body
 from tests.api.test_msgraph_sdk import sdk  # noqa: F401 - the fixture
@@ -225,3 +226,39 @@ def test_the_beta_sdk_runs_graphs_cached_report_flow(sdk, ga_api, make_device, m
     )
     assert table["TotalRowCount"] == 3 and table["Values"] == [["WS-0003"], ["WS-0002"]]
     assert not CachedReport.objects.exists()
+
+
+def test_a_person_scoped_to_device_groups_reads_only_their_devices_live_and_cached(
+    client, ga_api, make_device, make_group, eager_celery, django_capture_on_commit_callbacks
+):
+    from django.contrib.auth import get_user_model
+
+    from console import rbac
+    from console.roles import sync_roles
+    from console.tokens import create_token
+    from tests.api.conftest import Api
+
+    policy = _checked_in(ga_api, make_device, make_group)
+    servers = make_group("Servers", members=list(Device.objects.filter(display_name="WS-0001")))
+    sync_roles()
+    role = rbac.create_role(name="Report reader", actions=["Endpoint security policies: Read"])
+    person = get_user_model().objects.create_user("scoped-reader", password="x-Unused-1234")
+    rbac.create_assignment(name="Servers only", role=role, members=[person], scope_groups=[servers])
+    scoped_api = Api(client, create_token(name="scoped", owner=person, role="Report reader")[1])
+
+    live = scoped_api.post(f"{REPORTS}/getConfigurationPolicyDevicesReport", {"filter": f"(PolicyId eq '{policy['id']}')", "select": ["DeviceName"]})  # fmt: skip
+    assert _rows(live) == [{"DeviceName": "WS-0001"}]
+    with django_capture_on_commit_callbacks(execute=True):
+        created = scoped_api.post(CONFIGS, _config(policy["id"], id=f"ConfigurationPolicyDevicesReport_{policy['id'][:8]}"))  # fmt: skip
+    assert created.status_code == 201, created.content
+    mine = _rows(
+        scoped_api.post(f"{REPORTS}/getCachedReport", {"id": created.json()["id"], "select": ["DeviceName"]})
+    )
+    assert mine == [{"DeviceName": "WS-0001"}]
+    # the tenant-wide Global Administrator's snapshot is not the scoped person's to read, nor theirs his
+    with django_capture_on_commit_callbacks(execute=True):
+        everyone = ga_api.post(CONFIGS, _config(policy["id"])).json()
+    assert_graph_error(scoped_api.post(f"{REPORTS}/getCachedReport", {"id": everyone["id"]}), 404)
+    assert_graph_error(scoped_api.get(f"{CONFIGS}/{everyone['id']}"), 404)
+    assert_graph_error(ga_api.post(f"{REPORTS}/getCachedReport", {"id": created.json()["id"]}), 404)
+    assert len(_rows(ga_api.post(f"{REPORTS}/getCachedReport", {"id": everyone["id"]}))) == 3
