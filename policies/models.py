@@ -42,7 +42,7 @@ class AssignmentFilter(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     platform = models.CharField(max_length=10, choices=PolicyPlatform.choices, default=PolicyPlatform.WINDOWS)
-    rule = models.TextField(help_text='For example (device.deviceOSVersion -startsWith "10.0.22")')
+    rule = models.TextField(help_text='For example (device.osVersion -startsWith "10.0.22")')
 
     class Meta:
         ordering = ["name"]
