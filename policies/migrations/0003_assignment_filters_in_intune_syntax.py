@@ -1,9 +1,10 @@
-"""Assignment filter rules were once written with Entra's device property names; Intune's filters name them
+"""Assignment filters get Graph's createdDateTime and lastModifiedDateTime. Their rules were once written with Entra's device property names; Intune's filters name them
 differently (device.deviceName, device.osVersion). Rewrite the stored rules once; a rule that still doesn't parse
 matches no device and its filter page says why."""
 
 import re
 
+import django.utils.timezone
 from django.db import migrations, models
 
 RENAMES = {"displayname": "deviceName", "deviceosversion": "osVersion"}
@@ -23,6 +24,17 @@ class Migration(migrations.Migration):
     dependencies = [("policies", "0002_policy_names_may_repeat")]
 
     operations = [
+        migrations.AddField(
+            model_name="assignmentfilter",
+            name="created_at",
+            field=models.DateTimeField(auto_now_add=True, default=django.utils.timezone.now),
+            preserve_default=False,
+        ),
+        migrations.AddField(
+            model_name="assignmentfilter",
+            name="updated_at",
+            field=models.DateTimeField(auto_now=True),
+        ),
         migrations.AlterField(
             model_name="assignmentfilter",
             name="rule",
