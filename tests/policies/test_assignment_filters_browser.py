@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from devices.models import GroupMember
@@ -88,7 +89,21 @@ def test_a_filter_is_created_previewed_and_used_per_group_assignment_in_the_brow
     expect(page.locator("main")).to_contain_text("devices ignore the filter")
     shot(page, "policy")
 
+    # The device pages: an MDE-managed device shows the policy with the warning; the Intune-enrolled device
+    # outside the filter doesn't get the policy at all.
+    base = page.url.split("/endpoint-security/")[0]
+    page.goto(base + reverse("checkins:device_panel", args=[fleet.ws1.pk]))
+    row = page.locator('[data-policy="AV for Intune workstations"]')
+    expect(row.locator('[data-testid="filter-ignored"]')).to_have_text("Assignment filter ignored")
+    expect(page.locator('[data-testid="filter-warning"]')).to_contain_text("ignore the filter")
+    shot(page, "mde-device")
+    page.goto(base + reverse("checkins:device_panel", args=[outside.pk]))
+    expect(page.locator('[data-policy="AV for Intune workstations"]')).to_have_count(0)
+    page.goto(base + reverse("checkins:device_panel", args=[fleet.intune1.pk]))
+    expect(page.locator('[data-policy="AV for Intune workstations"]')).to_be_visible()
+    expect(page.locator('[data-testid="filter-ignored"]')).to_have_count(0)
+
     # The filter in use can't be deleted; the refusal names the policy.
-    page.goto(page.url.split("/endpoint-security/")[0] + f"/tenant-admin/filters/{created.pk}/delete/")
+    page.goto(base + f"/tenant-admin/filters/{created.pk}/delete/")
     expect(page.locator("main")).to_contain_text("can't be deleted while policies use it")
     expect(page.locator("main")).to_contain_text("AV for Intune workstations")
