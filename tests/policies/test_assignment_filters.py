@@ -196,3 +196,29 @@ def test_the_supported_properties_are_listed_on_the_form(ga_client):
     page = html(ga_client.get(reverse("policies:filter_create")))
     for prop in assignment_filters.SUPPORTED_PROPERTIES:
         assert prop in page
+
+
+@pytest.mark.django_db
+def test_editing_assignments_changes_one_groups_filter_and_review_says_which(ga_client, fleet):
+    laptops = AssignmentFilter.objects.create(name="Laptops", rule=RULE)
+    policy = services.create_policy(
+        AV, "windows", "Two groups", "", {}, {"include": [fleet.workstations.pk, fleet.servers.pk]}
+    )
+    r = ga_client.get(
+        reverse("policies:edit", kwargs={"policy_id": policy.policy_id, "section": "assignments"})
+    )
+    assert r.status_code == 302
+    step = r["Location"]
+    ga_client.post(
+        step,
+        {
+            "shown_group": [fleet.workstations.pk, fleet.servers.pk],
+            "include": [fleet.workstations.pk, fleet.servers.pk],
+            f"filter-{fleet.servers.pk}": str(laptops.pk),
+            f"filter_mode-{fleet.servers.pk}": "include",
+            "nav": "stay",
+        },
+    )
+    review = html(ga_client.get(step.replace("/assignments/", "/review/")))
+    assert "Assignment filter of Servers" in review and "Laptops (Include filtered devices)" in review
+    assert "Assignment filter of Workstations" not in review
