@@ -59,8 +59,7 @@ FILTER = obj(
         "createdDateTime": DATETIME,
         "lastModifiedDateTime": DATETIME,
     },
-    required=["id", "displayName", "platform", "rule", "createdDateTime", "lastModifiedDateTime"],
-    description="deviceAndAppManagementAssignmentFilter",
+    description="deviceAndAppManagementAssignmentFilter ($select returns only the properties named)",
 )
 _WRITABLE = {
     "@odata.type": {"type": "string", "enum": ["#microsoft.graph.deviceAndAppManagementAssignmentFilter"]},

@@ -84,3 +84,15 @@ def test_a_read_only_operator_lists_filters_but_cannot_create_them(ro_api):
 
 def test_an_unknown_filter_is_404(ga_api):
     assert ga_api.get(f"{BASE}/00000000-0000-0000-0000-000000000000").status_code == 404
+
+
+def test_every_permission_of_a_role_has_its_intune_resource_action_in_role_definitions(ga_api):
+    from console.api.people import RESOURCE_ACTIONS
+    from console.rbac import ACTION_KEYS
+
+    assert set(ACTION_KEYS) <= set(RESOURCE_ACTIONS)
+    roles = ga_api.get("/beta/deviceManagement/roleDefinitions")
+    assert roles.status_code == 200
+    admin = next(r for r in roles.json()["value"] if r["displayName"] == "Global Administrator")
+    actions = admin["rolePermissions"][0]["resourceActions"][0]["allowedResourceActions"]
+    assert "Microsoft.Intune_AssignmentFilter_Create" in actions
