@@ -222,3 +222,23 @@ def test_editing_assignments_changes_one_groups_filter_and_review_says_which(ga_
     review = html(ga_client.get(step.replace("/assignments/", "/review/")))
     assert "Assignment filter of Servers" in review and "Laptops (Include filtered devices)" in review
     assert "Assignment filter of Workstations" not in review
+
+
+@pytest.mark.django_db
+def test_the_check_in_names_the_filter_that_kept_an_intune_device_out_never_its_id():
+    from devices import channel
+    from reports.pending import bump_generation
+    from tests.checkins import fleet as f
+
+    g = f.group("Filtered")
+    outside = f.device("INT-OUT", groups=[g], intune=True)
+    flt = AssignmentFilter.objects.create(name="Only WS", rule=RULE)
+    f.policy("AV filtered", {f.PUA: 1}, include=[g], filter=flt, filter_mode="include")
+    bump_generation(None)
+
+    resolution, _, _ = channel.current_context().resolve(channel.load_device(outside.pk))
+    (outcome,) = resolution.policies.values()
+    assert not outcome.targeted
+    assert outcome.reason == (
+        "The device doesn't match assignment filter 'Only WS', which this policy uses to include devices."
+    )
