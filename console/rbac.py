@@ -31,7 +31,6 @@ PERMISSION_CATALOG: dict[str, dict[str, tuple[str, ...]]] = {
             "policies.view_policy",
             "policies.view_policyversion",
             "policies.view_policyassignment",
-            "policies.view_assignmentfilter",
             "reports.view_devicepolicystatus",
             "reports.view_devicesettingstatus",
         ),
@@ -43,6 +42,13 @@ PERMISSION_CATALOG: dict[str, dict[str, tuple[str, ...]]] = {
             "policies.change_policyassignment",
             "policies.delete_policyassignment",
         ),
+    },
+    # Intune: Tenant administration › Roles › Assignment filters (Read, Create, Update, Delete).
+    "Assignment filters": {
+        "Read": ("policies.view_assignmentfilter",),
+        "Create": ("policies.add_assignmentfilter",),
+        "Update": ("policies.change_assignmentfilter",),
+        "Delete": ("policies.delete_assignmentfilter",),
     },
     "Managed devices": {
         "Read": ("devices.view_device", "devices.view_onboardingevent"),

@@ -66,6 +66,7 @@ CHECKIN_FIELDS = (
     "display_name",
     "os",
     "os_version",
+    "os_edition",  # assignment filters' operatingSystemSKU (Device.filter_properties)
     "join_type",
     "tenant_id",
     "intune_enrolled",
@@ -78,6 +79,7 @@ CHECKIN_FIELDS = (
     "next_checkin_at",
     "checkin_lease_until",
     "sync_requested_at",
+    "mdm_notified_at",
     "desired_fingerprint",
     "created_at",  # the Intune MDM cadence's enrollment phases (scheduling.cadence)
 )
@@ -226,9 +228,6 @@ class ChannelContext:
     inputs: dict[int, engine.PolicyInput]
     meta: dict[int, PolicyMeta]
     values: dict[int, dict[str, Any]]
-    # policy id -> [(group id, filter id, filter mode)] of include assignments, for policies whose include
-    # assignments use different filters (the engine takes one filter per policy; see _inputs_for).
-    varied: dict[int, list[tuple[int, int | None, str | None]]]
     filters: dict[int, Any]  # filter id -> parsed rule (None when the rule doesn't parse: matches nothing)
     assigned_groups: frozenset[int]
     catalog: Any = None
@@ -242,7 +241,7 @@ class ChannelContext:
         groups = _group_ids(device) & self.assigned_groups
         matches: dict[int, bool] = {}
         if channel == "intune" and self.filters:
-            props = device.entra_properties()
+            props = device.filter_properties()
             matches = {
                 fid: bool(rule is not None and rule.matches(props)) for fid, rule in self.filters.items()
             }
@@ -254,38 +253,6 @@ class ChannelContext:
             filter_matches=matches,
         )
         return facts, (device.os, channel, groups, tuple(sorted(matches.items())))
-
-    def _inputs_for(self, facts: engine.DeviceFacts) -> list[engine.PolicyInput]:
-        """The engine's inputs; a policy whose assignments carry different filters gets the filter of the
-        assignment that reaches this device (any unfiltered one wins, as a union of assignments does)."""
-        if not self.varied:
-            return list(self.inputs.values())
-        out = []
-        for pid, policy in self.inputs.items():
-            options = [(f, m) for g, f, m in self.varied.get(pid, ()) if g in facts.group_ids]
-            if options:
-                chosen = options[0]
-                if any(f is None for f, _ in options):
-                    chosen = (None, None)
-                elif facts.channel == "intune":
-                    for f, m in options:
-                        hit = facts.filter_matches.get(f, False)
-                        if (m == "include" and hit) or (m == "exclude" and not hit):
-                            chosen = (f, m)
-                            break
-                policy = engine.PolicyInput(
-                    id=policy.id,
-                    name=policy.name,
-                    profile=policy.profile,
-                    platform=policy.platform,
-                    values=policy.values,
-                    include_groups=policy.include_groups,
-                    exclude_groups=policy.exclude_groups,
-                    filter_id=chosen[0],
-                    filter_mode=chosen[1],
-                )
-            out.append(policy)
-        return out
 
     def resolve(self, device: Device) -> tuple[engine.Resolution, str, dict]:
         """(resolution, desired fingerprint, the device-independent part of the check-in response).
@@ -300,7 +267,7 @@ class ChannelContext:
         hit = self._resolutions.get(key)
         if hit is not None:
             return (*hit, key)
-        resolution = engine.resolve(facts, self._inputs_for(facts), self.catalog)
+        resolution = engine.resolve(facts, list(self.inputs.values()), self.catalog)
         fingerprint = engine.desired_fingerprint(resolution)
         body = {
             "channel": facts.channel,
@@ -343,7 +310,7 @@ def current_context() -> ChannelContext:
 
 
 def _build_context(token: str | None) -> ChannelContext:
-    from .rules import RuleSyntaxError, parse_rule
+    from .rules import RuleSyntaxError, parse_filter_rule
 
     include: dict[int, list[tuple[int, int | None, str | None]]] = {}
     exclude: dict[int, set[int]] = {}
@@ -360,24 +327,23 @@ def _build_context(token: str | None) -> ChannelContext:
             if fid:
                 used_filters.add(fid)
     filters: dict[int, Any] = {}
+    filter_names: dict[int, str] = {}
     if used_filters:
-        for fid, rule in AssignmentFilter.objects.filter(pk__in=used_filters).values_list("pk", "rule"):
+        for fid, name, rule in AssignmentFilter.objects.filter(pk__in=used_filters).values_list(
+            "pk", "name", "rule"
+        ):
+            filter_names[fid] = name
             try:
-                filters[fid] = parse_rule(rule)
+                filters[fid] = parse_filter_rule(rule)
             except (RuleSyntaxError, TypeError):
                 filters[fid] = None
     inputs: dict[int, engine.PolicyInput] = {}
     meta: dict[int, PolicyMeta] = {}
     values: dict[int, dict[str, Any]] = {}
-    varied: dict[int, list[tuple[int, int | None, str | None]]] = {}
     for pid, policy_uuid, name, profile, policy_type, platform, flat in Policy.objects.values_list(
         "pk", "policy_id", "name", "profile", "policy_type", "platform", "values"
     ).order_by("pk"):
         assigns = include.get(pid, [])
-        distinct = {(f, m) for _, f, m in assigns}
-        filter_id, filter_mode = next(iter(distinct)) if len(distinct) == 1 else (None, None)
-        if len(distinct) > 1:
-            varied[pid] = assigns
         values[pid] = dict(flat or {})
         inputs[pid] = engine.PolicyInput(
             id=pid,
@@ -387,8 +353,8 @@ def _build_context(token: str | None) -> ChannelContext:
             values=values[pid],
             include_groups=frozenset(g for g, _, _ in assigns),
             exclude_groups=frozenset(exclude.get(pid, ())),
-            filter_id=filter_id,
-            filter_mode=filter_mode,
+            include_filters={g: (f, m) for g, f, m in assigns if f and m},
+            filter_names=filter_names,
         )
         meta[pid] = PolicyMeta(pid, str(policy_uuid), name, profile, policy_type, platform)
     return ChannelContext(
@@ -397,7 +363,6 @@ def _build_context(token: str | None) -> ChannelContext:
         inputs=inputs,
         meta=meta,
         values=values,
-        varied=varied,
         filters={fid: filters.get(fid) for fid in used_filters},
         assigned_groups=frozenset(groups),
         catalog=get_catalog(),

@@ -46,6 +46,7 @@ from console.broker import queue_depths
 from console.datetimes import exact, relative
 from policies.catalog import device_value, display_value, get_catalog
 from policies.models import Policy
+from policies.services import FILTER_IGNORED_WARNING
 from reports.ingest import COPY_OBSERVERS, remove_devices
 from reports.models import CheckinRecord, DevicePolicyStatus, DeviceSettingStatus
 
@@ -659,9 +660,12 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
     for row in DeviceSettingStatus.objects.filter(device_id=device.pk).order_by("setting_key"):
         settings_by_policy.setdefault(row.policy_id, []).append(row)
     targeted: list[int] = []
+    filter_ignored: set[int] = set()  # policies whose assignment filter this MDE-managed device ignores
     if channel.channel_of(device) in ("mde", "intune"):
         try:
-            targeted = channel.device_policy_ids(device)
+            resolution, _, _ = channel.load_context(getattr(device, "generation", None)).resolve(device)
+            targeted = sorted(resolution.per_policy_settings)
+            filter_ignored = {pid for pid, o in resolution.policies.items() if o.filter_ignored}
         except Exception:  # the panel must render even if a policy can't be resolved
             log.exception("Could not resolve the policies of device %s", device.pk)
     policy_ids = set(statuses) | set(targeted)
@@ -706,6 +710,7 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
         rows.append(
             {
                 "policy": policies[pid],
+                "filter_ignored": pid in filter_ignored,
                 "said_once": said_once,
                 "status": status,
                 "icon": icon,
@@ -728,8 +733,16 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
         "device": device,
         "managed_by": device.get_managed_by_display(),
         "channel": delivery,
-        "cadence": scheduling.cadence(delivery, scheduling.mdm_enrolled_at(device), timezone.now()),
+        "cadence": scheduling.cadence(
+            delivery,
+            scheduling.mdm_enrolled_at(device),
+            timezone.now(),
+            notified_at=device.mdm_notified_at,
+            last_checkin_at=device.last_checkin_at,
+        ),
         "policies": rows,
+        "filter_ignored_any": any(row["filter_ignored"] for row in rows),
+        "filter_warning": FILTER_IGNORED_WARNING,
         "mp_preference": state_text,
         "sync_state": sync,
         "polling": bool(sync),

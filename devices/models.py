@@ -33,6 +33,23 @@ class JoinType(models.TextChoices):
     DOMAIN_JOINED = "domain_joined", "Domain joined (on-premises only)"
 
 
+# Intune's deviceTrustType (assignment filters) for each join state; anything else is "Unknown".
+INTUNE_TRUST_TYPE = {
+    JoinType.ENTRA_JOINED: "Azure AD joined",
+    JoinType.ENTRA_REGISTERED: "Azure AD registered",
+    JoinType.HYBRID_JOINED: "Hybrid Azure AD joined",
+}
+# Intune's operatingSystemSKU from the edition name of a Windows 10/11 client (most specific first).
+INTUNE_OS_SKU = (
+    ("enterprise multi-session", "ServerRdsh"),
+    ("enterprise", "Enterprise"),
+    ("pro education", "ProfessionalEducation"),
+    ("pro for workstations", "ProfessionalWorkstation"),
+    ("pro", "Professional"),
+    ("education", "Education"),
+    ("home", "Core"),
+)
+
 # Entra's deviceTrustType for each join state.
 ENTRA_TRUST_TYPE = {
     JoinType.ENTRA_REGISTERED: "Workplace",
@@ -119,6 +136,9 @@ class Device(models.Model):
     next_checkin_at = models.DateTimeField(null=True, blank=True)
     checkin_lease_until = models.DateTimeField(null=True, blank=True)
     sync_requested_at = models.DateTimeField(null=True, blank=True)
+    # Intune-enrolled devices: when Intune last notified the device of a policy change (push), which moves its next
+    # check-in up (devices.scheduling.notify_mdm); a check-in after it answers the notification.
+    mdm_notified_at = models.DateTimeField(null=True, blank=True)
     desired_fingerprint = models.CharField(max_length=64, blank=True, default="")
     agent_state = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -167,6 +187,22 @@ class Device(models.Model):
     @property
     def entra_trust_type(self) -> str:
         return ENTRA_TRUST_TYPE.get(self.join_type, "")
+
+    @property
+    def operating_system_sku(self) -> str | None:
+        if self.os != OSType.WINDOWS:
+            return None
+        edition = self.os_edition.lower()
+        return next((sku for words, sku in INTUNE_OS_SKU if words in edition), None)
+
+    def filter_properties(self) -> dict:
+        """The properties Intune's assignment filters see (devices.rules.FILTER_PROPERTIES)."""
+        return {
+            "deviceName": self.display_name,
+            "osVersion": self.os_version or None,
+            "deviceTrustType": INTUNE_TRUST_TYPE.get(self.join_type, "Unknown"),
+            "operatingSystemSKU": self.operating_system_sku,
+        }
 
     def entra_properties(self) -> dict:
         """The properties Entra's dynamic membership rules see (devices.rules)."""

@@ -56,9 +56,14 @@ from .safe_regex import SafePattern, UnsupportedPattern, compile_pattern
 
 __all__ = [
     "DEVICE_PROPERTIES",
+    "FILTER_PROPERTIES",
+    "FILTER_UNSUPPORTED",
+    "MAX_FILTER_RULE_LENGTH",
     "MAX_RULE_LENGTH",
+    "FilterRule",
     "Rule",
     "RuleSyntaxError",
+    "parse_filter_rule",
     "parse_rule",
     "properties_used",
 ]
@@ -145,6 +150,69 @@ class RuleSyntaxError(ValueError):
 
     def __reduce__(self):  # keep the exception picklable despite the two-argument constructor
         return (type(self), (self.position, self.reason))
+
+    @property
+    def column(self) -> int:
+        """The 1-based column a person reads in an editor."""
+        return self.position + 1
+
+
+# ------------------------------------------------------------------------------------------------ dialects
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    """What differs between Entra's dynamic membership rules and Intune's assignment filter rules."""
+
+    properties: Mapping[str, str]  # canonical name -> kind
+    lookup: Mapping[str, str]  # lower-case spelling -> canonical name
+    operators: frozenset[str]  # lower case, no hyphen
+    unsupported: Mapping[str, str] = field(default_factory=dict)  # lower-case name -> why it can't be used
+    example: str = "device.deviceOSType"
+    product: str = "Entra"
+    max_length: int = MAX_RULE_LENGTH
+
+
+_ENTRA = _Dialect(DEVICE_PROPERTIES, _PROPERTY_LOOKUP, frozenset(_OPERATORS))
+
+#: Intune assignment filter properties ("Filter device properties") that the simulated device has, -> kind.
+#: Intune's spelling is the key of ``Device.filter_properties()``.
+FILTER_PROPERTIES: dict[str, str] = {
+    "deviceName": _STRING,
+    "osVersion": _STRING,
+    "deviceTrustType": _STRING,  # "Azure AD joined" | "Azure AD registered" | "Hybrid Azure AD joined" | "Unknown"
+    "operatingSystemSKU": _STRING,  # "Enterprise", "Professional", "ServerRdsh", ... (Windows 10/11 clients)
+}
+_NOT_SIMULATED = (
+    "isn't recorded for the simulated devices of this console, so a filter can't use it; supported: "
+    + ", ".join(f"device.{name}" for name in FILTER_PROPERTIES)
+)
+#: Intune filter properties the simulated devices don't have: refused with the reason (never silently null).
+FILTER_UNSUPPORTED: dict[str, str] = {
+    name.lower(): f"device.{name} {_NOT_SIMULATED}"
+    for name in (
+        "manufacturer",
+        "model",
+        "deviceCategory",
+        "deviceOwnership",
+        "enrollmentProfileName",
+        "cpuArchitecture",
+        "operatingSystemVersion",
+        "isRooted",
+    )
+}
+MAX_FILTER_RULE_LENGTH = 3072
+_INTUNE_FILTER = _Dialect(
+    FILTER_PROPERTIES,
+    {name.lower(): name for name in FILTER_PROPERTIES},
+    frozenset(
+        {"eq", "ne", "startswith", "endswith", "contains", "notcontains", "in", "notin", "match", "notmatch"}
+    ),
+    FILTER_UNSUPPORTED,
+    example="device.deviceName",
+    product="Intune",
+    max_length=MAX_FILTER_RULE_LENGTH,
+)
 
 
 # --------------------------------------------------------------------------------------------- tokens
@@ -255,7 +323,8 @@ _Node = _Compare | _Quantified | _Not | _And | _Or
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, dialect: _Dialect) -> None:
+        self.dialect = dialect
         self.text = text
         self.tokens = _tokenize(text)
         self.index = 0
@@ -365,35 +434,41 @@ class _Parser:
     def property(self, token: _Token) -> tuple[str, str]:
         if token.kind == "word" and token.value == "_":
             raise self.fail(token, "_ can only be used inside -any or -all")
+        dialect = self.dialect
         if token.kind != "word" or "." not in token.value or self.keyword(token):
             raise self.fail(
-                token, f"expected a device property such as device.deviceOSType, found {self.describe(token)}"
+                token, f"expected a device property such as {dialect.example}, found {self.describe(token)}"
             )
         prefix, _, name = token.value.partition(".")
         if prefix.lower() != "device":
             raise self.fail(token, f"only device properties can be used, found {self.describe(token)}")
-        canonical = _PROPERTY_LOOKUP.get(name.lower())
+        canonical = dialect.lookup.get(name.lower())
         if canonical is None:
+            why = dialect.unsupported.get(name.lower())
+            if why:
+                raise self.fail(token, why)
             reason = f"unknown device property {name!r}"
-            close = difflib.get_close_matches(name.lower(), list(_PROPERTY_LOOKUP), n=1)
+            close = difflib.get_close_matches(name.lower(), list(dialect.lookup), n=1)
             if close:
-                reason += f"; did you mean {_PROPERTY_LOOKUP[close[0]]!r}?"
+                reason += f"; did you mean {dialect.lookup[close[0]]!r}?"
             raise self.fail(token, reason)
-        return canonical, DEVICE_PROPERTIES[canonical]
+        return canonical, dialect.properties[canonical]
 
     def finish_comparison(self, prop: str | None, kind: str, subject: str) -> _Node:
         token = self.advance()
         name = token.value.lower() if token.kind in ("op", "word") else ""
         if name in _QUANTIFIERS and prop is not None:
             if kind != _MULTI:
-                multi = ", ".join(p for p, k in DEVICE_PROPERTIES.items() if k == _MULTI)
+                multi = ", ".join(p for p, k in self.dialect.properties.items() if k == _MULTI)
+                if not multi:
+                    raise self.fail(token, f"{_QUANTIFIERS[name]} isn't available in this rule syntax")
                 raise self.fail(
                     token, f"{_QUANTIFIERS[name]} can only be used with multi-valued properties ({multi})"
                 )
             return _Quantified(prop, name, self.element_predicate(token))
         if name in _QUANTIFIERS:
             raise self.fail(token, f"{_QUANTIFIERS[name]} cannot be used inside -any/-all")
-        if name not in _OPERATORS:
+        if name not in _OPERATORS or name not in self.dialect.operators:
             if token.kind == "op":
                 raise self.fail(token, f"unknown operator {self.text[token.pos : token.end]!r}")
             raise self.fail(
@@ -428,6 +503,8 @@ class _Parser:
         if op in _LIST_OPERATORS:
             return self.string_list(token, spelled), None
         word = token.value.lower() if token.kind == "word" else None
+        if word == "$null":  # Intune's filters write null as $null too
+            word = "null"
         if word == "null":
             if op not in _NULL_OPERATORS:
                 raise self.fail(token, f"null can only be compared with -eq or -ne, not {spelled}")
@@ -564,17 +641,18 @@ def _collect_properties(node: _Node, found: set[str]) -> None:
 # ---------------------------------------------------------------------------------------------- public
 
 
-def _parse(text: str) -> _Node:
+def _parse(text: str, dialect: _Dialect | None = None) -> _Node:
+    dialect = dialect or _ENTRA
     if not isinstance(text, str):
         raise TypeError(f"a rule must be a str, not {type(text).__name__}")
-    if len(text) > MAX_RULE_LENGTH:
+    if len(text) > dialect.max_length:
         raise RuleSyntaxError(
-            MAX_RULE_LENGTH,
-            f"the rule is {len(text)} characters long; Entra allows at most {MAX_RULE_LENGTH}",
+            dialect.max_length,
+            f"the rule is {len(text)} characters long; {dialect.product} allows at most {dialect.max_length}",
         )
     if not text.strip():
         raise RuleSyntaxError(0, "the rule is empty")
-    return _Parser(text).parse()
+    return _Parser(text, dialect).parse()
 
 
 @dataclass(frozen=True)
@@ -592,12 +670,32 @@ class Rule:
         return _evaluate(self._tree, device)
 
 
+@dataclass(frozen=True)
+class FilterRule:
+    """A parsed Intune assignment filter rule (RuleSyntaxError on construction). ``matches`` takes the mapping of
+    :data:`FILTER_PROPERTIES` names (``Device.filter_properties()``)."""
+
+    text: str
+    _tree: _Node = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_tree", _parse(self.text, _INTUNE_FILTER))
+
+    def matches(self, device: Mapping[str, object]) -> bool:
+        return _evaluate(self._tree, device)
+
+
+def parse_filter_rule(text: str) -> FilterRule:
+    """Parse an Intune assignment filter rule; raises :class:`RuleSyntaxError` (``column`` points at the fault)."""
+    return FilterRule(text)
+
+
 def parse_rule(text: str) -> Rule:
     """Parse an Entra dynamic device-membership rule; raises :class:`RuleSyntaxError`."""
     return Rule(text)
 
 
-def properties_used(rule: Rule) -> set[str]:
+def properties_used(rule: Rule | FilterRule) -> set[str]:
     """The canonical names of the device properties that ``rule`` reads."""
     found: set[str] = set()
     _collect_properties(rule._tree, found)

@@ -41,7 +41,7 @@ PILOT_WORKSTATIONS = ("MDE pilot - Workstations",)
 PILOT_SERVERS = ("MDE pilot - Servers",)
 MAC_LINUX = ("macOS and Linux",)
 
-DEMO_FILTER = ("Windows 11 24H2 devices", '(device.deviceOSVersion -startsWith "10.0.26100")')
+DEMO_FILTER = ("Windows 11 24H2 devices", '(device.osVersion -startsWith "10.0.26100")')
 
 
 @dataclass

@@ -151,9 +151,21 @@ class PolicyInput:
     values: Mapping[str, object]  # flat values (contract)
     include_groups: frozenset[int]
     exclude_groups: frozenset[int]
+    # One filter for every included group (the older shape; ``include_filters`` entries win over it).
     filter_id: int | None = None
     filter_mode: str | None = None  # "include" | "exclude"
     filter_name: str | None = None  # how the reasons name the filter (never by its id)
+    # Intune: the filter is chosen per group assignment. Included group id -> (filter id, "include" | "exclude").
+    include_filters: Mapping[int, tuple[int, str]] = field(default_factory=dict)
+    filter_names: Mapping[int, str] = field(default_factory=dict)  # filter id -> its name, for the reasons
+
+    def row_filters(self) -> dict[int, tuple[int, str]]:
+        """Included group id -> (filter id, mode), for the included groups whose assignment has a filter."""
+        rows: dict[int, tuple[int, str]] = {}
+        if self.filter_id is not None and self.filter_mode is not None:
+            rows = dict.fromkeys(self.include_groups, (self.filter_id, self.filter_mode))
+        rows.update({g: f for g, f in self.include_filters.items() if g in self.include_groups})
+        return rows
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -354,8 +366,27 @@ def _validate_device(device: DeviceFacts) -> None:
         raise ValueError(f"Unknown OS {device.os!r} for device {device.device_id}; expected {DEVICE_OSES}")
 
 
-def _filter_label(policy: PolicyInput) -> str:
-    return f"assignment filter '{policy.filter_name}'" if policy.filter_name else "its assignment filter"
+def _filter_label(policy: PolicyInput, filter_id: int | None = None) -> str:
+    name = policy.filter_names.get(filter_id) if filter_id is not None else None
+    if name is None and filter_id == policy.filter_id:
+        name = policy.filter_name
+    return f"assignment filter '{name}'" if name else "its assignment filter"
+
+
+def _filter_miss(policy: PolicyInput, misses: list[tuple[int, str]]) -> str:
+    """Why no assignment of ``policy`` that reaches the device lets it through its filter."""
+    sentences = []
+    for filter_id, mode in dict.fromkeys(misses):
+        if mode == "include":
+            sentences.append(
+                f"The device doesn't match {_filter_label(policy, filter_id)}, which this policy uses to include "
+                "devices."
+            )
+        else:
+            sentences.append(
+                f"The device matches {_filter_label(policy, filter_id)}, which this policy uses to exclude devices."
+            )
+    return " ".join(sentences)
 
 
 def _label(policy: PolicyInput) -> str:
@@ -382,7 +413,10 @@ def _gate(device: DeviceFacts, policy: PolicyInput, catalog: Catalog) -> _Gate:
     """Targeting (groups, filters) and policy-level applicability (channel, platform, profile)."""
     if policy.filter_mode is not None and policy.filter_mode not in FILTER_MODES:
         raise ValueError(f"Policy {policy.id} has unknown filter mode {policy.filter_mode!r}")
-    has_filter = policy.filter_id is not None and policy.filter_mode is not None
+    row_filters = policy.row_filters()
+    for _filter_id, mode in row_filters.values():
+        if mode not in FILTER_MODES:
+            raise ValueError(f"Policy {policy.id} has unknown filter mode {mode!r}")
 
     # 1. Device groups: included and not excluded; exclusion wins.
     if not policy.include_groups:
@@ -400,28 +434,26 @@ def _gate(device: DeviceFacts, policy: PolicyInput, catalog: Catalog) -> _Gate:
             False,
         )
 
-    # 2. Assignment filters: honoured for Intune-enrolled devices only; MDE-managed devices ignore them.
+    # 2. Assignment filters, chosen per group assignment: honoured for Intune-enrolled devices only (MDE-managed
+    # devices ignore them). The device receives the policy when one assignment that reaches it lets it through:
+    # one without a filter, or one whose filter it matches (include mode) or doesn't match (exclude mode).
     filter_ignored = False
-    if has_filter:
+    reaching = [row_filters.get(g) for g in sorted(set(device.group_ids) & set(policy.include_groups))]
+    if any(f is not None for f in reaching):
         if device.channel == "mde":
             filter_ignored = True
         elif device.channel == "intune":
-            matches = bool(device.filter_matches.get(policy.filter_id, False))  # type: ignore[arg-type]
-            if policy.filter_mode == "include" and not matches:
-                return _Gate(
-                    False,
-                    False,
-                    f"The device doesn't match {_filter_label(policy)}, which this policy uses to include "
-                    "devices.",
-                    False,
-                )
-            if policy.filter_mode == "exclude" and matches:
-                return _Gate(
-                    False,
-                    False,
-                    f"The device matches {_filter_label(policy)}, which this policy uses to exclude devices.",
-                    False,
-                )
+            misses: list[tuple[int, str]] = []
+            for row in reaching:
+                if row is None:
+                    break
+                filter_id, mode = row
+                matches = bool(device.filter_matches.get(filter_id, False))
+                if matches == (mode == "include"):
+                    break
+                misses.append(row)
+            else:
+                return _Gate(False, False, _filter_miss(policy, misses), False)
 
     # 3. Management channel.
     if device.channel == "configmgr":

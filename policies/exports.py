@@ -39,8 +39,13 @@ class Problem:
 class DecodedAssignments:
     include: list[int] = field(default_factory=list)  # Group pks
     exclude: list[int] = field(default_factory=list)
-    filter_id: int | None = None  # AssignmentFilter pk
+    filter_id: int | None = (
+        None  # AssignmentFilter pk (one filter for every included group; unused by decode)
+    )
     filter_mode: str = ""
+    filters: dict[int, tuple[int, str]] = field(
+        default_factory=dict
+    )  # included group pk -> (filter pk, mode)
     missing_groups: list[str] = field(default_factory=list)  # group ids of the document not in this tenant
 
 
@@ -310,15 +315,8 @@ def decode_assignments(
                 problems.append(
                     Problem("assignments", f"Assignment filter {filter_uuid} doesn't exist in this tenant.")
                 )
-            elif decoded.filter_id not in (None, filter_pk) or decoded.filter_mode not in ("", filter_type):
-                problems.append(
-                    Problem(
-                        "assignments",
-                        "Every included group must use the same assignment filter and filter mode in this console.",
-                    )
-                )
             else:
-                decoded.filter_id, decoded.filter_mode = filter_pk, filter_type
+                decoded.filters[pk] = (filter_pk, filter_type)
     return decoded
 
 

@@ -42,7 +42,9 @@ class AssignmentFilter(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     platform = models.CharField(max_length=10, choices=PolicyPlatform.choices, default=PolicyPlatform.WINDOWS)
-    rule = models.TextField(help_text='For example (device.deviceOSVersion -startsWith "10.0.22")')
+    rule = models.TextField(help_text='For example (device.osVersion -startsWith "10.0.22")')
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 
 from devices.models import Device, GroupMember
-from devices.rules import RuleSyntaxError, parse_rule, properties_used
+from devices.rules import RuleSyntaxError, parse_filter_rule, properties_used
 from policies import engine
 from policies.catalog import get_catalog
 from policies.models import AssignmentFilter, Policy, PolicyAssignment
@@ -60,8 +60,14 @@ def policy_input(
     filter_id: int | None = None,
     filter_mode: str = "",
     filter_name: str | None = None,
+    include_filters: Mapping[int, tuple[int, str]] | None = None,
+    filter_names: Mapping[int, str] | None = None,
 ) -> engine.PolicyInput:
+    """The engine's input; ``include_filters``: included group pk -> (filter pk, mode), per group assignment."""
     has_filter = filter_id is not None and filter_mode in ("include", "exclude")
+    rows = {g: (f, m) for g, (f, m) in (include_filters or {}).items() if f and m in ("include", "exclude")}
+    if rows and filter_names is None:
+        filter_names = _filter_names({f for f, _ in rows.values()})
     return engine.PolicyInput(
         id=policy_id,
         name=name,
@@ -73,7 +79,13 @@ def policy_input(
         filter_id=filter_id if has_filter else None,
         filter_mode=filter_mode if has_filter else None,
         filter_name=(filter_name or _filter_name(filter_id)) if has_filter else None,
+        include_filters=rows,
+        filter_names=dict(filter_names or {}),
     )
+
+
+def _filter_names(filter_ids: Iterable[int]) -> dict[int, str]:
+    return dict(AssignmentFilter.objects.filter(pk__in=list(filter_ids)).values_list("pk", "name"))
 
 
 def _filter_name(filter_id: int | None) -> str | None:
@@ -84,18 +96,18 @@ def _filter_name(filter_id: int | None) -> str | None:
 def saved_policy_inputs(exclude_ids: Iterable[int] = ()) -> list[engine.PolicyInput]:
     """Every saved policy as the engine sees it (two queries)."""
     groups: dict[int, dict[str, list[int]]] = defaultdict(lambda: {"include": [], "exclude": []})
-    filters: dict[int, tuple[int | None, str]] = {}
+    filters: dict[int, dict[int, tuple[int, str]]] = defaultdict(dict)
     for policy_id, group_id, intent, filter_id, filter_mode in PolicyAssignment.objects.values_list(
         "policy_id", "group_id", "intent", "filter_id", "filter_mode"
     ):
         groups[policy_id][intent].append(group_id)
         if intent == "include" and filter_id and filter_mode:
-            filters[policy_id] = (filter_id, filter_mode)
+            filters[policy_id][group_id] = (filter_id, filter_mode)
+    names = _filter_names({f for rows in filters.values() for f, _ in rows.values()}) if filters else {}
     inputs = []
     for policy in Policy.objects.exclude(pk__in=list(exclude_ids)).only(
         "id", "name", "profile", "platform", "values"
     ):
-        filter_id, filter_mode = filters.get(policy.pk, (None, ""))
         inputs.append(
             policy_input(
                 policy_id=policy.pk,
@@ -105,8 +117,8 @@ def saved_policy_inputs(exclude_ids: Iterable[int] = ()) -> list[engine.PolicyIn
                 values=policy.values,
                 include=groups[policy.pk]["include"],
                 exclude=groups[policy.pk]["exclude"],
-                filter_id=filter_id,
-                filter_mode=filter_mode,
+                include_filters=filters.get(policy.pk, {}),
+                filter_names=names,
             )
         )
     return inputs
@@ -118,14 +130,18 @@ def _filter_rules(filter_ids: Iterable[int]) -> dict[int, object]:
     rules: dict[int, object] = {}
     for assignment_filter in AssignmentFilter.objects.filter(pk__in=list(filter_ids)):
         try:
-            rules[assignment_filter.pk] = parse_rule(assignment_filter.rule)
+            rules[assignment_filter.pk] = parse_filter_rule(assignment_filter.rule)
         except RuleSyntaxError:
             rules[assignment_filter.pk] = None  # an invalid filter matches no device
     return rules
 
 
 _DEVICE_FIELDS = ("id", "display_name", "os", "managed_by", "management_type", "intune_enrolled")
-_ENTRA_FIELDS = ("device_id", "os_version", "join_type", "system_labels")
+_FILTER_FIELDS = (
+    "os_version",
+    "os_edition",
+    "join_type",
+)  # with display_name and os: Device.filter_properties()
 
 
 def device_facts(
@@ -136,7 +152,7 @@ def device_facts(
     for device in devices:
         matches: dict[int, bool] = {}
         if filters:
-            properties = device.entra_properties()
+            properties = device.filter_properties()
             matches = {
                 fid: bool(rule is not None and rule.matches(properties)) for fid, rule in filters.items()
             }
@@ -156,12 +172,12 @@ class _FactReader:
     """Channel and filter results for raw device rows, computed once per distinct set of the fields they depend on.
 
     Each distinct combination is turned into a real Device once and asked the same questions as ``device_facts``
-    (``device_channel``; ``parse_rule(...).matches(device.entra_properties())``), so the answers stay those of the
-    devices app; only the repetition across a large fleet is skipped. Filters that read a per-device property
-    (displayName, deviceId, objectId) are evaluated for every device.
+    (``device_channel``; ``parse_filter_rule(...).matches(device.filter_properties())``), so the answers stay those
+    of the devices app; only the repetition across a large fleet is skipped. Filters that read a per-device
+    property (deviceName) are evaluated for every device.
     """
 
-    _UNIQUE_PROPERTIES = frozenset({"displayName", "deviceId", "objectId"})
+    _UNIQUE_PROPERTIES = frozenset({"deviceName"})
 
     def __init__(self, filters: Mapping[int, object]) -> None:
         self.filters = dict(filters)
@@ -169,9 +185,8 @@ class _FactReader:
             rule is not None and properties_used(rule) & self._UNIQUE_PROPERTIES
             for rule in self.filters.values()
         )
-        entra = tuple(f for f in _ENTRA_FIELDS if per_device or f != "device_id") if self.filters else ()
-        self.fields = _DEVICE_FIELDS + entra
-        shared = [i for i, name in enumerate(self.fields) if name not in ("id", "display_name", "device_id")]
+        self.fields = _DEVICE_FIELDS + (_FILTER_FIELDS if self.filters else ())
+        shared = [i for i, name in enumerate(self.fields) if name not in ("id", "display_name")]
         self._filter_key = itemgetter(*(range(len(self.fields)) if per_device else shared))
         self._channel_idx = tuple(
             self.fields.index(f) for f in ("managed_by", "management_type", "intune_enrolled")
@@ -193,7 +208,7 @@ class _FactReader:
         filter_key = self._filter_key(row)
         matches = self._matches.get(filter_key)
         if matches is None:
-            properties = self._device(row).entra_properties()
+            properties = self._device(row).filter_properties()
             matches = tuple(
                 sorted(
                     (fid, bool(rule is not None and rule.matches(properties)))
@@ -299,7 +314,7 @@ def impact(candidate: engine.PolicyInput, *, others: Sequence[engine.PolicyInput
     relevant_groups = set(candidate.include_groups) | set(candidate.exclude_groups)
     for policy in others:
         relevant_groups |= policy.include_groups | policy.exclude_groups
-    filter_ids = {p.filter_id for p in [candidate, *others] if p.filter_id is not None}
+    filter_ids = {f for p in [candidate, *others] for f, _ in p.row_filters().values()}
     reader = _FactReader(_filter_rules(filter_ids))
 
     # Two streams in device order, read in chunks: the devices of the included groups, and their memberships of

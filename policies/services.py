@@ -94,12 +94,28 @@ class PolicyError(Exception):
 
 @dataclass(frozen=True)
 class Assignments:
-    """Included and excluded device groups (Group pks) and one optional assignment filter for the included ones."""
+    """Included and excluded device groups (Group pks) and, per included group, an optional assignment filter.
+
+    ``filters`` holds (group pk, filter pk, mode) per included group that has a filter (Intune chooses the filter
+    per group assignment). ``filter_id``/``filter_mode`` is a shorthand accepted on input: one filter for every
+    included group without its own; ``check_assignments`` turns it into rows.
+    """
 
     include: tuple[int, ...] = ()
     exclude: tuple[int, ...] = ()
     filter_id: int | None = None
     filter_mode: str = ""  # "include" | "exclude" | ""
+    filters: tuple[tuple[int, int, str], ...] = ()
+
+    def row_filters(self) -> dict[int, tuple[int, str]]:
+        """Included group pk -> (filter pk, mode), for the included groups whose assignment has a filter."""
+        rows: dict[int, tuple[int, str]] = {}
+        if self.filter_id is not None:
+            rows = dict.fromkeys(self.include, (self.filter_id, self.filter_mode))
+        for group, filter_id, mode in self.filters:
+            if group in self.include and filter_id is not None:
+                rows[group] = (filter_id, mode)
+        return rows
 
     @classmethod
     def coerce(cls, value: object) -> Assignments:
@@ -108,7 +124,13 @@ class Assignments:
         if isinstance(value, Assignments):
             return value
         if isinstance(value, exports.DecodedAssignments):
-            return cls(tuple(value.include), tuple(value.exclude), value.filter_id, value.filter_mode)
+            return cls(
+                tuple(value.include),
+                tuple(value.exclude),
+                value.filter_id,
+                value.filter_mode,
+                tuple((g, f, m) for g, (f, m) in value.filters.items()),
+            )
         if isinstance(value, Mapping):
 
             def pks(items: object) -> tuple[int, ...]:
@@ -131,11 +153,21 @@ class Assignments:
                 raise PolicyError(
                     [Problem("filter", f"“{raw_filter}” isn't an assignment filter.")]
                 ) from None
+            rows: list[tuple[int, int, str]] = []
+            for row in value.get("filters") or ():
+                try:
+                    group, row_filter, mode = row
+                    rows.append((int(group), int(row_filter), str(mode or "")))
+                except (TypeError, ValueError):
+                    raise PolicyError(
+                        [Problem("filter", f"“{row}” isn't a group, an assignment filter and a filter mode.")]
+                    ) from None
             return cls(
                 pks(value.get("include")),
                 pks(value.get("exclude")),
                 filter_id,
                 str(value.get("filter_mode") or ""),
+                tuple(rows),
             )
         raise TypeError(f"can't read assignments from {type(value).__name__}")
 
@@ -145,6 +177,7 @@ class Assignments:
             "exclude": list(self.exclude),
             "filter_id": self.filter_id,
             "filter_mode": self.filter_mode,
+            "filters": [list(row) for row in self.filters],
         }
 
 
@@ -274,11 +307,23 @@ def check_assignments(
                     f"“{groups[pk].name}” can't be both included and excluded; pick one of the two.",
                 )
             )
-    if wanted.filter_id is not None:
-        assignment_filter = AssignmentFilter.objects.filter(pk=wanted.filter_id).first()
+    if wanted.filter_id is not None and not wanted.include:
+        problems.append(
+            Problem(
+                "filter", "An assignment filter applies to included groups; include a group or remove it."
+            )
+        )
+    rows = wanted.row_filters()
+    known = AssignmentFilter.objects.in_bulk({f for f, _ in rows.values() if f is not None and f > 0})
+    for group_pk, (filter_pk, mode) in rows.items():
+        group_name = groups[group_pk].name if group_pk in groups else "the group"
+        assignment_filter = known.get(filter_pk)
         if assignment_filter is None:
             problems.append(
-                Problem("filter", "That assignment filter doesn't exist (it may have been deleted).")
+                Problem(
+                    "filter",
+                    f"The assignment filter chosen for “{group_name}” doesn't exist (it may have been deleted).",
+                )
             )
         elif assignment_filter.platform != platform:
             problems.append(
@@ -288,20 +333,16 @@ def check_assignments(
                     f"choose a filter for {PolicyPlatform(platform).label}.",
                 )
             )
-        if wanted.filter_mode not in ("include", "exclude"):
+        if mode not in ("include", "exclude"):
             problems.append(
                 Problem(
-                    "filter_mode", "Choose whether the filter includes or excludes the devices it matches."
+                    "filter_mode",
+                    f"Choose whether the filter of “{group_name}” includes or excludes the devices it matches.",
                 )
             )
-        if not wanted.include:
-            problems.append(
-                Problem(
-                    "filter", "An assignment filter applies to included groups; include a group or remove it."
-                )
-            )
-    elif wanted.filter_mode:
-        wanted = Assignments(wanted.include, wanted.exclude, None, "")
+    wanted = Assignments(
+        wanted.include, wanted.exclude, None, "", tuple((g, f, m) for g, (f, m) in sorted(rows.items()))
+    )
     return wanted, problems
 
 
@@ -358,15 +399,15 @@ def targeted_device_ids(include: Iterable[int], exclude: Iterable[int] = ()) -> 
 
 
 def current_assignments(policy: Policy) -> Assignments:
-    include, exclude, filter_id, mode = [], [], None, ""
+    include, exclude, rows = [], [], []
     for assignment in policy.assignments.order_by("id"):
         if assignment.intent == "include":
             include.append(assignment.group_id)
             if assignment.filter_id and assignment.filter_mode:
-                filter_id, mode = assignment.filter_id, assignment.filter_mode
+                rows.append((assignment.group_id, assignment.filter_id, assignment.filter_mode))
         else:
             exclude.append(assignment.group_id)
-    return Assignments(tuple(include), tuple(exclude), filter_id, mode)
+    return Assignments(tuple(include), tuple(exclude), filters=tuple(sorted(rows)))
 
 
 def _assignment_state(policy: Policy) -> list[str]:
@@ -394,13 +435,14 @@ def _state(policy: Policy) -> dict[str, Any]:
 
 def _write_assignments(policy: Policy, assignments: Assignments) -> None:
     policy.assignments.all().delete()
+    filters = assignments.row_filters()
     rows = [
         PolicyAssignment(
             policy=policy,
             group_id=pk,
             intent="include",
-            filter_id=assignments.filter_id,
-            filter_mode=assignments.filter_mode if assignments.filter_id else "",
+            filter_id=filters[pk][0] if pk in filters else None,
+            filter_mode=filters[pk][1] if pk in filters else "",
         )
         for pk in assignments.include
     ]
@@ -614,11 +656,10 @@ def set_assignments(
 
 
 def _same_assignments(a: Assignments, b: Assignments) -> bool:
-    return (set(a.include), set(a.exclude), a.filter_id, a.filter_mode if a.filter_id else "") == (
+    return (set(a.include), set(a.exclude), a.row_filters()) == (
         set(b.include),
         set(b.exclude),
-        b.filter_id,
-        b.filter_mode if b.filter_id else "",
+        b.row_filters(),
     )
 
 

@@ -5,6 +5,11 @@ from . import views
 app_name = "policies"
 urlpatterns = [
     path("endpoint-security/", views.overview, name="overview"),
+    path("tenant-admin/filters/", views.filter_list, name="filter_list"),
+    path("tenant-admin/filters/new/", views.filter_create, name="filter_create"),
+    path("tenant-admin/filters/<int:pk>/", views.filter_detail, name="filter_detail"),
+    path("tenant-admin/filters/<int:pk>/edit/", views.filter_edit, name="filter_edit"),
+    path("tenant-admin/filters/<int:pk>/delete/", views.filter_delete, name="filter_delete"),
     path("endpoint-security/import/", views.import_policy, name="import"),
     path("endpoint-security/drafts/<uuid:draft_id>/impact/", views.wizard_impact, name="wizard_impact"),
     path("endpoint-security/drafts/<uuid:draft_id>/autosave/", views.wizard_autosave, name="wizard_autosave"),

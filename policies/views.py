@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from console.listing import ObjectListView
 from devices.models import Group
-from policies import exports, services, wizard
+from policies import assignment_filters, exports, services, wizard
 from policies.catalog import FIREWALL_RULE_GROUP_ID, get_catalog
 from policies.filtersets import PolicyFilterSet
 from policies.forms import BasicsForm, CreatePolicyForm, DuplicateForm, ImportForm
@@ -394,13 +394,21 @@ def _assignment_view(assignments: services.Assignments) -> dict[str, Any]:
     from .models import AssignmentFilter
 
     groups = Group.objects.in_bulk(list(assignments.include) + list(assignments.exclude))
+    rows = assignments.row_filters()
+    filters = AssignmentFilter.objects.in_bulk({f for f, _ in rows.values()})
+    include = [
+        {
+            "group": groups[pk],
+            "filter": filters.get(rows[pk][0]) if pk in rows else None,
+            "filter_mode": rows[pk][1] if pk in rows else "",
+        }
+        for pk in assignments.include
+        if pk in groups
+    ]
     return {
-        "include": [groups[pk] for pk in assignments.include if pk in groups],
+        "include": include,
         "exclude": [groups[pk] for pk in assignments.exclude if pk in groups],
-        "filter": AssignmentFilter.objects.filter(pk=assignments.filter_id).first()
-        if assignments.filter_id
-        else None,
-        "filter_mode": assignments.filter_mode,
+        "has_filter": any(row["filter"] for row in include),
     }
 
 
@@ -440,12 +448,37 @@ def _pending_changes(draft: PolicyDraft) -> list[services.Change]:
         for pk in before:
             if pk not in after:
                 changes.append(services.Change("removed", names.get(pk, str(pk)), intent, ""))
-    if (old.filter_id, old.filter_mode) != (new.filter_id, new.filter_mode):
-        changes.append(
-            services.Change(
-                "changed", "Assignment filter", str(old.filter_id or "None"), str(new.filter_id or "None")
-            )
+    from .models import AssignmentFilter
+
+    old_rows, new_rows = old.row_filters(), new.row_filters()
+    filter_names = dict(
+        AssignmentFilter.objects.filter(
+            pk__in={f for f, _ in [*old_rows.values(), *new_rows.values()]}
+        ).values_list("pk", "name")
+    )
+    modes = {"include": "Include filtered devices", "exclude": "Exclude filtered devices"}
+
+    def filter_text(row) -> str:
+        return (
+            f"{filter_names.get(row[0], 'Deleted filter')} ({modes.get(row[1], row[1])})" if row else "None"
         )
+
+    for pk in new.include:
+        if pk in old.include and old_rows.get(pk) != new_rows.get(pk):
+            changes.append(
+                services.Change(
+                    "changed",
+                    f"Assignment filter of {names.get(pk, 'a group')}",
+                    filter_text(old_rows.get(pk)),
+                    filter_text(new_rows.get(pk)),
+                )
+            )
+        elif pk not in old.include and pk in new_rows:
+            changes.append(
+                services.Change(
+                    "added", f"Assignment filter of {names.get(pk, 'a group')}", "", filter_text(new_rows[pk])
+                )
+            )
     return changes
 
 
@@ -902,4 +935,151 @@ def import_policy(request):
             "breadcrumbs": BREADCRUMBS,
             "back_url": back or reverse("policies:overview"),
         },
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Tenant administration › Filters (Intune's assignment filters)
+
+
+def _filter_context(request, **extra) -> dict[str, Any]:
+    return {
+        "breadcrumbs": [("Tenant administration", "tenant_admin")],
+        "supported_properties": assignment_filters.SUPPORTED_PROPERTIES,
+        "operators": assignment_filters.OPERATORS,
+        "platforms": PolicyPlatform.choices,
+        "filter_warning": services.FILTER_IGNORED_WARNING,
+        **extra,
+    }
+
+
+def _rule_marker(rule: str, column: int | None) -> dict | None:
+    if column is None:
+        return None
+    position = max(0, min(column - 1, len(rule)))
+    return {
+        "before": rule[:position],
+        "at": rule[position : position + 1] or " ",
+        "after": rule[position + 1 :],
+    }
+
+
+@require_GET
+@permission_required("policies.view_assignmentfilter", raise_exception=True)
+def filter_list(request):
+    from policies.models import AssignmentFilter
+
+    rows = AssignmentFilter.objects.annotate(
+        policy_count=Count("policyassignment__policy", distinct=True)
+    ).order_by("name")
+    return render(request, "policies/filter_list.html", _filter_context(request, filters=rows))
+
+
+def _filter_form(request, instance, *, title: str):
+    """Create or edit: Preview devices shows the devices the typed rule matches, Save saves (and audits)."""
+    values = {
+        "name": instance.name if instance else "",
+        "description": instance.description if instance else "",
+        "platform": instance.platform if instance else PolicyPlatform.WINDOWS,
+        "rule": instance.rule if instance else "",
+    }
+    errors: dict[str, list[str]] = {}
+    preview = None
+    marker = None
+    if request.method == "POST":
+        values = {key: request.POST.get(key, "") for key in values}
+        problem = assignment_filters.check_rule(values["rule"])
+        if request.POST.get("preview"):
+            if problem is None:
+                preview = assignment_filters.preview(values["rule"], values["platform"])
+            else:
+                errors["rule"] = [problem.message]
+        else:
+            try:
+                saved = assignment_filters.save(
+                    instance,
+                    name=values["name"],
+                    description=values["description"],
+                    platform=values["platform"],
+                    rule=values["rule"],
+                )
+            except services.PolicyError as exc:
+                errors = exc.by_field()
+            else:
+                messages.success(request, f"Filter {saved.name} {'saved' if instance else 'created'}.")
+                return redirect("policies:filter_detail", pk=saved.pk)
+        if problem is not None:
+            marker = _rule_marker(values["rule"], problem.column)
+    return render(
+        request,
+        "policies/filter_form.html",
+        _filter_context(
+            request,
+            title=title,
+            assignment_filter=instance,
+            values=values,
+            errors=errors,
+            preview=preview,
+            marker=marker,
+        ),
+        status=400 if errors else 200,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("policies.add_assignmentfilter", raise_exception=True)
+def filter_create(request):
+    return _filter_form(request, None, title="Create filter")
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("policies.change_assignmentfilter", raise_exception=True)
+def filter_edit(request, pk: int):
+    from policies.models import AssignmentFilter
+
+    instance = get_object_or_404(AssignmentFilter, pk=pk)
+    return _filter_form(request, instance, title=f"Edit {instance.name}")
+
+
+@require_GET
+@permission_required("policies.view_assignmentfilter", raise_exception=True)
+def filter_detail(request, pk: int):
+    from policies.models import AssignmentFilter
+
+    instance = get_object_or_404(AssignmentFilter, pk=pk)
+    problem = assignment_filters.check_rule(instance.rule)
+    preview = assignment_filters.preview(instance.rule, instance.platform) if problem is None else None
+    return render(
+        request,
+        "policies/filter_detail.html",
+        _filter_context(
+            request,
+            assignment_filter=instance,
+            problem=problem,
+            preview=preview,
+            using=assignment_filters.policies_using(instance),
+        ),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("policies.delete_assignmentfilter", raise_exception=True)
+def filter_delete(request, pk: int):
+    from policies.models import AssignmentFilter
+
+    instance = get_object_or_404(AssignmentFilter, pk=pk)
+    using = assignment_filters.policies_using(instance)
+    if request.method == "POST":
+        name = instance.name
+        try:
+            assignment_filters.delete(instance)
+        except services.PolicyError as exc:
+            messages.error(request, str(exc))
+            return redirect("policies:filter_detail", pk=pk)
+        messages.success(request, f"Filter {name} deleted.")
+        return redirect("policies:filter_list")
+    return render(
+        request,
+        "policies/filter_delete.html",
+        _filter_context(request, assignment_filter=instance, using=using),
     )

@@ -222,8 +222,7 @@ def candidate(draft: PolicyDraft) -> Any:
         values=data["values"],
         include=assignments.include,
         exclude=assignments.exclude,
-        filter_id=assignments.filter_id,
-        filter_mode=assignments.filter_mode,
+        include_filters=assignments.row_filters(),
     )
 
 
@@ -731,6 +730,8 @@ class GroupRow:
     group: Any
     included: bool
     excluded: bool
+    filter_id: int | None = None  # the assignment filter of this group's inclusion (Intune: per group)
+    filter_mode: str = ""
 
     @property
     def search_text(self) -> str:
@@ -741,11 +742,15 @@ def group_rows(assignments: Mapping[str, Any], query: str = "") -> tuple[list[Gr
     """Selected groups first, then the others matching ``query`` (capped); and how many groups exist."""
     include = set(assignments.get("include") or [])
     exclude = set(assignments.get("exclude") or [])
+    try:
+        filters = services.Assignments.coerce(assignments).row_filters()
+    except services.PolicyError:
+        filters = {}
     selected = list(Group.objects.filter(pk__in=include | exclude).order_by("name"))
     others = Group.objects.exclude(pk__in=include | exclude).order_by("name")
     if query.strip():
         others = others.filter(name__icontains=query.strip())
-    rows = [GroupRow(g, g.pk in include, g.pk in exclude) for g in selected]
+    rows = [GroupRow(g, g.pk in include, g.pk in exclude, *filters.get(g.pk, (None, ""))) for g in selected]
     rows += [GroupRow(g, False, False) for g in others[:GROUP_LIST_CAP]]
     return rows, Group.objects.count()
 
@@ -767,15 +772,22 @@ def read_assignments_post(post, current: Mapping[str, Any]) -> dict[str, Any]:
     exclude = [pk for pk in (current.get("exclude") or []) if pk not in shown]
     include += [pk for pk in ints(post.getlist("include")) if pk in shown and pk not in include]
     exclude += [pk for pk in ints(post.getlist("exclude")) if pk in shown and pk not in exclude]
-    filter_raw = post.get("filter", "")
-    filter_ids = ints([filter_raw]) if filter_raw else []
-    mode = post.get("filter_mode", "") if filter_ids else ""
-    return {
-        "include": include,
-        "exclude": exclude,
-        "filter_id": filter_ids[0] if filter_ids else (None if not filter_raw else -1),
-        "filter_mode": mode,
-    }
+    # The filter of each included group (Intune: chosen per group assignment): the rows on the page from the
+    # post, the others as they were. A filter that isn't a number is kept as -1 so the check names it.
+    try:
+        kept = services.Assignments.coerce(current).row_filters()
+    except services.PolicyError:
+        kept = {}
+    rows: list[list] = [[g, f, m] for g, (f, m) in kept.items() if g not in shown and g in include]
+    for pk in include:
+        if pk not in shown:
+            continue
+        raw = post.get(f"filter-{pk}", "")
+        if not raw:
+            continue
+        picked = ints([raw])
+        rows.append([pk, picked[0] if picked else -1, post.get(f"filter_mode-{pk}", "")])
+    return {"include": include, "exclude": exclude, "filter_id": None, "filter_mode": "", "filters": rows}
 
 
 def filters_for(platform: str) -> list[AssignmentFilter]:

@@ -123,6 +123,7 @@ def mark_policy_pending(
 ) -> int:
     when = _parse(changed_at)
     if policy_id is None or not Policy.objects.filter(pk=policy_id).exists():
+        scheduling.notify_mdm(device_ids, when or timezone.now())  # a deleted policy: Intune notifies too
         if device_ids and shared_keys:
             return mark_pending(device_ids, [], shared_keys, changed_at=when)
         return 0
@@ -130,6 +131,8 @@ def mark_policy_pending(
         DevicePolicyStatus.objects.filter(policy_id=policy_id).values_list("device_id", flat=True)
     )
     changed = mark_pending(devices, [policy_id], changed_at=when)
+    # Intune notifies its enrolled devices of the change; they check in within minutes (devices.scheduling).
+    scheduling.notify_mdm(devices, when or timezone.now())
     return changed + add_missing_rows([policy_id])
 
 

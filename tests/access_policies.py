@@ -54,6 +54,15 @@ def _restore_kwargs():
     return {"policy_id": policy.policy_id, "number": 1}
 
 
+def _filter_kwargs():
+    from policies.models import AssignmentFilter
+
+    f, _ = AssignmentFilter.objects.get_or_create(
+        name="Access check filter", defaults={"rule": '(device.deviceName -startsWith "CONTOSO")'}
+    )
+    return {"pk": f.pk}
+
+
 ACCESS: dict[str, tuple] = {
     "policies:overview": (None, ALL),
     "policies:list": (lambda: {"policy_type": "antivirus"}, ALL),
@@ -72,4 +81,11 @@ ACCESS: dict[str, tuple] = {
     "policies:version_diff": (_policy_kwargs, ALL),
     "policies:restore": (_restore_kwargs, WRITERS),
     "policies:export": (_policy_kwargs, ALL),
+    # Tenant administration › Filters: Intune's "Assignment filters" permissions (Read, Create, Update, Delete),
+    # which the Endpoint Security Manager holds with the policy permissions and a Read Only Operator reads.
+    "policies:filter_list": (None, ALL),
+    "policies:filter_create": (None, WRITERS),
+    "policies:filter_detail": (_filter_kwargs, ALL),
+    "policies:filter_edit": (_filter_kwargs, WRITERS),
+    "policies:filter_delete": (_filter_kwargs, WRITERS),
 }

@@ -19,6 +19,7 @@ from rest_framework.permissions import AllowAny
 
 from devices.api import views as devices
 from policies.api import definitions
+from policies.api import filters as assignment_filters
 from policies.api import views as policies
 from reports.api import views as reports
 
@@ -80,6 +81,11 @@ def _beta_only() -> list:
         path(
             "beta/deviceManagement/configurationSettings/<str:setting_id>",
             definitions.ConfigurationSettingDetail.as_view(),
+        ),
+        path("beta/deviceManagement/assignmentFilters", assignment_filters.FilterList.as_view()),
+        path(
+            "beta/deviceManagement/assignmentFilters/<str:filter_id>",
+            assignment_filters.FilterDetail.as_view(),
         ),
         path("beta/deviceManagement/roleDefinitions", people.RoleDefinitionList.as_view()),
         path("beta/deviceManagement/roleAssignments", people.RoleAssignmentList.as_view()),

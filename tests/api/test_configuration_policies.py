@@ -328,7 +328,7 @@ def test_assignment_filters_round_trip_on_included_groups(ga_api, make_group):
     from policies.models import AssignmentFilter
 
     group = make_group("Windows 11")
-    flt = AssignmentFilter.objects.create(name="Win11", rule='(device.deviceOSVersion -startsWith "10.0.22")')
+    flt = AssignmentFilter.objects.create(name="Win11", rule='(device.osVersion -startsWith "10.0.22")')
     policy_id = ga_api.post(BASE, av_body()).json()["id"]
     target = {
         "@odata.type": GRAPH + "groupAssignmentTarget",

@@ -174,7 +174,7 @@ def test_an_intune_enrolled_device_checks_in_through_the_intune_channel_and_hono
     from reports.models import DevicePolicyStatus
 
     only_win11 = AssignmentFilter.objects.create(
-        name="Win 11", rule='(device.deviceOSVersion -startsWith "10.0.22")'
+        name="Win 11", rule='(device.osVersion -startsWith "10.0.22")'
     )
     g = f.group("Filtered")
     mde_win10 = f.device("MDE-W10", groups=[g], os_version="10.0.19045")

@@ -182,7 +182,7 @@ def test_every_change_to_what_check_ins_resolve_against_replaces_the_generation_
     PolicyAssignment.objects.filter(policy=p).update(intent="exclude")
     policy_changed.send(sender=type(p), policy=p, kind="assigned", device_ids=None)
     seen.add(token())
-    AssignmentFilter.objects.create(name="F", rule='(device.deviceOSType -eq "Windows")')
+    AssignmentFilter.objects.create(name="F", rule='(device.deviceName -startsWith "W")')
     seen.add(token())
     f.tenant().save()
     seen.add(token())

@@ -257,6 +257,41 @@ def test_group_exclusion_still_wins_for_mde_devices_that_ignore_filters():
     assert not result.policies[1].targeted
 
 
+def test_intune_chooses_the_filter_per_group_assignment_and_one_passing_assignment_is_enough():
+    # Group 1 is assigned with "Windows 11 only" (include), group 2 with no filter.
+    per_row = replace(
+        policy(1, {CLOUD: 1}, include={1, 2}),
+        include_filters={1: (42, "include")},
+        filter_names={42: "Windows 11 only"},
+    )
+    in_filtered_group_only = run(device(channel="intune", groups={1}, filters={42: False}), per_row)
+    in_both_groups = run(device(channel="intune", groups={1, 2}, filters={42: False}), per_row)
+    in_unfiltered_group = run(device(channel="intune", groups={2}, filters={42: False}), per_row)
+
+    assert not in_filtered_group_only.policies[1].targeted
+    assert in_filtered_group_only.policies[1].reason == (
+        "The device doesn't match assignment filter 'Windows 11 only', which this policy uses to include devices."
+    )
+    assert in_both_groups.policies[1].targeted  # the unfiltered assignment of group 2 reaches it
+    assert in_unfiltered_group.policies[1].targeted and not in_unfiltered_group.policies[1].filter_ignored
+
+
+def test_each_group_assignment_can_use_its_own_filter_and_mode():
+    per_row = replace(
+        policy(1, {CLOUD: 1}, include={1, 2}),
+        include_filters={1: (42, "include"), 2: (43, "exclude")},
+        filter_names={42: "Laptops", 43: "Kiosks"},
+    )
+    neither = run(device(channel="intune", groups={1, 2}, filters={42: False, 43: True}), per_row)
+    through_group_2 = run(device(channel="intune", groups={1, 2}, filters={42: False, 43: False}), per_row)
+    mde = run(device(channel="mde", groups={1, 2}, filters={42: False, 43: True}), per_row)
+
+    assert not neither.policies[1].targeted
+    assert "'Laptops'" in neither.policies[1].reason and "'Kiosks'" in neither.policies[1].reason
+    assert through_group_2.policies[1].targeted
+    assert mde.policies[1].targeted and mde.policies[1].filter_ignored  # MDE devices ignore every filter
+
+
 def test_an_unknown_filter_mode_is_rejected():
     with pytest.raises(ValueError, match="filter mode"):
         run(device(), policy(1, {CLOUD: 1}, filter_id=1, filter_mode="sometimes"))

@@ -103,7 +103,7 @@ def test_editing_a_saved_policy_replaces_its_saved_self(fleet):
 
 
 def test_mde_devices_ignore_assignment_filters_and_intune_devices_honour_them(fleet):
-    never = AssignmentFilter.objects.create(name="Never", rule='(device.displayName -eq "nothing")')
+    never = AssignmentFilter.objects.create(name="Never", rule='(device.deviceName -eq "nothing")')
     result = preview.impact(
         candidate(include=[fleet.workstations], filter_id=never.pk, filter_mode="include")
     )
@@ -159,9 +159,7 @@ def test_chunked_and_grouped_reading_gives_the_engines_own_answer(fleet, monkeyp
 
 def test_filters_on_shared_properties_are_evaluated_per_device_too(fleet):
     """A filter that reads no per-device property is evaluated once per distinct device shape; same answers."""
-    win11 = AssignmentFilter.objects.create(
-        name="Win11", rule='(device.deviceOSVersion -startsWith "10.0.22")'
-    )
+    win11 = AssignmentFilter.objects.create(name="Win11", rule='(device.osVersion -startsWith "10.0.22")')
     other = fleet.device("WS-INTUNE-OLD", channel="intune")
     other.os_version = "10.0.19045.4291"
     other.save()

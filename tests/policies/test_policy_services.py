@@ -218,11 +218,9 @@ def test_a_group_cannot_be_included_and_excluded_and_must_exist(fleet):
 
 
 def test_an_assignment_filter_needs_a_mode_the_platform_and_included_groups(fleet):
-    windows = AssignmentFilter.objects.create(
-        name="24H2", rule='(device.deviceOSVersion -startsWith "10.0.26100")'
-    )
+    windows = AssignmentFilter.objects.create(name="24H2", rule='(device.osVersion -startsWith "10.0.26100")')
     mac = AssignmentFilter.objects.create(
-        name="Mac", platform="macos", rule='(device.deviceOSType -eq "macOS")'
+        name="Mac", platform="macos", rule='(device.deviceName -startsWith "mac")'
     )
     with pytest.raises(services.PolicyError) as caught:
         make(assignments={"include": [fleet.workstations.pk], "filter_id": windows.pk})
