@@ -71,9 +71,9 @@ FILTER_IGNORED_WARNING = (
     "management: those devices ignore the filter and receive the policy anyway. Only devices enrolled in Intune "
     "honour it."
 )
-# The reference catalog (setting-catalog.json) holds the Windows settings only; macOS and Linux profiles exist in
-# Intune but their settings aren't in the data this console is built from, so policies for them can't be made.
-CATALOG_PLATFORMS = ("windows",)
+# Platforms whose settings are in the reference catalog: Windows (setting-catalog.json) and, since issue 18, macOS
+# and Linux (setting-catalog-macos-linux.json), each with its own profiles.
+CATALOG_PLATFORMS = ("windows", "macos", "linux")
 NAME_MAX = 200
 DESCRIPTION_MAX = 1500
 
@@ -475,7 +475,7 @@ def _create(
             policy_type=profile.policy_type,
             profile=profile.name,
             platform=platform,
-            technologies=exports.MDE_TECHNOLOGIES,
+            technologies=profile.technologies,
             template_id=profile.template_id,
             template_family=profile.template_family,
             role_scope_tag_ids=["0"],

@@ -211,7 +211,7 @@ def create(request, policy_type: str):
         "breadcrumbs": BREADCRUMBS,
         "notice": notice,
         "platform": platform,
-        "profiles": form.profiles,
+        "profiles": [p for p in form.profiles if platform in p.platforms] or form.profiles,
     }
     return render(request, "policies/create.html", ctx)
 
