@@ -388,7 +388,7 @@ def _structure(raw_settings: list[dict[str, Any]]) -> tuple[dict[str, str], dict
     for group in raw_settings:
         if group["type"] != "group_collection":
             continue
-        if group.get("children"):  # macOS / Linux: the data states the structure
+        if group.get("managed_key_path") and group.get("children"):  # macOS / Linux: the data's structure
             children[group["id"]] = tuple(group["children"])
             for kid in group["children"]:
                 parents[kid] = group["id"]
