@@ -438,17 +438,33 @@ def test_a_forged_create_post_gets_a_message(ga_client):
     assert not PolicyDraft.objects.exists()
 
 
-def test_macos_shows_the_profiles_with_an_honest_notice_and_creates_nothing(ga_client):
+def test_macos_and_linux_offer_their_own_profiles_and_create_a_draft(ga_client):
     url = reverse("policies:create", kwargs={"policy_type": "antivirus"})
     page = html(ga_client.get(url, {"platform": "macos"}))
     assert (
-        "Microsoft Defender Antivirus exclusions" in page
-        and "Windows Security Experience</option>" not in page
+        "microsoft-defender-antivirus-exclusions-macos" in page and "Windows Security Experience" not in page
     )
-    assert "aren't in this console's reference setting catalog" in page
-    r = ga_client.post(url, {"platform": "macos", "profile": "microsoft-defender-antivirus"})
-    assert r.status_code == 200 and "Windows settings only" in html(r)
+    assert "microsoft-defender-antivirus-linux" not in page
+    assert "aren't in this console's reference setting catalog" not in page
+    r = ga_client.post(
+        url, {"platform": "macos", "profile": "microsoft-defender-antivirus"}
+    )  # the Windows one
+    assert r.status_code == 200 and "errorlist" in html(r)  # the Windows profile isn't offered for macOS
     assert not PolicyDraft.objects.exists()
+    r = ga_client.post(url, {"platform": "linux", "profile": "microsoft-defender-antivirus-linux"})
+    assert r.status_code == 302
+    draft = PolicyDraft.objects.get()
+    assert (draft.data["profile"], draft.data["platform"]) == (
+        "Microsoft Defender Antivirus (Linux)",
+        "linux",
+    )
+    edr = html(
+        ga_client.get(
+            reverse("policies:create", kwargs={"policy_type": "endpoint-detection-and-response"}),
+            {"platform": "linux"},
+        )
+    )
+    assert "Microsoft Defender Global Exclusions (AV+EDR)" in edr
 
 
 def test_the_lists_search_and_the_overview_counts(ga_client, policy):
