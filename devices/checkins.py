@@ -762,6 +762,7 @@ def managed_file_context(platform: str, stored: dict[str, Any] | None) -> dict[s
         "location": mdatp.FILE_LOCATION[platform],
         "text": text,
         "problems": problems,
+        "unverified": mdatp.unverified_notes(managed, platform, catalog),
         "health": mdatp.format_health(mdatp.health(rows)),
         "effective": [
             {"path": r.path, "name": r.name, "value": json.dumps(r.value), "source": r.source, "note": r.note}

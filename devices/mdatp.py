@@ -243,6 +243,27 @@ def check_macos(text: str, catalog: Catalog | None = None) -> list[str]:
     return _check_tree(tree, "macos", catalog or get_catalog())
 
 
+def unverified_notes(
+    values: Mapping[str, Any], platform: str, catalog: Catalog | None = None
+) -> list[tuple[str, str]]:
+    """(key path, note) for each key in the file that the reference data marks unverified (the key itself, or the
+    option literal written), so the file view can say so where it matters."""
+    catalog = catalog or get_catalog()
+    present = set(values)
+    notes: list[tuple[str, str]] = []
+    for setting in _platform_settings(platform, catalog):
+        if setting.id not in present or setting.parent_id is not None:
+            continue
+        path = setting.managed_key_path or ""
+        if setting.unverified_reason and not setting.option_notes:  # else the mark is about one option only
+            notes.append((path, setting.unverified_reason))
+        value = values[setting.id]
+        for literal, note in setting.option_notes:
+            if str(value).lower() == literal.lower():
+                notes.append((f"{path} = {value}", note))
+    return notes
+
+
 # --------------------------------------------------------------------------------------------------------------
 # effective values
 

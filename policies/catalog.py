@@ -508,11 +508,35 @@ def asr_rules(catalog: Catalog) -> tuple[tuple[SettingDef, SettingDef | None], .
     return tuple((catalog.setting(rule_id), exclusions.get(rule_id)) for rule_id in group.children)
 
 
+def managed_items_text(group: SettingDef, value: Any, catalog: Catalog | None = None) -> str:
+    """A macOS / Linux list setting in one line: "2 entries: Path /run (directory); File extension .pdf"."""
+    catalog = catalog or get_catalog()
+    parts: list[str] = []
+    for item in value if isinstance(value, list) else []:
+        if not isinstance(item, dict):
+            continue
+        fields = []
+        for child_id, child_value in item.items():
+            child = catalog.get(child_id)
+            if child is None:
+                continue
+            if child.options:
+                label = next((o.label for o in child.options if o.value == child_value), str(child_value))
+                fields.append(f"{child.display_name}: {label}")
+            else:
+                fields.append(str(child_value))
+        parts.append(" ".join(fields) if fields else "(empty)")
+    count = len(parts)
+    return f"{count} entr{'y' if count == 1 else 'ies'}: " + "; ".join(parts)
+
+
 def display_value(key: str, value: Any, catalog: Catalog | None = None) -> str:
     """A setting value as the admin center shows it: option labels, lists joined, firewall rules by name."""
     if value is None:
         return "Not configured"
     sdef = (catalog or get_catalog()).get(key)
+    if sdef is not None and sdef.is_managed_config and sdef.is_instance_collection:
+        return managed_items_text(sdef, value, catalog)
     if sdef is not None and sdef.options:
         labels = {str(o.value).lower(): o.label for o in sdef.options}
         if isinstance(value, list):

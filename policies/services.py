@@ -25,6 +25,7 @@ from policies.catalog import (
     Profile,
     SettingDef,
     get_catalog,
+    managed_items_text,
 )
 from policies.exports import Problem
 from policies.graph import References, apply_template_references, template_references, to_graph_settings
@@ -773,6 +774,8 @@ def value_text(setting: SettingDef, value: object) -> str:
         return option_label(setting, value)
     if setting.type == "choice_collection" and isinstance(value, list):
         return ", ".join(option_label(setting, item) for item in value)
+    if setting.is_instance_collection and setting.is_managed_config:
+        return managed_items_text(setting, value)
     if setting.is_instance_collection and isinstance(value, list):
         names = [str(rule.get(f"{setting.id}_name", "?")) for rule in value if isinstance(rule, Mapping)]
         return f"{len(names)} rule{'s' if len(names) != 1 else ''}: " + ", ".join(names)
