@@ -272,11 +272,9 @@ def test_mdatp_config_changes_local_values_but_not_managed_ones():
 
 def test_the_file_view_names_the_unverified_keys_and_literals_it_writes():
     notes = mdatp.unverified_notes({L + "antivirusengine_enforcementlevel": "audit"}, "linux")
-    assert [path for path, _ in notes] == [
-        "antivirusEngine.enforcementLevel",
-        "antivirusEngine.enforcementLevel = audit",
-    ]
-    assert "guess" in notes[1][1]
+    assert [path for path, _ in notes] == ["antivirusEngine.enforcementLevel = audit"]
+    assert "guess" in notes[0][1]
+    assert mdatp.unverified_notes({L + "antivirusengine_enforcementlevel": "real_time"}, "linux") == []
     assert mdatp.unverified_notes({L + "cloudservice_enabled": True}, "linux") == []
     mac = mdatp.unverified_notes({M + "enabled": True}, "macos")
     assert mac and "microsoftSense" in mac[0][1]
