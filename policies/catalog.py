@@ -515,17 +515,26 @@ def managed_items_text(group: SettingDef, value: Any, catalog: Catalog | None = 
     for item in value if isinstance(value, list) else []:
         if not isinstance(item, dict):
             continue
-        fields = []
+        by_key: dict[str, tuple[SettingDef, Any]] = {}
         for child_id, child_value in item.items():
             child = catalog.get(child_id)
-            if child is None:
-                continue
-            if child.options:
-                label = next((o.label for o in child.options if o.value == child_value), str(child_value))
-                fields.append(f"{child.display_name}: {label}")
-            else:
-                fields.append(str(child_value))
-        parts.append(" ".join(fields) if fields else "(empty)")
+            if child is not None:
+                by_key[child.managed_key] = (child, child_value)
+
+        def label(key: str, found: dict[str, tuple[SettingDef, Any]] = by_key) -> str:
+            child, raw = found[key]
+            return next((o.label for o in child.options if o.value == raw), str(raw))
+
+        if "$type" in by_key:
+            text = label("$type")
+            for key in ("path", "extension", "name"):
+                if key in by_key:
+                    text += f" {by_key[key][1]}"
+            if "isDirectory" in by_key:
+                text += " (directory)" if by_key["isDirectory"][1] is True else " (file)"
+        else:
+            text = ": ".join(label(k) if k in by_key else "?" for k in ("key", "value"))
+        parts.append(text)
     count = len(parts)
     return f"{count} entr{'y' if count == 1 else 'ies'}: " + "; ".join(parts)
 
