@@ -817,6 +817,15 @@ def validate_values_with(
                 )
             )
             continue
+        group = lookup(setting.parent_id) if setting.parent_id else None
+        if group is not None and group.is_instance_collection:
+            errors.append(
+                SettingValidationError(
+                    key,
+                    f"“{_name(setting)}” is a field of “{_name(group)}”: set it inside one of its entries.",
+                )
+            )
+            continue
         if setting.is_instance_collection and setting.is_managed_config:
             try:
                 clean[key] = _parse_managed_items(setting, raw, catalog)

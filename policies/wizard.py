@@ -509,7 +509,13 @@ def settings_view(
     nested = {
         s.id for s in editable if s.parent_id and (p := catalog.get(s.parent_id)) and p.type == "choice"
     }
-    firewall_children = {s.id for s in editable if s.parent_id == FIREWALL_RULE_GROUP_ID}
+    # Fields of a firewall rule or of a macOS / Linux list entry are edited inside their group's editor.
+    firewall_children = {
+        s.id
+        for s in editable
+        if s.parent_id == FIREWALL_RULE_GROUP_ID
+        or (s.parent_id and (p := catalog.get(s.parent_id)) is not None and p.is_instance_collection)
+    }
 
     def current(setting: SettingDef) -> Any:
         return raw[setting.id] if setting.id in raw else raw_of(setting, values.get(setting.id))

@@ -45,6 +45,9 @@ def test_a_linux_antivirus_exclusion_reaches_the_devices_mdatp_managed_json(
 
     expect(page).to_have_url(re.compile(r"/settings/$"))
     page.select_option("#s-" + LEVEL, "real_time")
+    # The fields of an exclusion are columns of the Scan exclusions table, not settings of their own.
+    expect(page.locator(f'[name="{EXCL}_item_path"]')).to_have_count(0)
+    expect(page.locator(f"#s-{EXCL} thead")).to_contain_text("Is directory")
     # A relative path is refused with a clear message and the row keeps what was typed.
     page.select_option(cell("$type"), "excludedPath")
     page.fill(cell("path"), "var/lib/postgresql")
