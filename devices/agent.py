@@ -332,6 +332,8 @@ class AgentState:
     applied: setting id -> last applied flat value, for settings without an MpPreference property.
     managed: sorted setting ids that the management channel configures (to revert them when dropped).
     last_applied_fingerprint: :func:`desired_fingerprint` of the last desired state applied.
+    local: macOS / Linux only - values set on the device with ``mdatp config`` (managed key path -> JSON
+        literal); devices.mdatp decides with the managed values what is effective.
     """
 
     preferences: dict[str, Any]
@@ -340,6 +342,7 @@ class AgentState:
     applied: dict[str, Any] = field(default_factory=dict)
     managed: tuple[str, ...] = ()
     last_applied_fingerprint: str | None = None
+    local: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def initial(cls, *, tamper_protection: bool = True, catalog: Catalog | None = None) -> AgentState:
@@ -354,6 +357,7 @@ class AgentState:
             "applied": copy.deepcopy(self.applied),
             "managed": list(self.managed),
             "last_applied_fingerprint": self.last_applied_fingerprint,
+            "local": copy.deepcopy(self.local),
         }
 
     @classmethod
@@ -368,6 +372,7 @@ class AgentState:
             applied=copy.deepcopy(dict(data.get("applied") or {})),
             managed=tuple(sorted(data.get("managed") or ())),
             last_applied_fingerprint=data.get("last_applied_fingerprint"),
+            local=copy.deepcopy(dict(data.get("local") or {})),
         )
 
 
@@ -588,6 +593,7 @@ class _Work:
         self.pending_restart = copy.deepcopy(state.pending_restart)
         self.applied = copy.deepcopy(state.applied)
         self.tamper_protection = state.tamper_protection
+        self.local = copy.deepcopy(state.local)
 
     def write(self, mapping: MpMapping, sd: SettingDef | None, value: Any) -> None:
         """Write an already validated flat value into the MpPreference properties."""
@@ -630,6 +636,7 @@ class _Work:
             applied=self.applied,
             managed=tuple(sorted(managed)),
             last_applied_fingerprint=fingerprint,
+            local=self.local,
         )
 
 

@@ -463,6 +463,7 @@ _STATE_SHAPE: dict[str, tuple[type, ...]] = {
     "applied": (dict,),
     "managed": (list,),
     "last_applied_fingerprint": (str, type(None)),
+    "local": (dict,),  # macOS / Linux: the device's own `mdatp config` values
 }
 
 

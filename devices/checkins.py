@@ -50,7 +50,7 @@ from policies.services import FILTER_IGNORED_WARNING
 from reports.ingest import COPY_OBSERVERS, remove_devices
 from reports.models import CheckinRecord, DevicePolicyStatus, DeviceSettingStatus
 
-from . import agent, channel, scheduling
+from . import agent, channel, mdatp, scheduling
 from .models import Device, Group, ManagedBy
 from .scope import scope_group_ids, scoped
 
@@ -721,8 +721,11 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
             }
         )
     state_text = ""
+    managed_file = None
     stored = channel.stored_state(device)
-    if stored:
+    if device.os in mdatp.PLATFORMS:
+        managed_file = managed_file_context(device.os, stored)
+    elif stored:
         state_text = agent.format_mp_preference(agent.AgentState.from_dict(stored))
     sync = sync_state(device)
     refusal = channel.policy_sync_refusal(device)
@@ -744,6 +747,7 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
         "filter_ignored_any": any(row["filter_ignored"] for row in rows),
         "filter_warning": FILTER_IGNORED_WARNING,
         "mp_preference": state_text,
+        "managed_file": managed_file,
         "sync_state": sync,
         "polling": bool(sync),
         "can_sync": not refusal and request.user.has_perm("devices.sync_device"),
@@ -751,6 +755,34 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
         "history": history,
         "last_sync": last_sync,
         "pending_restart": sorted(stored.get("pending_restart") or {}),
+    }
+
+
+def managed_file_context(platform: str, stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """macOS / Linux: the managed configuration file the agent wrote (from what it applied), its check against
+    the documented keys, the effective values with their source and an ``mdatp health`` summary."""
+    if not stored:
+        return None
+    state = agent.AgentState.from_dict(stored)
+    managed = {key: state.applied[key] for key in state.managed if key in state.applied}
+    catalog = get_catalog()
+    text = mdatp.render(managed, platform, catalog)
+    problems = mdatp.check_linux(text, catalog) if platform == "linux" else mdatp.check_macos(text, catalog)
+    rows = mdatp.effective(platform, managed, state.local, catalog)
+    return {
+        "platform": platform,
+        "name": mdatp.FILE_NAME[platform],
+        "location": mdatp.FILE_LOCATION[platform],
+        "text": text,
+        "problems": problems,
+        "unverified": mdatp.unverified_notes(managed, platform, catalog),
+        "health": mdatp.format_health(mdatp.health(rows)),
+        "effective": [
+            {"path": r.path, "name": r.name, "value": json.dumps(r.value), "source": r.source, "note": r.note}
+            for r in rows
+            if r.source != mdatp.SOURCE_DEFAULT or r.value not in (None, [])
+        ],
+        "local": state.local,
     }
 
 

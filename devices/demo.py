@@ -287,7 +287,12 @@ def _coverage(rng: random.Random, names: _Names, tenant) -> list[Device]:
         ("macos", {"display_name": "mac-alex-001", "join_type": JoinType.ENTRA_REGISTERED, "intune_enrolled": False}),
         ("macos", {"display_name": "mac-maria-001", "join_type": JoinType.WORKGROUP}),
         ("macos", {"display_name": "mac-chen-001", "join_type": JoinType.ENTRA_REGISTERED, "intune_enrolled": True}),
-        ("linux", {"display_name": "lnx-web-01"}),
+        # A local `mdatp config` change and a locally added exclusion: the Linux baseline's exclusionsMergePolicy
+        # admin_only drops the exclusion; the diagnostic level stays local (no policy sets it).
+        ("linux", {"display_name": "lnx-web-01", "agent_state": {"preferences": {}, "local": {
+            "cloudService.diagnosticLevel": "required",
+            "antivirusEngine.exclusions": [{"$type": "excludedPath", "path": "/home/deploy/tmp", "isDirectory": True}],
+        }}}),
     ]  # fmt: skip
     defaults = {
         "client": {"intune_enrolled": False, "configmgr_client": False, "is_non_persistent_vdi": False,

@@ -1,7 +1,9 @@
 """The setting catalog of the Endpoint security profiles (pure Python, no Django).
 
-Everything comes from ``policies/data/setting-catalog.json`` (a byte copy of the shared reference data): setting
-ids, names, CSP paths, options, defaults and ranges are never typed in here. This module only adds what the data
+Everything comes from ``policies/data/setting-catalog.json`` (Windows) and
+``policies/data/setting-catalog-macos-linux.json`` (macOS and Linux, the Defender managed-configuration keys), byte
+copies of the shared reference data: setting ids, names, CSP / managed key paths, options, defaults and ranges are
+never typed in here. This module only adds what the data
 leaves implicit: per-profile metadata (policy type, template, platforms), the parent/child structure of group
 collections, a UI category per setting and the CSP documentation link.
 """
@@ -17,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "setting-catalog.json"
+MAC_LINUX_DATA_FILE = Path(__file__).resolve().parent / "data" / "setting-catalog-macos-linux.json"
 
-# A canonical flat value (see /tmp/team/contract.md "Canonical flat values").
-Scalar = int | str
-Value = int | str | list[Any]
+# A canonical flat value (see /tmp/team/contract.md "Canonical flat values"). macOS / Linux choices are the
+# managed-configuration literals, booleans included; their group collections are lists of dicts.
+Scalar = bool | int | str
+Value = bool | int | str | list[Any]
 PolicyValues = dict[str, Value]
 
 # Group collections of the data file (ids as in setting-catalog.json).
@@ -29,12 +33,15 @@ THREAT_SEVERITY_GROUP_ID = "device_vendor_msft_policy_config_defender_threatseve
 FIREWALL_RULE_GROUP_ID = "vendor_msft_firewall_mdmstore_firewallrules_{firewallrulename}"
 
 MDM_DOCS = "https://learn.microsoft.com/windows/client-management/mdm/"
+DEFENDER_DOCS = "https://learn.microsoft.com/defender-endpoint/"
 
 # Windows 10/11/Server ASR rules template (graph-api-shapes.md §1); `_meta.templates` only holds the ConfigMgr one.
 ASR_TEMPLATE_ID = "e8c053d6-9f95-42b1-a7f1-ebfd71c67a4b_1"
 
 ALL_PLATFORMS = ("windows", "macos", "linux")
 WINDOWS_ONLY = ("windows",)
+MACOS_ONLY = ("macos",)
+LINUX_ONLY = ("linux",)
 
 
 @dataclass(frozen=True)
@@ -47,9 +54,9 @@ class _ProfileMeta:
 
 
 _PROFILE_META: dict[str, _ProfileMeta] = {
-    "Microsoft Defender Antivirus": _ProfileMeta("antivirus", "endpointSecurityAntivirus", ALL_PLATFORMS),
+    "Microsoft Defender Antivirus": _ProfileMeta("antivirus", "endpointSecurityAntivirus", WINDOWS_ONLY),
     "Microsoft Defender Antivirus exclusions": _ProfileMeta(
-        "antivirus", "endpointSecurityAntivirus", ALL_PLATFORMS
+        "antivirus", "endpointSecurityAntivirus", WINDOWS_ONLY
     ),
     "Windows Security Experience": _ProfileMeta(
         "antivirus", "endpointSecurityAntivirus", WINDOWS_ONLY, mde_supported=False
@@ -57,11 +64,44 @@ _PROFILE_META: dict[str, _ProfileMeta] = {
     "Microsoft Defender Firewall": _ProfileMeta("firewall", "endpointSecurityFirewall", WINDOWS_ONLY),
     "Microsoft Defender Firewall Rules": _ProfileMeta("firewall", "endpointSecurityFirewall", WINDOWS_ONLY),
     "Endpoint detection and response": _ProfileMeta(
-        "edr", "endpointSecurityEndpointDetectionAndResponse", ALL_PLATFORMS
+        "edr", "endpointSecurityEndpointDetectionAndResponse", WINDOWS_ONLY
     ),
     "Attack Surface Reduction Rules": _ProfileMeta(
         "asr", "endpointSecurityAttackSurfaceReduction", WINDOWS_ONLY, template_id=ASR_TEMPLATE_ID
     ),
+    # macOS and Linux (setting-catalog-macos-linux.json; template ids from its `_meta.templates`).
+    "Microsoft Defender Antivirus (macOS)": _ProfileMeta(
+        "antivirus", "endpointSecurityAntivirus", MACOS_ONLY
+    ),
+    "Microsoft Defender Antivirus exclusions (macOS)": _ProfileMeta(
+        "antivirus", "endpointSecurityAntivirus", MACOS_ONLY
+    ),
+    "Endpoint detection and response (macOS)": _ProfileMeta(
+        "edr", "endpointSecurityEndpointDetectionAndResponse", MACOS_ONLY
+    ),
+    "Microsoft Defender Antivirus (Linux)": _ProfileMeta(
+        "antivirus", "endpointSecurityAntivirus", LINUX_ONLY
+    ),
+    "Microsoft Defender Antivirus exclusions (Linux)": _ProfileMeta(
+        "antivirus", "endpointSecurityAntivirus", LINUX_ONLY
+    ),
+    "Endpoint detection and response (Linux)": _ProfileMeta(
+        "edr", "endpointSecurityEndpointDetectionAndResponse", LINUX_ONLY
+    ),
+    "Microsoft Defender Global Exclusions (AV+EDR) (Linux)": _ProfileMeta(
+        "edr", "endpointSecurityEndpointDetectionAndResponse", LINUX_ONLY
+    ),
+}
+
+# Intune's settings-catalog categories of the macOS / Linux Defender settings, by managed-configuration section.
+_SECTION_CATEGORY = {
+    "antivirusEngine": "Antivirus engine",
+    "cloudService": "Cloud delivered protection preferences",
+    "networkProtection": "Network protection",
+    "edr": "EDR preferences",
+    "exclusionSettings": "Exclusion Settings",
+    "tamperProtection": "Tamper protection",
+    "userInterface": "User interface preferences",
 }
 
 _NETWORK_PROFILE_CATEGORY = {
@@ -105,6 +145,23 @@ class SettingDef:
     unverified: bool
     learn_more_url: str
     hidden: bool = False  # the catalog definition has no display name (not shown in the Intune UI)
+    # macOS / Linux: the dot path into mdatp_managed.json / com.microsoft.wdav ("[]" marks an array of objects).
+    managed_key_path: str | None = None
+    unverified_reason: str = ""  # why the reference data marks the entry unverified
+    note: str = ""  # the reference data's note (documented behaviour, defaults, agent versions)
+    option_notes: tuple[
+        tuple[str, str], ...
+    ] = ()  # (option value as text, note) for options marked unverified
+
+    @property
+    def is_managed_config(self) -> bool:
+        """A macOS / Linux setting: a key of Defender's managed configuration, not a Windows CSP node."""
+        return self.managed_key_path is not None
+
+    @property
+    def managed_key(self) -> str:
+        """The last key of the managed key path (``path`` for ``antivirusEngine.exclusions[].path``)."""
+        return (self.managed_key_path or "").rsplit(".", 1)[-1]
 
     @property
     def mde_supported(self) -> bool:
@@ -116,8 +173,9 @@ class SettingDef:
 
     @property
     def is_instance_collection(self) -> bool:
-        """A group collection with one element per instance (firewall rules): its value is a list of dicts."""
-        return self.is_group and self.csp_path.endswith("{0}")
+        """A group collection with one element per instance (firewall rules; the macOS / Linux exclusions, threat
+        type settings and device tags): its value is a list of dicts keyed by the children's setting ids."""
+        return self.is_group and (self.csp_path.endswith("{0}") or self.is_managed_config)
 
     @property
     def is_value_key(self) -> bool:
@@ -158,10 +216,15 @@ class Profile:
     platforms: tuple[str, ...]
     mde_supported: bool
     settings: tuple[SettingDef, ...]
+    technologies: str = "mdm,microsoftSense"  # the template's technologies (Linux: microsoftSense only)
+    # The name Intune shows (without the platform suffix the data adds to macOS / Linux names).
+    label: str = ""
     _index: dict[str, SettingDef] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {s.id: s for s in self.settings})
+        if not self.label:
+            object.__setattr__(self, "label", re.sub(r" \((?:macOS|Linux)\)$", "", self.name))
 
     def get(self, setting_id: str) -> SettingDef | None:
         return self._index.get(setting_id)
@@ -229,8 +292,14 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def learn_more_url(csp_path: str) -> str:
-    """The CSP documentation page of a setting (Policy CSP settings get an anchor)."""
+def learn_more_url(csp_path: str, platforms: tuple[str, ...] = WINDOWS_ONLY) -> str:
+    """The CSP documentation page of a setting (Policy CSP settings get an anchor); for macOS / Linux settings the
+    Defender preferences page."""
+    if not csp_path.startswith("./"):
+        if "linux" in platforms:
+            return f"{DEFENDER_DOCS}linux-preferences"
+        if "macos" in platforms:
+            return f"{DEFENDER_DOCS}mac-preferences"
     policy = re.match(r"^\./(?:Device|User)/Vendor/MSFT/Policy/Config/([^/]+)/([^/]+)", csp_path)
     if policy:
         area, name = policy.groups()
@@ -243,6 +312,9 @@ def learn_more_url(csp_path: str) -> str:
 
 def _category(raw: dict[str, Any]) -> str:
     csp = raw["csp_path"]
+    if raw.get("managed_key_path"):
+        section = raw["managed_key_path"].split(".", 1)[0]
+        return _SECTION_CATEGORY.get(section, section)
     network_profile = raw.get("network_profile")
     if network_profile:
         return _NETWORK_PROFILE_CATEGORY.get(network_profile, network_profile.title())
@@ -316,6 +388,11 @@ def _structure(raw_settings: list[dict[str, Any]]) -> tuple[dict[str, str], dict
     for group in raw_settings:
         if group["type"] != "group_collection":
             continue
+        if group.get("managed_key_path") and group.get("children"):  # macOS / Linux: the data's structure
+            children[group["id"]] = tuple(group["children"])
+            for kid in group["children"]:
+                parents[kid] = group["id"]
+            continue
         prefix = group["id"] + "_"
         kids = tuple(
             raw["id"] for raw in raw_settings if raw["id"].startswith(prefix) and not raw.get("parent_rule")
@@ -327,7 +404,11 @@ def _structure(raw_settings: list[dict[str, Any]]) -> tuple[dict[str, str], dict
 
 
 def _setting(
-    profile: str, raw: dict[str, Any], parents: dict[str, str], children: dict[str, tuple[str, ...]]
+    profile: str,
+    raw: dict[str, Any],
+    parents: dict[str, str],
+    children: dict[str, tuple[str, ...]],
+    platforms: tuple[str, ...] = WINDOWS_ONLY,
 ):
     options = _options(raw["id"], raw.get("options") or [])
     technologies = tuple(t for t in (raw.get("technologies") or "").split(",") if t)
@@ -354,21 +435,41 @@ def _setting(
         max_length=raw.get("max_length"),
         input_validation=raw.get("input_validation"),
         unverified=bool(raw.get("unverified")),
-        learn_more_url=learn_more_url(raw["csp_path"]),
+        learn_more_url=learn_more_url(raw["csp_path"], platforms),
         hidden=not (raw.get("display_name") or "").strip(),
+        managed_key_path=raw.get("managed_key_path"),
+        unverified_reason=str(raw.get("unverified_reason") or "") if raw.get("unverified") else "",
+        note=str(raw.get("note") or ""),
+        option_notes=tuple((str(k), str(v)) for k, v in (raw.get("option_notes") or {}).items()),
     )
 
 
-def build_catalog(data: dict[str, Any]) -> Catalog:
-    templates: dict[str, str] = data.get("_meta", {}).get("templates", {})
+def _template_ids(meta: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
+    """Profile name -> (template id, technologies) (`_meta.templates` maps to an id, or to a record holding
+    ``templateId`` and ``technologies``)."""
+    found: dict[str, tuple[str, str | None]] = {}
+    for name, entry in (meta.get("templates") or {}).items():
+        template_id = entry.get("templateId") if isinstance(entry, dict) else entry
+        technologies = entry.get("technologies") if isinstance(entry, dict) else None
+        if isinstance(template_id, str) and template_id:
+            found[name] = (template_id, technologies)
+    return found
+
+
+def build_catalog(data: dict[str, Any], *more: dict[str, Any]) -> Catalog:
+    """One catalog from one or more data files (Windows, then macOS and Linux)."""
+    templates: dict[str, tuple[str, str | None]] = {}
+    items: list[tuple[str, Any]] = []
+    for document in (data, *more):
+        templates.update(_template_ids(document.get("_meta", {})))
+        items += [(name, raw) for name, raw in document.items() if not name.startswith("_")]
     profiles: dict[str, Profile] = {}
-    for name, raw_settings in data.items():
-        if name.startswith("_"):
-            continue
+    for name, raw_settings in items:
         meta = _PROFILE_META.get(name)
         if meta is None:
             raise ValueError(f"setting-catalog.json has a profile this console doesn't know: {name!r}")
-        template_id = meta.template_id or templates.get(name)
+        template_id, technologies = templates.get(name, (None, None))
+        template_id = meta.template_id or template_id
         if not template_id:
             raise ValueError(f"no template id for profile {name!r}")
         parents, children = _structure(raw_settings)
@@ -380,19 +481,23 @@ def build_catalog(data: dict[str, Any]) -> Catalog:
             template_family=meta.template_family,
             platforms=meta.platforms,
             mde_supported=meta.mde_supported,
-            settings=tuple(_setting(name, raw, parents, children) for raw in raw_settings),
+            settings=tuple(_setting(name, raw, parents, children, meta.platforms) for raw in raw_settings),
+            technologies=technologies or "mdm,microsoftSense",
         )
     return Catalog(profiles)
 
 
-def load_catalog(path: Path | str = DATA_FILE) -> Catalog:
-    with open(path, encoding="utf-8") as handle:
-        return build_catalog(json.load(handle))
+def load_catalog(path: Path | str = DATA_FILE, *more: Path | str) -> Catalog:
+    documents = []
+    for each in (path, *more):
+        with open(each, encoding="utf-8") as handle:
+            documents.append(json.load(handle))
+    return build_catalog(*documents)
 
 
 @cache
 def get_catalog() -> Catalog:
-    return load_catalog(DATA_FILE)
+    return load_catalog(DATA_FILE, MAC_LINUX_DATA_FILE)
 
 
 def asr_rules(catalog: Catalog) -> tuple[tuple[SettingDef, SettingDef | None], ...]:
@@ -403,11 +508,44 @@ def asr_rules(catalog: Catalog) -> tuple[tuple[SettingDef, SettingDef | None], .
     return tuple((catalog.setting(rule_id), exclusions.get(rule_id)) for rule_id in group.children)
 
 
+def managed_items_text(group: SettingDef, value: Any, catalog: Catalog | None = None) -> str:
+    """A macOS / Linux list setting in one line: "2 entries: Path /run (directory); File extension .pdf"."""
+    catalog = catalog or get_catalog()
+    parts: list[str] = []
+    for item in value if isinstance(value, list) else []:
+        if not isinstance(item, dict):
+            continue
+        by_key: dict[str, tuple[SettingDef, Any]] = {}
+        for child_id, child_value in item.items():
+            child = catalog.get(child_id)
+            if child is not None:
+                by_key[child.managed_key] = (child, child_value)
+
+        def label(key: str, found: dict[str, tuple[SettingDef, Any]] = by_key) -> str:
+            child, raw = found[key]
+            return next((o.label for o in child.options if o.value == raw), str(raw))
+
+        if "$type" in by_key:
+            text = label("$type")
+            for key in ("path", "extension", "name"):
+                if key in by_key:
+                    text += f" {by_key[key][1]}"
+            if "isDirectory" in by_key:
+                text += " (directory)" if by_key["isDirectory"][1] is True else " (file)"
+        else:
+            text = ": ".join(label(k) if k in by_key else "?" for k in ("key", "value"))
+        parts.append(text)
+    count = len(parts)
+    return f"{count} entr{'y' if count == 1 else 'ies'}: " + "; ".join(parts)
+
+
 def display_value(key: str, value: Any, catalog: Catalog | None = None) -> str:
     """A setting value as the admin center shows it: option labels, lists joined, firewall rules by name."""
     if value is None:
         return "Not configured"
     sdef = (catalog or get_catalog()).get(key)
+    if sdef is not None and sdef.is_managed_config and sdef.is_instance_collection:
+        return managed_items_text(sdef, value, catalog)
     if sdef is not None and sdef.options:
         labels = {str(o.value).lower(): o.label for o in sdef.options}
         if isinstance(value, list):

@@ -15,6 +15,9 @@ from typing import Any
 
 from policies.catalog import Catalog, Option, Profile, SettingDef
 
+# Graph's platforms value of each platform (policies.models.GRAPH_PLATFORM; definitions stay free of models).
+GRAPH_PLATFORM = {"windows": "windows10", "macos": "macOS", "linux": "linux"}
+
 GRAPH = "#microsoft.graph."
 MDE_TECHNOLOGIES = "mdm,microsoftSense"
 _IDS = uuid.UUID("6b1f7b0e-55c1-4a55-9c55-0e1d5ec0a7a1")  # namespace of the derived template GUIDs
@@ -99,6 +102,11 @@ def _value_definition(setting: SettingDef) -> dict[str, Any]:
     }
 
 
+def _platform(catalog: Catalog, setting: SettingDef) -> str:
+    """Graph's platform of a setting: its profile's (windows10, macOS or linux)."""
+    return GRAPH_PLATFORM[catalog.profile_of(setting.id).platforms[0]]
+
+
 def _technologies(setting: SettingDef) -> str:
     return ",".join(setting.technologies) or MDE_TECHNOLOGIES
 
@@ -133,7 +141,7 @@ def definition_json(catalog: Catalog, setting: SettingDef) -> dict[str, Any]:
         "applicability": {
             "@odata.type": _type("WindowsSettingApplicability"),
             "description": None,
-            "platform": "windows10",
+            "platform": _platform(catalog, setting),
             "deviceMode": "none",
             "technologies": _technologies(setting),
             "configurationServiceProviderVersion": "1.0",
@@ -228,8 +236,8 @@ def template_json(profile: Profile) -> dict[str, Any]:
         "Endpoint).",
         "displayVersion": f"Version {int(version) if version.isdigit() else 1}",
         "lifecycleState": "active" if profile.mde_supported else "deprecated",
-        "platforms": "windows10",
-        "technologies": MDE_TECHNOLOGIES,
+        "platforms": GRAPH_PLATFORM[profile.platforms[0]],
+        "technologies": profile.technologies,
         "templateFamily": profile.template_family,
         "allowUnmanagedSettings": False,
         "settingTemplateCount": len(roots(profile)),

@@ -25,6 +25,14 @@ FIREWALL = "Microsoft Defender Firewall"
 FIREWALL_RULES = "Microsoft Defender Firewall Rules"
 EDR = "Endpoint detection and response"
 ASR = "Attack Surface Reduction Rules"
+LINUX_AV = "Microsoft Defender Antivirus (Linux)"
+LINUX_AV_EXCLUSIONS = "Microsoft Defender Antivirus exclusions (Linux)"
+LINUX_EDR = "Endpoint detection and response (Linux)"
+LINUX_GLOBAL = "Microsoft Defender Global Exclusions (AV+EDR) (Linux)"
+MAC_AV = "Microsoft Defender Antivirus (macOS)"
+MAC_EDR = "Endpoint detection and response (macOS)"
+LX = "linux_mdatp_managed_"
+MAC = "com.apple.managedclient.preferences_"
 
 D = "device_vendor_msft_policy_config_defender_"
 DC = "device_vendor_msft_defender_configuration_"
@@ -53,6 +61,7 @@ class Spec:
     include: list[tuple[str, ...]] = field(default_factory=list)
     exclude: list[tuple[str, ...]] = field(default_factory=list)
     use_filter: str = ""  # "include" | "exclude"
+    platform: str = "windows"
 
 
 def _rule(name: str, direction: str, action: str, protocol: int, **fields: Any) -> dict[str, Any]:
@@ -271,6 +280,99 @@ def specs() -> list[Spec]:
     ]
 
 
+def _path(path: str, directory: bool = True) -> dict[str, Any]:
+    """One macOS / Linux path exclusion, by the managed-configuration keys (services map them to the setting ids)."""
+    return {"$type": "excludedPath", "path": path, "isDirectory": directory}
+
+
+def mac_linux_specs() -> list[Spec]:
+    """macOS and Linux policies (issue 18), on the "macOS and Linux" group: the Linux ones are Not applicable on
+    the Macs of that group and the other way round, as in Intune."""
+    return [
+        Spec(
+            LINUX_AV,
+            "Linux Antivirus - baseline",
+            "Real-time protection with behaviour monitoring, cloud protection, PUA blocked; only admin exclusions.",
+            {
+                LX + "antivirusengine_enforcementlevel": "real_time",
+                LX + "antivirusengine_behaviormonitoring": "enabled",
+                LX + "cloudservice_enabled": True,
+                LX + "cloudservice_automaticsamplesubmissionconsent": "safe",
+                LX + "antivirusengine_exclusionsmergepolicy": "admin_only",
+                LX + "antivirusengine_threattypesettings": [
+                    {"key": "potentially_unwanted_application", "value": "block"},
+                    {"key": "archive_bomb", "value": "audit"},
+                ],
+                LX + "antivirusengine_exclusions": [_path("/var/log/journal")],
+            },
+            include=[MAC_LINUX],
+            platform="linux",
+        ),
+        Spec(
+            LINUX_AV_EXCLUSIONS,
+            "Linux AV exclusions - web servers",
+            "nginx content and logs. Merges with the baseline's exclusions on the device.",
+            {
+                LX + "antivirusengine_exclusions": [
+                    _path("/var/www"),
+                    {"$type": "excludedFileExtension", "extension": ".log"},
+                    {"$type": "excludedFileName", "name": "/usr/sbin/nginx"},
+                ]
+            },
+            include=[MAC_LINUX],
+            platform="linux",
+        ),
+        Spec(
+            LINUX_GLOBAL,
+            "Linux global exclusions - Contoso agent",
+            "The Contoso monitoring agent, excluded from antivirus and EDR (global scope).",
+            {
+                LX + "exclusionsettings_exclusions": [
+                    _path("/opt/contoso/agent"),
+                    {"$type": "excludedFileName", "name": "/opt/contoso/agent/bin/agentd"},
+                ]
+            },
+            include=[MAC_LINUX],
+            platform="linux",
+        ),
+        Spec(
+            LINUX_EDR,
+            "Linux EDR - device tag",
+            "Tags Linux devices for the SOC's device groups.",
+            {LX + "edr_tags": [{"key": "GROUP", "value": "Linux servers"}]},
+            include=[MAC_LINUX],
+            platform="linux",
+        ),
+        Spec(
+            MAC_AV,
+            "macOS Antivirus - baseline",
+            "Tamper protection in block mode, developer folders excluded. Some macOS settings lack the MDE "
+            "channel in the catalog (technologies), so they are Not applicable on MDE-managed Macs.",
+            {
+                MAC + "enforcementlevel_antivirusengine": "real_time",
+                MAC + "enforcementlevel_tamperprotection": "block",
+                MAC + "maximumondemandscanthreads": 2,
+                MAC + "scanarchives": True,
+                MAC + "userinitiatedfeedback": "disabled",
+                MAC + "exclusions": [
+                    _path("/Users/*/git"),
+                    {"$type": "excludedFileExtension", "extension": "iso"},
+                ],
+            },
+            include=[MAC_LINUX],
+            platform="macos",
+        ),
+        Spec(
+            MAC_EDR,
+            "macOS EDR - device tag",
+            "Tags Macs for the SOC's device groups.",
+            {MAC + "tags": [{"key": "GROUP", "value": "Contoso Macs"}]},
+            include=[MAC_LINUX],
+            platform="macos",
+        ),
+    ]
+
+
 def _variant(rng: random.Random, index: int) -> Spec:
     """Extra policies when more than the curated set is asked for (varied but valid)."""
     kind = index % 3
@@ -309,14 +411,15 @@ def _group(names: tuple[str, ...], groups: dict[str, int]) -> int | None:
     return None
 
 
-def seed(stdout, policies: int = 12, seed: int = 42, **_: Any) -> None:
+def seed(stdout, policies: int = 18, seed: int = 42, **_: Any) -> None:
+    """``policies`` policies: the curated set (12 Windows, then 6 macOS and Linux), then Windows variants."""
     rng = random.Random(seed)
     groups = dict(Group.objects.filter(object_kind="device").values_list("name", "pk"))
     demo_filter, _created = AssignmentFilter.objects.get_or_create(
         name=DEMO_FILTER[0],
         defaults={"rule": DEMO_FILTER[1], "description": "Windows 11 version 24H2 (build 26100) devices."},
     )
-    wanted = specs()[: max(policies, 0)]
+    wanted = [*specs(), *mac_linux_specs()][: max(policies, 0)]
     index = 1
     while len(wanted) < policies:
         wanted.append(_variant(rng, index))
@@ -338,7 +441,7 @@ def seed(stdout, policies: int = 12, seed: int = 42, **_: Any) -> None:
             existing = Policy.objects.filter(policy_type=profile.policy_type, name=spec.name).first()
             if existing is None:
                 services.create_policy(
-                    spec.profile, "windows", spec.name, spec.description, spec.values, assignments
+                    spec.profile, spec.platform, spec.name, spec.description, spec.values, assignments
                 )
                 created += 1
             else:

@@ -6,8 +6,9 @@ policies that exist (flat values, see the shared contract) and the setting catal
 * which policies target the device (device groups, exclude wins; assignment filters only for Intune devices,
   because devices managed by Microsoft Defender for Endpoint ignore filters),
 * which of them apply (management channel, platform/OS, profile and per-setting MDE-channel support),
-* per setting: apply, merge (exclusion lists, ASR per-rule exclusions, firewall rules by Name, ASR rules per
-  rule) or conflict (two policies, two different values: nothing applied),
+* per setting: apply, merge (exclusion lists - on macOS and Linux the exclusion objects of the Antivirus,
+  Antivirus exclusions and Global Exclusions profiles -, ASR per-rule exclusions, firewall rules by Name, ASR
+  rules per rule) or conflict (two policies, two different values: nothing applied),
 * the ``desired`` flat values the device's agent must enforce.
 
 The impact preview, the device check-in and the API all call this module, so it is the only place these
@@ -544,6 +545,10 @@ def _setting_not_applicable_reason(device: DeviceFacts, key: str, catalog: Catal
 def _kind(sdef: SettingDef | None, catalog: Catalog) -> str:
     if sdef is None:
         return _KIND_SCALAR
+    if sdef.type == "group_collection" and getattr(sdef, "managed_key_path", None):
+        # macOS / Linux lists of objects: exclusions merge into a superset across policies; threat type
+        # settings and device tags conflict when two policies give different lists.
+        return _KIND_UNION if sdef.merges else _KIND_SCALAR
     if sdef.type == "group_collection":
         return _KIND_KEYED
     if sdef.asr_guid:

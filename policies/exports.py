@@ -22,6 +22,8 @@ from policies.models import GRAPH_PLATFORM, Policy
 GROUP_TARGET = "#microsoft.graph.groupAssignmentTarget"
 EXCLUSION_TARGET = "#microsoft.graph.exclusionGroupAssignmentTarget"
 MDE_TECHNOLOGIES = "mdm,microsoftSense"
+# Technologies flags of the endpoint security templates served by the MDE channel (macOS: appleRemoteManagement too).
+TECHNOLOGY_FLAGS = frozenset({"mdm", "microsoftSense", "appleRemoteManagement"})
 PLATFORM_OF_GRAPH = {graph.lower(): ours for ours, graph in GRAPH_PLATFORM.items()}
 TEMPLATE_DISPLAY_VERSION = "Version 1"
 
@@ -215,7 +217,7 @@ def _technologies(document: Mapping[str, Any], problems: list[Problem]) -> None:
     if isinstance(raw, list):
         raw = ",".join(str(item) for item in raw)
     flags = {part.strip() for part in str(raw).split(",") if part.strip()}
-    if "microsoftSense" not in flags or not flags <= {"mdm", "microsoftSense"}:
+    if "microsoftSense" not in flags or not flags <= TECHNOLOGY_FLAGS:
         problems.append(
             Problem(
                 "technologies",

@@ -45,7 +45,7 @@ class CreatePolicyForm(forms.Form):
         platform = self.data.get("platform") if self.is_bound else self.initial.get("platform")
         platform = platform or PolicyPlatform.WINDOWS
         available = [p for p in self.profiles if platform in p.platforms] or self.profiles
-        self.fields["profile"].choices = [("", "Select a profile")] + [(p.slug, p.name) for p in available]
+        self.fields["profile"].choices = [("", "Select a profile")] + [(p.slug, p.label) for p in available]
         platforms = {pl for p in self.profiles for pl in p.platforms}
         self.fields["platform"].choices = [
             (v, label) for v, label in PolicyPlatform.choices if v in platforms

@@ -25,6 +25,7 @@ from policies.catalog import (
     Profile,
     SettingDef,
     get_catalog,
+    managed_items_text,
 )
 from policies.exports import Problem
 from policies.graph import References, apply_template_references, template_references, to_graph_settings
@@ -71,9 +72,9 @@ FILTER_IGNORED_WARNING = (
     "management: those devices ignore the filter and receive the policy anyway. Only devices enrolled in Intune "
     "honour it."
 )
-# The reference catalog (setting-catalog.json) holds the Windows settings only; macOS and Linux profiles exist in
-# Intune but their settings aren't in the data this console is built from, so policies for them can't be made.
-CATALOG_PLATFORMS = ("windows",)
+# Platforms whose settings are in the reference catalog: Windows (setting-catalog.json) and, since issue 18, macOS
+# and Linux (setting-catalog-macos-linux.json), each with its own profiles.
+CATALOG_PLATFORMS = ("windows", "macos", "linux")
 NAME_MAX = 200
 DESCRIPTION_MAX = 1500
 
@@ -517,7 +518,7 @@ def _create(
             policy_type=profile.policy_type,
             profile=profile.name,
             platform=platform,
-            technologies=exports.MDE_TECHNOLOGIES,
+            technologies=profile.technologies,
             template_id=profile.template_id,
             template_family=profile.template_family,
             role_scope_tag_ids=["0"],
@@ -814,6 +815,8 @@ def value_text(setting: SettingDef, value: object) -> str:
         return option_label(setting, value)
     if setting.type == "choice_collection" and isinstance(value, list):
         return ", ".join(option_label(setting, item) for item in value)
+    if setting.is_instance_collection and setting.is_managed_config:
+        return managed_items_text(setting, value)
     if setting.is_instance_collection and isinstance(value, list):
         names = [str(rule.get(f"{setting.id}_name", "?")) for rule in value if isinstance(rule, Mapping)]
         return f"{len(names)} rule{'s' if len(names) != 1 else ''}: " + ", ".join(names)

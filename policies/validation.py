@@ -495,6 +495,8 @@ def parse_value(setting: SettingDef, raw: object) -> Value:
         return _parse_string(setting, raw)
     if setting.type == "string_collection":
         return _parse_string_collection(setting, raw)
+    if setting.is_instance_collection and setting.is_managed_config:
+        return _parse_managed_items(setting, raw)
     if setting.is_instance_collection:
         return _parse_rules(setting, raw)
     if setting.is_group:
@@ -613,6 +615,182 @@ def _parse_rules(setting: SettingDef, raw: object) -> list[dict[str, Value]]:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# macOS / Linux list settings (exclusions, threat type settings, device tags): lists of objects
+
+_EXCLUSION_FIELDS = {
+    "excludedPath": ("path", "isDirectory"),
+    "excludedFileExtension": ("extension",),
+    "excludedFileName": ("name",),
+}
+_EXCLUSION_TYPE_LABEL = {
+    "excludedPath": "Path",
+    "excludedFileExtension": "File extension",
+    "excludedFileName": "Process name",
+}
+
+
+def item_noun(group: SettingDef) -> str:
+    """What one element of a macOS / Linux list is called in messages."""
+    key = group.managed_key
+    return {"exclusions": "Exclusion", "threatTypeSettings": "Threat type setting", "tags": "Tag"}.get(
+        key, "Entry"
+    )
+
+
+def item_child_id(group: SettingDef, key: object, catalog: Catalog) -> str | None:
+    """The child setting id for ``key``: the full id, the managed-configuration key (``$type``, ``path``) or the
+    id's suffix (``isdirectory``)."""
+    if not isinstance(key, str):
+        return None
+    if key in group.children:
+        return key
+    for child_id in group.children:
+        child = catalog.get(child_id)
+        if child is not None and (child.managed_key == key or child_id.lower().endswith("_" + key.lower())):
+            return child_id
+    return None
+
+
+def _posix_path(value: str, *, what: str, wildcards: bool) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"“{_short(value)}” isn't a full path: {what} on macOS and Linux start with /.")
+    if "\x00" in value or "\\" in value:
+        raise ValueError(f"“{_short(value)}” contains a character that isn't allowed in a path.")
+    if not wildcards and any(c in value for c in "*?"):
+        raise ValueError(
+            f"“{_short(value)}” has a wildcard: global exclusions (AV+EDR) don't support * or ?; enter the exact "
+            "path."
+        )
+    return value
+
+
+def validate_managed_item(
+    group: SettingDef, item: object, *, catalog: Catalog | None = None
+) -> dict[str, Value]:
+    """One element of a macOS / Linux list setting, cleaned (child setting id -> value), or
+    ``RuleValidationError`` with (child id, message) per problem."""
+    catalog = catalog or get_catalog()
+    noun = item_noun(group)
+    if not isinstance(item, Mapping):
+        raise RuleValidationError(
+            [(group.id, f"{noun}: must be a set of fields (a JSON object).")], setting_id=group.id
+        )
+    errors: list[tuple[str, str]] = []
+    clean: dict[str, Value] = {}
+    by_key: dict[str, str] = {}
+    for key, raw in item.items():
+        child_id = item_child_id(group, key, catalog)
+        if child_id is None:
+            errors.append((group.id, f"“{key}” isn't a field of {group.display_name}."))
+            continue
+        child = catalog.setting(child_id)
+        by_key[child.managed_key] = child_id
+        if _is_blank(raw):
+            continue
+        if isinstance(raw, str) and child.type == "string":
+            raw = raw.strip()
+        try:
+            clean[child_id] = parse_value(child, raw)
+        except SettingValidationError as exc:
+            errors.append((child_id, exc.message))
+    keys = {catalog.setting(cid).managed_key: cid for cid in group.children if catalog.get(cid) is not None}
+    failed = {cid for cid, _ in errors}
+    is_global = group.managed_key_path == "exclusionSettings.exclusions"
+
+    def need(key: str, message: str) -> None:
+        cid = keys.get(key)
+        if cid is not None and cid not in clean and cid not in failed:
+            errors.append((cid, message))
+
+    if "$type" in keys:  # exclusions
+        type_id = keys["$type"]
+        kind = clean.get(type_id)
+        if kind is None and type_id not in failed:
+            errors.append(
+                (type_id, "Choose the type of the exclusion (Path, File extension or Process name).")
+            )
+        if isinstance(kind, str):
+            wanted = _EXCLUSION_FIELDS.get(kind, ())
+            for key, cid in keys.items():
+                if key in ("$type", *wanted) or cid not in clean:
+                    continue
+                errors.append(
+                    (
+                        cid,
+                        f"“{catalog.setting(cid).display_name}” doesn't apply to a {_EXCLUSION_TYPE_LABEL.get(kind, kind)} "
+                        "exclusion; clear it.",
+                    )
+                )
+                del clean[cid]
+            need(
+                wanted[0] if wanted else "",
+                f"Enter the {_EXCLUSION_TYPE_LABEL.get(kind, kind).lower()} to exclude.",
+            )
+            checks = {
+                "path": lambda v: _posix_path(v, what="paths", wildcards=not is_global),
+                "extension": validate_extension,
+            }
+            if kind == "excludedFileName":
+                checks["name"] = (
+                    (lambda v: _posix_path(v, what="processes in global exclusions", wildcards=False))
+                    if is_global
+                    else (
+                        lambda v: v if "\x00" not in v else _posix_path(v, what="processes", wildcards=True)
+                    )
+                )
+            for key, check in checks.items():
+                cid = keys.get(key)
+                if cid in clean and isinstance(clean[cid], str):
+                    try:
+                        clean[cid] = check(clean[cid])
+                    except ValueError as exc:
+                        errors.append((cid, str(exc)))
+                        del clean[cid]
+    else:  # key / value pairs: threat type settings, device tags
+        need("key", "Choose the key.")
+        need("value", "Enter the value." if group.managed_key == "tags" else "Choose the value.")
+    if errors:
+        raise RuleValidationError(errors, setting_id=group.id)
+    return {cid: clean[cid] for cid in group.children if cid in clean}
+
+
+def _parse_managed_items(
+    setting: SettingDef, raw: object, catalog: Catalog | None = None
+) -> list[dict[str, Value]]:
+    """A whole macOS / Linux list setting: every element checked; identical elements kept once; a key given twice
+    (threat type settings) is refused. One ``SettingValidationError`` naming each element's problems."""
+    noun = item_noun(setting)
+    if not isinstance(raw, list | tuple):
+        raise SettingValidationError(setting.id, f"“{_name(setting)}” must be a list of entries.")
+    items: list[dict[str, Value]] = []
+    problems: list[str] = []
+    for index, element in enumerate(raw):
+        try:
+            clean = validate_managed_item(setting, element, catalog=catalog)
+        except RuleValidationError as exc:
+            problems.extend(f"{noun} {index + 1}: {message}" for _, message in exc.errors)
+            continue
+        if clean not in items:
+            items.append(clean)
+    if setting.managed_key == "threatTypeSettings":
+        seen: dict[object, int] = {}
+        for index, item in enumerate(items):
+            key = next((v for k, v in item.items() if k.endswith("_key")), None)
+            if key in seen:
+                problems.append(
+                    f"{noun} {index + 1}: “{key}” is already set by {noun.lower()} {seen[key] + 1}; set each threat type once."
+                )
+            seen.setdefault(key, index)
+    if problems:
+        raise SettingValidationError(setting.id, " ".join(problems))
+    if not items:
+        raise SettingValidationError(
+            setting.id, f"Add at least one entry to “{_name(setting)}” or leave it Not configured."
+        )
+    return items
+
+
+# --------------------------------------------------------------------------------------------------------------
 # whole policies
 
 
@@ -638,6 +816,21 @@ def validate_values_with(
                     key, f"“{_name(setting)}” is a group: configure the settings inside it instead."
                 )
             )
+            continue
+        group = lookup(setting.parent_id) if setting.parent_id else None
+        if group is not None and group.is_instance_collection:
+            errors.append(
+                SettingValidationError(
+                    key,
+                    f"“{_name(setting)}” is a field of “{_name(group)}”: set it inside one of its entries.",
+                )
+            )
+            continue
+        if setting.is_instance_collection and setting.is_managed_config:
+            try:
+                clean[key] = _parse_managed_items(setting, raw, catalog)
+            except SettingValidationError as exc:
+                errors.append(exc)
             continue
         if setting.is_instance_collection:
             if not isinstance(raw, list | tuple):

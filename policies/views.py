@@ -194,14 +194,7 @@ def create(request, policy_type: str):
         form.add_error("platform", problem.message)
     if request.method == "GET":
         form.errors.clear()  # a GET only narrows the profile list
-    notice = None
-    if platform not in services.CATALOG_PLATFORMS and platform in dict(PolicyPlatform.choices):
-        notice = (
-            f"Intune offers {', '.join(p.name for p in form.profiles if platform in p.platforms)} for "
-            f"{PolicyPlatform(platform).label}, but the settings of that platform aren't in this console's reference "
-            "setting catalog (it holds the Windows settings only). Rather than offer an empty policy, this console "
-            "creates policies for “Windows 10, Windows 11, and Windows Server” only."
-        )
+    notice = None  # every platform's settings are in the reference catalog (Windows, macOS, Linux)
     ctx = {
         "title": "Create a profile",
         "form": form,
@@ -211,7 +204,7 @@ def create(request, policy_type: str):
         "breadcrumbs": BREADCRUMBS,
         "notice": notice,
         "platform": platform,
-        "profiles": form.profiles,
+        "profiles": [p for p in form.profiles if platform in p.platforms] or form.profiles,
     }
     return render(request, "policies/create.html", ctx)
 

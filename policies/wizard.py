@@ -298,6 +298,10 @@ class FieldView:
     rules: list[dict[str, Any]] = field(default_factory=list)  # firewall rules (widget "rules")
     rule_errors: dict[int, list[str]] = field(default_factory=dict)
     hint: str = ""
+    # macOS / Linux list settings (widget "table"): the columns (child settings) and one row of cells per entry,
+    # plus an empty row to add one.
+    columns: list[SettingDef] = field(default_factory=list)
+    table_rows: list[list[dict[str, Any]]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -311,6 +315,8 @@ class FieldView:
     def configured(self) -> bool:
         if self.widget == "rules":
             return bool(self.rules)
+        if self.widget == "table":
+            return bool(self.value)
         return bool(self.value)
 
     @property
@@ -354,6 +360,8 @@ class CategoryView:
 
 def raw_of(setting: SettingDef, value: Any) -> Any:
     """A stored flat value as the form shows it."""
+    if setting.is_instance_collection and setting.is_managed_config:
+        return value if isinstance(value, list) else []
     if value is None:
         return [] if setting.type == "choice_collection" else ""
     if setting.type == "choice_collection":
@@ -364,6 +372,8 @@ def raw_of(setting: SettingDef, value: Any) -> Any:
 
 
 def _widget(setting: SettingDef) -> str:
+    if setting.is_instance_collection and setting.is_managed_config:
+        return "table"
     if setting.is_instance_collection:
         return "rules"
     return {
@@ -410,9 +420,62 @@ def field_view(setting: SettingDef, raw: Any, errors: list[str] | None = None) -
         ]
     elif widget == "rules":
         view.rules = list(raw) if isinstance(raw, list) else []
+    elif widget == "table":
+        _table(view, raw)
     else:
         view.value = "" if raw is None else raw
     return view
+
+
+def table_cell_name(group_id: str, row: int, child_id: str) -> str:
+    return f"{group_id}__{row}__{child_id}"
+
+
+def _table(view: FieldView, raw: Any) -> None:
+    """The table editor of a macOS / Linux list setting (exclusions, threat type settings, device tags): one row
+    per entry with a control per field, and an empty row to add an entry (as Intune's table editor)."""
+    catalog = get_catalog()
+    group = view.setting
+    view.columns = [c for c in (catalog.get(cid) for cid in group.children) if c is not None]
+    items = [item for item in raw if isinstance(item, Mapping)] if isinstance(raw, list) else []
+    view.value = items
+    for index, item in enumerate([*items, {}]):
+        cells = []
+        for child in view.columns:
+            stored = item.get(child.id)
+            text = (
+                "" if stored is None else (str(stored).lower() if isinstance(stored, bool) else str(stored))
+            )
+            cells.append(
+                {
+                    "name": table_cell_name(group.id, index, child.id),
+                    "label": child.display_name,
+                    "value": text,
+                    "options": [
+                        (str(o.value).lower() if isinstance(o.value, bool) else str(o.value), o.label)
+                        for o in child.options
+                    ],
+                    "hint": child.description[:160] if child.type == "string" else "",
+                }
+            )
+        view.table_rows.append(cells)
+
+
+def read_table_post(group: SettingDef, post) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(entries to validate, raw rows) of a table editor: empty rows and rows marked Remove are left out."""
+    try:
+        count = min(int(post.get(f"{group.id}__rows", "0")), 500)
+    except ValueError:
+        count = 0
+    entries: list[dict[str, Any]] = []
+    for index in range(count):
+        if post.get(f"{group.id}__{index}__remove"):
+            continue
+        row = {cid: post.get(table_cell_name(group.id, index, cid), "") for cid in group.children}
+        filled = {cid: value for cid, value in row.items() if isinstance(value, str) and value.strip()}
+        if filled:
+            entries.append(filled)
+    return entries, entries
 
 
 def _display_order(settings: list[SettingDef]) -> list[SettingDef]:
@@ -445,7 +508,13 @@ def settings_view(
     nested = {
         s.id for s in editable if s.parent_id and (p := catalog.get(s.parent_id)) and p.type == "choice"
     }
-    firewall_children = {s.id for s in editable if s.parent_id == FIREWALL_RULE_GROUP_ID}
+    # Fields of a firewall rule or of a macOS / Linux list entry are edited inside their group's editor.
+    firewall_children = {
+        s.id
+        for s in editable
+        if s.parent_id == FIREWALL_RULE_GROUP_ID
+        or (s.parent_id and (p := catalog.get(s.parent_id)) is not None and p.is_instance_collection)
+    }
 
     def current(setting: SettingDef) -> Any:
         return raw[setting.id] if setting.id in raw else raw_of(setting, values.get(setting.id))
@@ -496,6 +565,13 @@ def read_settings_post(
     raw: dict[str, Any] = {}
     for setting_id in post.getlist("shown"):
         setting = profile.get(setting_id)
+        if setting is not None and setting.is_instance_collection and setting.is_managed_config:
+            entries, raw[setting_id] = read_table_post(setting, post)
+            if entries:
+                merged[setting_id] = entries
+            else:
+                merged.pop(setting_id, None)
+            continue
         if setting is None or not setting.is_value_key or setting.is_instance_collection:
             continue  # a forged id: ignored, nothing of it is stored
         if setting.type == "choice_collection":
@@ -541,7 +617,16 @@ class ConfiguredRow:
 
 def _configured_row(setting: SettingDef, value: Any) -> ConfiguredRow:
     row = ConfiguredRow(setting)
-    if setting.is_instance_collection:
+    if setting.is_instance_collection and setting.is_managed_config:
+        catalog = get_catalog()
+        for item in value if isinstance(value, list) else []:
+            parts = []
+            for child_id, child_value in item.items():
+                child = catalog.get(child_id)
+                if child is not None:
+                    parts.append(f"{child.display_name}: {services.value_text(child, child_value)}")
+            row.items.append("; ".join(parts))
+    elif setting.is_instance_collection:
         catalog = get_catalog()
         for rule in value if isinstance(value, list) else []:
             fields = []

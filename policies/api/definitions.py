@@ -79,16 +79,18 @@ TEMPLATE = obj(
             "type": "string",
             "enum": ["invalid", "draft", "active", "superseded", "deprecated", "retired"],
         },  # fmt: skip
-        "platforms": {"type": "string", "enum": ["windows10"]},
-        "technologies": {"type": "string", "enum": ["mdm,microsoftSense"]},
+        "platforms": {"type": "string", "enum": ["windows10", "macOS", "linux"]},
+        "technologies": {
+            "type": "string",
+            "enum": ["mdm,microsoftSense", "microsoftSense", "mdm,appleRemoteManagement,microsoftSense"],
+        },
         "templateFamily": STRING,
         "allowUnmanagedSettings": BOOL,
         "settingTemplateCount": INT,
     },
     required=["id"],
     description="deviceManagementConfigurationPolicyTemplate: one per Endpoint security profile of the catalog "
-    "(the Windows template ids; macOS and Linux policies of a profile use the same template here, a choice "
-    "where Graph's documentation has per-platform templates)",
+    "(Windows, macOS and Linux profiles each have their own template id, platforms and technologies)",
 )
 DEFINITION = obj(
     {

@@ -16,6 +16,7 @@ from typing import Any
 
 from console.api.common import GUID_PATTERN, NAME_PATTERN, free_text, name_text, nullable, obj
 from policies.catalog import Catalog, Profile, SettingDef
+from policies.definitions import GRAPH_PLATFORM
 from policies.graph import (
     CHOICE_COLLECTION_INSTANCE,
     CHOICE_INSTANCE,
@@ -180,8 +181,11 @@ def policy_create_schema(catalog: Catalog, assignments: dict[str, Any]) -> dict[
                     "@odata.type": _const("#microsoft.graph.deviceManagementConfigurationPolicy"),
                     "name": name_text(NAME_MAX, "Need not be unique: Graph allows duplicate names"),
                     "description": nullable(free_text(DESCRIPTION_MAX)),
-                    "platforms": _const("windows10"),
-                    "technologies": {"type": "string", "enum": ["mdm,microsoftSense"]},
+                    "platforms": _const(GRAPH_PLATFORM[profile.platforms[0]]),
+                    "technologies": {
+                        "type": "string",
+                        "enum": sorted({"mdm,microsoftSense", profile.technologies}),
+                    },
                     "roleScopeTagIds": {"type": "array", "items": _const("0"), "minItems": 1, "maxItems": 1},
                     "templateReference": _template_reference(profile),
                     "settings": _settings(profile),
@@ -194,8 +198,9 @@ def policy_create_schema(catalog: Catalog, assignments: dict[str, Any]) -> dict[
     return {
         "oneOf": shapes,
         "description": "A policy as the SDK (or an export) sends it. One shape per Endpoint security profile: the "
-        "settings must be of the template's profile. macOS and Linux policies of the Antivirus and EDR profiles "
-        "(platforms macOS, linux) are accepted too; this schema describes the Windows ones.",
+        "settings must be of the template's profile; macOS and Linux profiles (platforms macOS, linux) have their own "
+        "templates. Their list settings (exclusions, threat type settings, device tags) are group collections, "
+        "described in configurationSettings.",
     }
 
 

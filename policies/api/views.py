@@ -345,7 +345,7 @@ def _check_same_profile(policy: Policy, body: Mapping[str, Any]) -> None:
     technologies = body.get("technologies")
     if technologies is not None:
         flags = {f.strip() for f in str(technologies).split(",") if f.strip()}
-        if "microsoftSense" not in flags or not flags <= {"mdm", "microsoftSense"}:
+        if "microsoftSense" not in flags or not flags <= exports.TECHNOLOGY_FLAGS:
             raise GraphError(
                 400, f"A policy's technologies can't be changed (this one is {policy.technologies})."
             )

@@ -11,6 +11,10 @@ from policies.catalog import ASR_RULES_GROUP_ID, FIREWALL_RULE_GROUP_ID
 from policies.models import Policy
 
 FW = FIREWALL_RULE_GROUP_ID + "_"
+LX = "linux_mdatp_managed_"
+LXE = LX + "antivirusengine_exclusions_item_"
+LXT = LX + "antivirusengine_threattypesettings_item_"
+MAC = "com.apple.managedclient.preferences_"
 ADOBE = ASR_RULES_GROUP_ID + "_blockadobereaderfromcreatingchildprocesses"
 LSASS = ASR_RULES_GROUP_ID + "_blockcredentialstealingfromwindowslocalsecurityauthoritysubsystem"
 CASES = {
@@ -43,6 +47,41 @@ CASES = {
             ADOBE + "_perruleexclusions": ["C:\\Tools\\reader.exe"],
         },
     ),
+    # macOS and Linux (issue 18): list settings of objects, boolean choices, their own templates and platforms.
+    "linux antivirus": (
+        "Microsoft Defender Antivirus (Linux)",
+        {
+            LX + "antivirusengine_enforcementlevel": "real_time",
+            LX + "cloudservice_enabled": True,
+            LX + "antivirusengine_scanhistorymaximumitems": 12000,
+            LX + "antivirusengine_exclusions": [
+                {LXE + "$type": "excludedPath", LXE + "path": "/var/lib/mysql", LXE + "isdirectory": True},
+                {LXE + "$type": "excludedFileName", LXE + "name": "/usr/sbin/mysqld"},
+            ],
+            LX + "antivirusengine_threattypesettings": [
+                {LXT + "key": "archive_bomb", LXT + "value": "block"},
+            ],
+        },
+        "linux",
+    ),
+    "linux global exclusions": (
+        "Microsoft Defender Global Exclusions (AV+EDR) (Linux)",
+        {
+            LX + "exclusionsettings_exclusions": [
+                {
+                    LX + "exclusionsettings_exclusions_item_$type": "excludedPath",
+                    LX + "exclusionsettings_exclusions_item_path": "/opt/app",
+                    LX + "exclusionsettings_exclusions_item_isdirectory": True,
+                },
+            ]
+        },
+        "linux",
+    ),  # fmt: skip
+    "macos edr tags": (
+        "Endpoint detection and response (macOS)",
+        {MAC + "tags": [{MAC + "tags_item_key": "GROUP", MAC + "tags_item_value": "Design Macs"}]},
+        "macos",
+    ),
 }
 
 
@@ -50,10 +89,10 @@ CASES = {
 def test_a_ui_export_imports_through_the_api_and_compares_equal(
     case, client, global_admin, ga_api, make_group
 ):
-    profile, values = CASES[case]
+    profile, values, *platform = CASES[case]
     include, exclude = make_group("Servers"), make_group("Pilot exclusions")
     original = services.create_policy(
-        profile, "windows", f"Exported {case}", "made in the wizard", values,
+        profile, (platform or ["windows"])[0], f"Exported {case}", "made in the wizard", values,
         {"include": [include.pk], "exclude": [exclude.pk]}, global_admin,
     )  # fmt: skip
     client.force_login(global_admin)
@@ -67,6 +106,11 @@ def test_a_ui_export_imports_through_the_api_and_compares_equal(
     assert created.status_code == 201, created.content
     imported = Policy.objects.get(policy_id=created.json()["id"])
     assert imported.values == original.values
+    assert (imported.platform, imported.profile, imported.technologies) == (
+        original.platform,
+        original.profile,
+        original.technologies,
+    )
 
     again = json.loads(client.get(f"/endpoint-security/policies/{imported.policy_id}/export/").content)
     assert again == exported

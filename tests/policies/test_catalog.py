@@ -15,6 +15,7 @@ from policies.catalog import (
     ASR_TEMPLATE_ID,
     DATA_FILE,
     FIREWALL_RULE_GROUP_ID,
+    MAC_LINUX_DATA_FILE,
     THREAT_SEVERITY_GROUP_ID,
     Catalog,
     asr_rules,
@@ -26,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = Path("/work/shared/reference/setting-catalog.json")
 RAW = json.loads(DATA_FILE.read_text(encoding="utf-8"))
 PROFILE_NAMES = [name for name in RAW if not name.startswith("_")]
+MAC_LINUX_RAW = json.loads(MAC_LINUX_DATA_FILE.read_text(encoding="utf-8"))
+MAC_LINUX_NAMES = [name for name in MAC_LINUX_RAW if not name.startswith("_")]
 LSASS = ASR_RULES_GROUP_ID + "_blockcredentialstealingfromwindowslocalsecurityauthoritysubsystem"
 AV = "Microsoft Defender Antivirus"
 
@@ -51,9 +54,42 @@ def test_profiles_and_settings_are_immutable_and_hashable(catalog):
         profile.settings[0].id = "x"  # type: ignore[misc]
 
 
-def test_it_has_exactly_the_seven_profiles_of_the_data_file(catalog):
-    assert list(catalog.profiles) == PROFILE_NAMES
-    assert len(PROFILE_NAMES) == 7
+def test_it_has_exactly_the_seven_windows_and_seven_macos_linux_profiles_of_the_data_files(catalog):
+    assert list(catalog.profiles) == PROFILE_NAMES + MAC_LINUX_NAMES
+    assert len(PROFILE_NAMES) == 7 and len(MAC_LINUX_NAMES) == 7
+
+
+@pytest.mark.parametrize("name", MAC_LINUX_NAMES)
+def test_every_macos_linux_setting_loads_with_its_managed_key_path(catalog, name):
+    profile = catalog.profile(name)
+    assert [s.id for s in profile.settings] == [raw["id"] for raw in MAC_LINUX_RAW[name]]
+    assert len(profile.settings) == MAC_LINUX_RAW["_meta"]["counts"][name]["entries"]
+    template = MAC_LINUX_RAW["_meta"]["templates"][name]
+    assert (profile.template_id, profile.technologies) == (template["templateId"], template["technologies"])
+    assert profile.platforms == (template["platforms"].lower(),)
+    for setting, raw in zip(profile.settings, MAC_LINUX_RAW[name], strict=True):
+        assert setting.managed_key_path == raw["managed_key_path"]
+        assert setting.parent_id == raw.get("parent_id")
+        assert bool(setting.unverified_reason) is bool(raw.get("unverified"))
+        assert setting.learn_more_url.startswith("https://learn.microsoft.com/defender-endpoint/")
+
+
+def test_macos_linux_list_settings_are_lists_of_objects_keyed_by_their_children(catalog):
+    exclusions = catalog.setting("linux_mdatp_managed_antivirusengine_exclusions")
+    assert exclusions.is_instance_collection and exclusions.is_value_key and exclusions.merges
+    assert [catalog.setting(c).managed_key for c in exclusions.children] == [
+        "$type",
+        "path",
+        "isDirectory",
+        "extension",
+        "name",
+    ]
+    assert catalog.setting("linux_mdatp_managed_edr_tags").merges is False
+    # A macOS setting whose catalog technologies lack microsoftSense isn't supported on the MDE channel.
+    assert not catalog.setting("com.apple.managedclient.preferences_hidestatusmenuicon").mde_supported
+    assert catalog.setting(
+        "com.apple.managedclient.preferences_enforcementlevel_tamperprotection"
+    ).mde_supported
 
 
 @pytest.mark.parametrize("name", PROFILE_NAMES)
@@ -73,6 +109,21 @@ def test_the_exclusion_settings_are_shared_by_the_two_antivirus_profiles(catalog
     # Issue 14 item 1: the Defender Antivirus profile has the three exclusion lists too (they merge).
     counts = Counter(s.id for s in catalog.all_settings())
     shared = {sid for sid, n in counts.items() if n > 1}
+    windows_shared = {sid for sid in shared if sid.startswith("device_")}
+    assert shared - windows_shared == {
+        # The macOS / Linux Antivirus and Antivirus exclusions profiles share their Scan exclusions too.
+        "com.apple.managedclient.preferences_exclusions",
+        *(
+            f"com.apple.managedclient.preferences_exclusions_item_{k}"
+            for k in ("$type", "path", "isdirectory", "extension", "name")
+        ),
+        "linux_mdatp_managed_antivirusengine_exclusions",
+        *(
+            f"linux_mdatp_managed_antivirusengine_exclusions_item_{k}"
+            for k in ("$type", "path", "isdirectory", "extension", "name")
+        ),
+    }
+    shared = windows_shared
     assert shared == {
         "device_vendor_msft_defender_configuration_hideexclusionsfromlocaladmins",
         "device_vendor_msft_defender_configuration_hideexclusionsfromlocalusers",
@@ -130,9 +181,9 @@ def test_choice_defaults_are_typed_like_their_options(catalog):
     ("name", "slug", "policy_type", "template_id", "family", "platforms", "mde"),
     [
         (AV, "microsoft-defender-antivirus", "antivirus", "804339ad-1553-4478-a742-138fb5807418_1",
-         "endpointSecurityAntivirus", ("windows", "macos", "linux"), True),
+         "endpointSecurityAntivirus", ("windows",), True),
         ("Microsoft Defender Antivirus exclusions", "microsoft-defender-antivirus-exclusions", "antivirus",
-         "45fea5e9-280d-4da1-9792-fb5736da0ca9_1", "endpointSecurityAntivirus", ("windows", "macos", "linux"), True),
+         "45fea5e9-280d-4da1-9792-fb5736da0ca9_1", "endpointSecurityAntivirus", ("windows",), True),
         ("Windows Security Experience", "windows-security-experience", "antivirus",
          "d948ff9b-99cb-4ee0-8012-1fbc09685377_1", "endpointSecurityAntivirus", ("windows",), False),
         ("Microsoft Defender Firewall", "microsoft-defender-firewall", "firewall",
@@ -141,7 +192,7 @@ def test_choice_defaults_are_typed_like_their_options(catalog):
          "19c8aa67-f286-4861-9aa0-f23541d31680_1", "endpointSecurityFirewall", ("windows",), True),
         ("Endpoint detection and response", "endpoint-detection-and-response", "edr",
          "0385b795-0f2f-44ac-8602-9f65bf6adede_1", "endpointSecurityEndpointDetectionAndResponse",
-         ("windows", "macos", "linux"), True),
+         ("windows",), True),
         ("Attack Surface Reduction Rules", "attack-surface-reduction-rules", "asr", ASR_TEMPLATE_ID,
          "endpointSecurityAttackSurfaceReduction", ("windows",), True),
     ],
@@ -166,7 +217,7 @@ def test_template_ids_come_from_the_data_except_the_windows_asr_template(catalog
     templates = RAW["_meta"]["templates"]
     for profile in catalog.profiles.values():
         assert profile.template_id
-        if profile.policy_type != "asr":
+        if profile.policy_type != "asr" and profile.name in templates:
             assert templates[profile.name] == profile.template_id
     assert (
         catalog.profile("attack-surface-reduction-rules").template_id
@@ -243,7 +294,10 @@ def test_firewall_settings_are_grouped_by_network_profile(catalog):
 def test_every_setting_has_a_category_and_a_learn_more_link(catalog):
     for setting in catalog.all_settings():
         assert setting.category
-        assert setting.learn_more_url.startswith("https://learn.microsoft.com/windows/client-management/mdm/")
+        if not setting.is_managed_config:
+            assert setting.learn_more_url.startswith(
+                "https://learn.microsoft.com/windows/client-management/mdm/"
+            )
     asr = catalog.profile("Attack Surface Reduction Rules")
     assert catalog.setting(LSASS).category == "Attack Surface Reduction Rules"
     assert {s.category for s in asr.settings} <= {

@@ -419,11 +419,81 @@ def test_a_policy_whose_profile_is_not_offered_on_its_platform_is_not_applicable
     assert "isn't available" in result.policies[1].reason
 
 
-def test_a_linux_antivirus_policy_applies_to_a_linux_device_when_the_profile_supports_linux():
-    if not profile_supports(AV, "linux"):
-        pytest.skip("catalog does not offer the antivirus profile on Linux")
-    result = run(device(os="linux"), policy(1, {CLOUD: 1}, platform="linux"))
+LINUX_AV = "Microsoft Defender Antivirus (Linux)"
+LINUX_AV_EXCLUSIONS = "Microsoft Defender Antivirus exclusions (Linux)"
+LINUX_GLOBAL = "Microsoft Defender Global Exclusions (AV+EDR) (Linux)"
+MAC_AV = "Microsoft Defender Antivirus (macOS)"
+LX_CLOUD = "linux_mdatp_managed_cloudservice_enabled"
+LX_EXCL = "linux_mdatp_managed_antivirusengine_exclusions"
+LX_TTS = "linux_mdatp_managed_antivirusengine_threattypesettings"
+MAC_HIDE_ICON = "com.apple.managedclient.preferences_hidestatusmenuicon"
+MAC_TAMPER = "com.apple.managedclient.preferences_enforcementlevel_tamperprotection"
+
+
+def lx_path(path: str) -> dict:
+    return {
+        LX_EXCL + "_item_$type": "excludedPath",
+        LX_EXCL + "_item_path": path,
+        LX_EXCL + "_item_isdirectory": True,
+    }
+
+
+def test_a_linux_antivirus_policy_applies_to_a_linux_device_and_not_to_windows_or_macos():
+    linux_policy = policy(1, {LX_CLOUD: True}, profile=LINUX_AV, platform="linux")
+    result = run(device(os="linux"), linux_policy)
     assert result.policies[1].status == STATUS_APPLY
+    assert result.desired == {LX_CLOUD: True}
+    for os in ("windows", "macos"):
+        other = run(device(os=os), linux_policy)
+        assert other.policies[1].status == STATUS_NOT_APPLICABLE and other.desired == {}
+    # A Windows Antivirus policy no longer reaches Linux devices: each platform has its own profiles.
+    assert run(device(os="linux"), policy(2, {CLOUD: 1}, platform="linux")).policies[2].status == (
+        STATUS_NOT_APPLICABLE
+    )
+
+
+def test_linux_exclusions_from_the_antivirus_and_exclusions_profiles_merge_into_a_superset():
+    result = run(
+        device(os="linux"),
+        policy(1, {LX_EXCL: [lx_path("/run"), lx_path("/opt/App")]}, profile=LINUX_AV, platform="linux"),
+        policy(
+            2,
+            {LX_EXCL: [lx_path("/opt/app"), lx_path("/run")]},
+            profile=LINUX_AV_EXCLUSIONS,
+            platform="linux",
+        ),
+    )
+    outcome = result.settings[LX_EXCL]
+    assert outcome.status == STATUS_APPLY and outcome.merged and outcome.sources == (1, 2)
+    # Case-sensitive file systems: /opt/App and /opt/app are two exclusions; /run once.
+    assert [e[LX_EXCL + "_item_path"] for e in result.desired[LX_EXCL]] == ["/run", "/opt/App", "/opt/app"]
+
+
+def test_linux_threat_type_settings_from_two_policies_conflict_when_they_differ():
+    block = [{LX_TTS + "_item_key": "archive_bomb", LX_TTS + "_item_value": "block"}]
+    audit = [{LX_TTS + "_item_key": "archive_bomb", LX_TTS + "_item_value": "audit"}]
+    result = run(
+        device(os="linux"),
+        policy(1, {LX_TTS: block}, profile=LINUX_AV, platform="linux"),
+        policy(2, {LX_TTS: audit}, profile=LINUX_AV, platform="linux"),
+    )
+    assert result.settings[LX_TTS].status == STATUS_CONFLICT
+    assert LX_TTS not in result.desired
+
+
+def test_a_macos_setting_without_microsoft_sense_is_not_applicable_on_the_mde_channel():
+    mac_policy = policy(1, {MAC_HIDE_ICON: True, MAC_TAMPER: "block"}, profile=MAC_AV, platform="macos")
+    result = run(device(os="macos"), mac_policy)
+    assert result.settings[MAC_HIDE_ICON].status == STATUS_NOT_APPLICABLE
+    assert (
+        "isn't supported for devices managed by Microsoft Defender" in result.settings[MAC_HIDE_ICON].reason
+    )
+    assert result.desired == {MAC_TAMPER: "block"}
+    # The same setting reaches a Mac enrolled in Intune (its catalog technologies include mdm).
+    assert run(device(os="macos", channel="intune"), mac_policy).desired == {
+        MAC_HIDE_ICON: True,
+        MAC_TAMPER: "block",
+    }
 
 
 def test_a_policy_with_an_unknown_profile_is_not_applicable():
@@ -472,17 +542,6 @@ def test_exclusion_merge_dedupes_case_insensitively_keeping_the_first_spelling(k
         policy(2, {key: second}, profile=AV_EXCLUSIONS),
     )
     assert result.desired[key] == expected
-
-
-def test_exclusion_merge_keeps_entries_that_differ_only_in_case_on_case_sensitive_linux():
-    if not profile_supports(AV_EXCLUSIONS, "linux"):
-        pytest.skip("catalog does not offer the exclusions profile on Linux")
-    result = run(
-        device(os="linux"),
-        policy(1, {PATHS: ["/opt/App"]}, profile=AV_EXCLUSIONS, platform="linux"),
-        policy(2, {PATHS: ["/opt/app", "/opt/App"]}, profile=AV_EXCLUSIONS, platform="linux"),
-    )
-    assert result.desired[PATHS] == ["/opt/App", "/opt/app"]
 
 
 def test_a_single_exclusion_policy_is_applied_as_is_and_not_marked_merged():

@@ -556,6 +556,25 @@ def firewall_rule(draw) -> dict:
     return rule
 
 
+@st.composite
+def managed_item(draw, group: SettingDef) -> dict:
+    """One element of a macOS / Linux list setting (exclusion, threat type setting or device tag)."""
+    children = {CATALOG.setting(c).managed_key: c for c in group.children}
+    if "$type" in children:
+        kind = draw(st.sampled_from([o.value for o in CATALOG.setting(children["$type"]).options]))
+        item = {children["$type"]: kind}
+        if kind == "excludedPath":
+            item[children["path"]] = draw(st.sampled_from(["/run", "/var/log/syslog", "/opt/app"]))
+            if draw(st.booleans()):
+                item[children["isDirectory"]] = draw(st.booleans())
+        elif kind == "excludedFileExtension":
+            item[children["extension"]] = draw(st.sampled_from([".pdf", "log"]))
+        else:
+            item[children["name"]] = draw(st.sampled_from(["/usr/bin/cat", "/bin/tool"]))
+        return item
+    return {children[k]: draw(value_strategy(CATALOG.setting(children[k]))) for k in ("key", "value")}
+
+
 def policy_values(profile: Profile) -> st.SearchStrategy:
     optional: dict[str, st.SearchStrategy] = {}
     for setting in profile.settings:
@@ -563,7 +582,18 @@ def policy_values(profile: Profile) -> st.SearchStrategy:
             continue
         if setting.parent_id and CATALOG.setting(setting.parent_id).is_instance_collection:
             continue
-        if setting.is_instance_collection:
+        if setting.is_instance_collection and setting.is_managed_config:
+            optional[setting.id] = st.lists(
+                managed_item(setting),
+                min_size=1,
+                max_size=3,
+                unique_by=lambda item: (
+                    json.dumps({k: v for k, v in item.items() if not k.endswith("_value")})
+                    if any(k.endswith("_item_key") for k in item)
+                    else json.dumps(item, sort_keys=True)
+                ),
+            )
+        elif setting.is_instance_collection:
             optional[setting.id] = st.lists(firewall_rule(), min_size=1, max_size=3)
         else:
             optional[setting.id] = value_strategy(setting)

@@ -288,12 +288,16 @@ def test_the_policy_list_versions_and_diff_look_right(login, global_admin, fleet
     shot(page, "diff")
 
 
-def test_choosing_macos_narrows_the_profiles_and_explains_why_nothing_can_be_created(login, global_admin):
+def test_choosing_macos_narrows_the_profiles_to_the_macos_ones(login, global_admin):
     page = login(global_admin, "/endpoint-security/antivirus/create/")
     expect(page.locator("#id_profile option")).to_have_count(4)  # "Select a profile" + the 3 Windows profiles
     page.select_option("#id_platform", "macos")
-    expect(page.locator(".banner-warning")).to_contain_text("Windows settings only")
     expect(page).to_have_url(re.compile(r"platform=macos"))
-    expect(page.locator("#id_profile option")).to_have_count(3)  # no Windows Security Experience on macOS
-    expect(page.locator("#create-form button.btn-primary")).to_be_disabled()
+    # The two macOS Antivirus profiles (no Windows Security Experience on macOS), named as Intune names them.
+    expect(page.locator("#id_profile option")).to_have_count(3)
+    expect(page.locator("#id_profile option[value=microsoft-defender-antivirus-macos]")).to_have_text(
+        "Microsoft Defender Antivirus"
+    )
+    expect(page.locator(".banner-warning")).to_have_count(0)
+    expect(page.locator("#create-form button.btn-primary")).to_be_enabled()
     shot(page, "create-macos", full_page=False)

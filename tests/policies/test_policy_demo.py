@@ -66,3 +66,19 @@ def test_without_the_demo_groups_policies_are_created_unassigned(db):
     demo.seed(out, policies=3)
     assert Policy.objects.count() == 3 and not PolicyAssignment.objects.exists()
     assert "skipped: group not found" in out.getvalue()
+
+
+def test_the_demo_has_macos_and_linux_policies_that_reach_the_linux_and_mac_devices(demo_fleet):
+    from devices.models import Device
+
+    demo.seed(io.StringIO(), policies=18)
+    platforms = dict(Policy.objects.values_list("name", "platform"))
+    assert platforms["Linux Antivirus - baseline"] == "linux"
+    assert platforms["macOS EDR - device tag"] == "macos"
+    assert Policy.objects.filter(platform="linux").count() == 4
+    merges = {
+        m.display_name: [p.name for p in m.policies]
+        for m in _impact("Linux AV exclusions - web servers").merges
+    }
+    assert merges["Scan exclusions"] == ["Linux Antivirus - baseline"]
+    assert Device.objects.filter(os="linux").exists()

@@ -438,17 +438,33 @@ def test_a_forged_create_post_gets_a_message(ga_client):
     assert not PolicyDraft.objects.exists()
 
 
-def test_macos_shows_the_profiles_with_an_honest_notice_and_creates_nothing(ga_client):
+def test_macos_and_linux_offer_their_own_profiles_and_create_a_draft(ga_client):
     url = reverse("policies:create", kwargs={"policy_type": "antivirus"})
     page = html(ga_client.get(url, {"platform": "macos"}))
     assert (
-        "Microsoft Defender Antivirus exclusions" in page
-        and "Windows Security Experience</option>" not in page
+        "microsoft-defender-antivirus-exclusions-macos" in page and "Windows Security Experience" not in page
     )
-    assert "aren't in this console's reference setting catalog" in page
-    r = ga_client.post(url, {"platform": "macos", "profile": "microsoft-defender-antivirus"})
-    assert r.status_code == 200 and "Windows settings only" in html(r)
+    assert "microsoft-defender-antivirus-linux" not in page
+    assert "aren't in this console's reference setting catalog" not in page
+    r = ga_client.post(
+        url, {"platform": "macos", "profile": "microsoft-defender-antivirus"}
+    )  # the Windows one
+    assert r.status_code == 200 and "errorlist" in html(r)  # the Windows profile isn't offered for macOS
     assert not PolicyDraft.objects.exists()
+    r = ga_client.post(url, {"platform": "linux", "profile": "microsoft-defender-antivirus-linux"})
+    assert r.status_code == 302
+    draft = PolicyDraft.objects.get()
+    assert (draft.data["profile"], draft.data["platform"]) == (
+        "Microsoft Defender Antivirus (Linux)",
+        "linux",
+    )
+    edr = html(
+        ga_client.get(
+            reverse("policies:create", kwargs={"policy_type": "endpoint-detection-and-response"}),
+            {"platform": "linux"},
+        )
+    )
+    assert "Microsoft Defender Global Exclusions (AV+EDR)" in edr
 
 
 def test_the_lists_search_and_the_overview_counts(ga_client, policy):
@@ -473,3 +489,44 @@ def test_the_impact_preview_is_a_partial_for_htmx_and_a_page_without_javascript(
     partial = html(ga_client.get(url, HTTP_HX_REQUEST="true"))
     assert partial.lstrip().startswith('<div id="impact"') and 'id="impact-mde">3<' in partial
     assert "<html" in html(ga_client.get(url))
+
+
+def test_the_exclusions_table_adds_keeps_and_removes_entries(ga_client):
+    from django.urls import reverse as url_of
+
+    ga_client.post(
+        url_of("policies:create", kwargs={"policy_type": "antivirus"}),
+        {"platform": "linux", "profile": "microsoft-defender-antivirus-linux"},
+    )
+    draft = PolicyDraft.objects.latest("id")
+    e = "linux_mdatp_managed_antivirusengine_exclusions"
+
+    def row(i: int, **fields) -> dict:
+        return {f"{e}__{i}__{e}_item_{k}": v for k, v in fields.items()}
+
+    post = {"shown": [e], f"{e}__rows": "3", "nav": "stay"}
+    post |= row(0, **{"$type": "excludedPath", "path": "/srv/a", "isdirectory": "true"})
+    post |= row(1, **{"$type": "excludedFileName", "name": "/usr/bin/tool"})
+    post |= row(2, **{"$type": "", "path": ""})  # the empty "new entry" row: ignored
+    ga_client.post(step_url(draft, "settings"), post)
+    assert [x.get(e + "_item_path") or x.get(e + "_item_name") for x in saved(draft)["values"][e]] == [
+        "/srv/a",
+        "/usr/bin/tool",
+    ]
+    page = html(ga_client.get(step_url(draft, "settings")))
+    assert 'value="/usr/bin/tool"' in page and f'name="{e}__rows" value="3"' in page  # 2 entries + a new row
+
+    post = {"shown": [e], f"{e}__rows": "3", "nav": "stay", f"{e}__0__remove": "1"}
+    post |= row(0, **{"$type": "excludedPath", "path": "/srv/a"}) | row(
+        1, **{"$type": "excludedFileName", "name": "/usr/bin/tool"}
+    )
+    ga_client.post(step_url(draft, "settings"), post)
+    assert [x[e + "_item_name"] for x in saved(draft)["values"][e]] == ["/usr/bin/tool"]
+
+    bad = {"shown": [e], f"{e}__rows": "1", "nav": "next"} | row(
+        0, **{"$type": "excludedFileExtension", "extension": "a/b"}
+    )
+    r = ga_client.post(step_url(draft, "settings"), bad)
+    assert r.status_code == 200 and "looks like a path" in html(r)
+    assert 'value="a/b"' in html(r)  # the typed value stays
+    assert [x[e + "_item_name"] for x in saved(draft)["values"][e]] == ["/usr/bin/tool"]  # nothing lost

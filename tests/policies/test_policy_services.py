@@ -237,13 +237,42 @@ def test_an_assignment_filter_needs_a_mode_the_platform_and_included_groups(flee
     assert list(policy.assignments.values_list("filter_id", "filter_mode")) == [(windows.pk, "exclude")]
 
 
-def test_macos_and_linux_policies_are_refused_honestly_because_the_catalog_has_only_windows_settings():
+def test_macos_and_linux_policies_use_their_own_profiles_and_templates():
+    linux = services.create_policy(
+        "Microsoft Defender Antivirus (Linux)",
+        "linux",
+        "Linux AV",
+        "",
+        {
+            "linux_mdatp_managed_antivirusengine_enforcementlevel": "real_time",
+            "linux_mdatp_managed_antivirusengine_exclusions": [
+                {"$type": "excludedPath", "path": "/srv/data"}
+            ],
+        },
+    )
+    assert (linux.template_id, linux.technologies) == (
+        "4cfd164c-5e8a-4ea9-b15d-9aa71e4ffff4_1",
+        "microsoftSense",
+    )
+    item = "linux_mdatp_managed_antivirusengine_exclusions_item_"
+    assert linux.values["linux_mdatp_managed_antivirusengine_exclusions"] == [
+        {item + "$type": "excludedPath", item + "path": "/srv/data"}
+    ]
     with pytest.raises(services.PolicyError) as caught:
         services.create_policy(AV, "macos", "Mac AV", "", {})
-    assert "aren't in this console's reference setting catalog" in caught.value.by_field()["platform"][0]
+    assert "isn't available for macOS" in caught.value.by_field()["platform"][0]
     with pytest.raises(services.PolicyError) as caught:
         services.create_policy(ASR, "linux", "Linux ASR", "", {})
     assert "isn't available for Linux" in caught.value.by_field()["platform"][0]
+    with pytest.raises(services.PolicyError) as caught:
+        services.create_policy(
+            "Microsoft Defender Antivirus (Linux)",
+            "linux",
+            "Linux AV bad",
+            "",
+            {"linux_mdatp_managed_antivirusengine_exclusions": [{"$type": "excludedPath", "path": "srv"}]},
+        )
+    assert "isn't a full path" in str(caught.value)
 
 
 # ---- versions, diff, restore --------------------------------------------------------------------------------

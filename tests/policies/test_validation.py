@@ -569,3 +569,65 @@ def test_firewall_profile_settings_validate_per_network_profile():
     )
     assert errors == []
     assert clean["vendor_msft_firewall_mdmstore_publicprofile_defaultinboundaction"] == 1
+
+
+def test_a_field_of_a_list_entry_or_a_firewall_rule_is_refused_as_a_top_level_value():
+    from policies.catalog import FIREWALL_RULE_GROUP_ID, get_catalog
+    from policies.validation import validate_policy_values
+
+    catalog = get_catalog()
+    linux = catalog.profile("Microsoft Defender Antivirus (Linux)")
+    clean, errors = validate_policy_values(
+        linux, {"linux_mdatp_managed_antivirusengine_exclusions_item_path": "/run"}
+    )
+    assert clean == {} and "set it inside one of its entries" in errors[0].message
+    rules = catalog.profile("Microsoft Defender Firewall Rules")
+    clean, errors = validate_policy_values(rules, {FIREWALL_RULE_GROUP_ID + "_name": "x"})
+    assert clean == {} and "set it inside one of its entries" in errors[0].message
+
+
+def test_macos_linux_exclusions_are_checked_per_type():
+    from policies.catalog import get_catalog
+    from policies.validation import validate_policy_values
+
+    catalog = get_catalog()
+    e = "linux_mdatp_managed_antivirusengine_exclusions"
+    linux = catalog.profile("Microsoft Defender Antivirus (Linux)")
+    clean, errors = validate_policy_values(
+        linux,
+        {
+            e: [
+                {"$type": "excludedPath", "path": "/run", "isDirectory": "true"},
+                {"$type": "excludedPath", "path": "/run", "isDirectory": True},  # the same entry: kept once
+                {"$type": "excludedFileExtension", "extension": "pdf"},
+            ]
+        },
+    )
+    assert errors == []
+    assert clean[e] == [
+        {e + "_item_$type": "excludedPath", e + "_item_path": "/run", e + "_item_isdirectory": True},
+        {e + "_item_$type": "excludedFileExtension", e + "_item_extension": "pdf"},
+    ]
+    _, errors = validate_policy_values(
+        linux,
+        {
+            e: [
+                {"$type": "excludedFileName"},
+                {"$type": "excludedFileExtension", "extension": ".pdf", "path": "/x"},
+                {"path": "/a"},
+                {"colour": 1},
+            ]
+        },
+    )
+    message = errors[0].message
+    assert "Exclusion 1: Enter the process name to exclude." in message
+    assert "Exclusion 2: “Path” doesn't apply to a File extension exclusion; clear it." in message
+    assert "Exclusion 3: Choose the type of the exclusion" in message
+    assert "Exclusion 4: “colour” isn't a field of Scan exclusions." in message
+    g = "linux_mdatp_managed_exclusionsettings_exclusions"
+    glob = catalog.profile("Microsoft Defender Global Exclusions (AV+EDR) (Linux)")
+    _, errors = validate_policy_values(
+        glob,
+        {g: [{"$type": "excludedPath", "path": "/opt/*"}, {"$type": "excludedFileName", "name": "agentd"}]},
+    )
+    assert "don't support * or ?" in errors[0].message and "isn't a full path" in errors[0].message

@@ -14,7 +14,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--devices", type=int, default=300, help="how many devices (default 300)")
-        parser.add_argument("--policies", type=int, default=12, help="how many policies (default 12)")
+        parser.add_argument(
+            "--policies",
+            type=int,
+            default=18,
+            help="how many policies (default 18: 12 Windows, 6 macOS and Linux)",
+        )
         parser.add_argument("--seed", type=int, default=42, help="random seed, for a repeatable fleet")
         parser.add_argument(
             "--if-empty", action="store_true", help="do nothing when demo data already exists"
