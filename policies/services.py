@@ -305,6 +305,12 @@ def check_assignments(
     return wanted, problems
 
 
+# Intune's "Assign" permission on Endpoint security policies: separate from Update, so a role may change a
+# policy's settings without changing whom it targets (and the other way round).
+ASSIGN_PERM = "policies.change_policyassignment"
+NO_ASSIGN = "Your role can't assign endpoint security policies (it lacks the Assign permission)."
+
+
 def _outside_scope(wanted: Assignments, groups: Mapping[int, Any]) -> list[Problem]:
     """Intune: a person whose role assignment is scoped to device groups may target only those groups."""
     allowed = scope_group_ids(_user(None))
@@ -683,10 +689,13 @@ class RestoreResult:
     skipped_groups: list[str] = field(default_factory=list)
 
 
-def restore_version(policy: Policy, number: int, actor: object = None) -> RestoreResult:
+def restore_version(
+    policy: Policy, number: int, actor: object = None, *, may_assign: bool = True
+) -> RestoreResult:
     """Make version ``number``'s basics, settings and assignments current again, as a new version.
 
-    Groups of that version that no longer exist are skipped (and reported).
+    Groups of that version that no longer exist are skipped (and reported). Without ``may_assign`` (a role
+    without Assign) a version whose assignments differ from the current ones is refused.
     """
     version = policy.versions.filter(number=number).first()
     if version is None:
@@ -703,6 +712,12 @@ def restore_version(policy: Policy, number: int, actor: object = None) -> Restor
     clean_values, value_problems = check_values(profile, decoded.values)
     clean_assignments, assignment_problems = check_assignments(decoded.assignments, policy.platform)
     problems += basics_problems + value_problems + assignment_problems
+    if (
+        not problems
+        and not may_assign
+        and not _same_assignments(current_assignments(policy), clean_assignments)
+    ):
+        problems.append(Problem("include", f"{NO_ASSIGN} Version {number} has other assignments."))
     if problems:
         raise PolicyError(problems)
     actor = _actor(actor)

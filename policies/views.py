@@ -224,15 +224,22 @@ def _draft_for(request, draft_id) -> PolicyDraft:
     """The signed-in person's own draft. Anyone else's is a 404, not a 403: a draft id must not even be
     confirmed to exist for someone who is not its author (every wizard URL, GET or POST, comes through here).
     Someone who may neither create nor change policies is told so (403) before any draft is looked up."""
-    if not (request.user.has_perm("policies.add_policy") or request.user.has_perm("policies.change_policy")):
+    if not any(
+        request.user.has_perm(p)
+        for p in ("policies.add_policy", "policies.change_policy", services.ASSIGN_PERM)
+    ):
         raise PermissionDenied("You can't change endpoint security policies.")
     draft = get_object_or_404(
         PolicyDraft.objects.select_related("policy"), draft_id=draft_id, owner_id=request.user.pk
     )
     mode = wizard.state(draft)["mode"]
-    needed = "policies.add_policy" if mode == wizard.CREATE else "policies.change_policy"
+    needed = {wizard.CREATE: "policies.add_policy", "assignments": services.ASSIGN_PERM}.get(
+        mode, "policies.change_policy"
+    )
     if not request.user.has_perm(needed):
-        raise PermissionDenied("You can't change endpoint security policies.")
+        raise PermissionDenied(
+            services.NO_ASSIGN if mode == "assignments" else "You can't change endpoint security policies."
+        )
     if mode != wizard.CREATE and draft.policy is None:
         raise Http404("The policy being edited no longer exists.")
     if wizard.is_finished(draft) and draft.policy is not None:
@@ -554,6 +561,14 @@ def wizard_step(request, draft_id, step: str):
     if step == "assignments":
         wanted = wizard.read_assignments_post(request.POST, data["assignments"])
         clean, problems = services.check_assignments(wanted, data["platform"])
+        if (
+            not problems
+            and (clean.include or clean.exclude)
+            and not request.user.has_perm(services.ASSIGN_PERM)
+        ):
+            problems = [
+                services.Problem("include", services.NO_ASSIGN + " Create the policy without assignments.")
+            ]
         if problems:
             by_field: dict[str, list[str]] = {}
             for problem in problems:
@@ -568,6 +583,10 @@ def wizard_step(request, draft_id, step: str):
     if request.POST.get("nav") in ("prev",) or request.POST.get("nav", "").startswith("goto:"):
         return _go(request, draft, target)
     try:
+        if data["mode"] == wizard.CREATE and not request.user.has_perm(services.ASSIGN_PERM):
+            pending = services.Assignments.coerce(data["assignments"])
+            if pending.include or pending.exclude:
+                raise services.PolicyError([services.Problem("include", services.NO_ASSIGN)])
         policy = wizard.commit(draft, request.user)
     except services.PolicyError as exc:
         grouped: dict[str, list] = {}
@@ -709,11 +728,17 @@ def detail(request, policy_id):
 
 
 @require_GET
-@permission_required("policies.change_policy", raise_exception=True)
 def edit(request, policy_id, section: str):
     policy = _policy(policy_id)
     if section not in wizard.EDIT_SECTIONS:
         raise Http404("No such section")
+    # Settings and Basics need Update; Assignments needs Assign (Intune keeps them apart).
+    if not request.user.has_perm(
+        services.ASSIGN_PERM if section == "assignments" else "policies.change_policy"
+    ):
+        raise PermissionDenied(
+            services.NO_ASSIGN if section == "assignments" else "You can't change endpoint security policies."
+        )
     draft = wizard.edit_draft(request.user, policy, section)
     return redirect("policies:wizard", draft_id=draft.draft_id, step=section)
 
@@ -833,7 +858,9 @@ def restore(request, policy_id, number: int):
     error = None
     if request.method == "POST":
         try:
-            result = services.restore_version(policy, number, request.user)
+            result = services.restore_version(
+                policy, number, request.user, may_assign=request.user.has_perm(services.ASSIGN_PERM)
+            )
         except services.PolicyError as exc:
             error = exc.problems
         else:

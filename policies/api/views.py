@@ -419,6 +419,8 @@ class PolicyList(PolicyView):
         body = self.json_body(request)
         _check_keys(body)
         with_assignments = body.get("assignments") is not None
+        if with_assignments and body["assignments"]:
+            self.require_perm(request, services.ASSIGN_PERM, services.NO_ASSIGN)
         decoded = exports.decode_document(body, with_assignments=with_assignments)
         if decoded.problems:
             raise _problems_error(decoded.problems)
@@ -479,6 +481,8 @@ class PolicyDetail(PolicyView):
         policy = _policy(policy_id)
         _check_keys(body)
         _check_same_profile(policy, body)
+        if body.get("assignments") is not None:
+            self.require_perm(request, services.ASSIGN_PERM, services.NO_ASSIGN)
         try:
             with transaction.atomic():
                 if replace or "name" in body or "description" in body:
@@ -586,7 +590,7 @@ class PolicySettingDetail(PolicyView):
 
 
 class PolicyAssign(PolicyView):
-    required_perms = {"POST": "policies.change_policy"}
+    required_perms = {"POST": services.ASSIGN_PERM}
 
     @extend_schema(
         summary="Replace the whole assignment set (send [] to unassign); device groups only",
