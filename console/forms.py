@@ -4,6 +4,8 @@ from django import forms
 from django.apps import apps
 from django.contrib.auth import get_user_model
 
+from . import scopetags
+from .models import ScopeTag
 from .rbac import ACTION_KEYS, roles
 from .text import validate_name
 
@@ -63,6 +65,12 @@ class AssignmentForm(forms.Form):
         label="Scope (groups)",
         help_text="Devices the members can see and manage. None selected: all devices.",
     )
+    scope_tags = forms.ModelMultipleChoiceField(
+        queryset=None,
+        required=False,
+        label="Scope tags",
+        help_text="Members see the policies and groups that carry one of these tags. None selected: Default.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -71,3 +79,21 @@ class AssignmentForm(forms.Form):
         self.fields["scope_groups"].queryset = apps.get_model("devices", "Group").objects.filter(
             object_kind="device"
         )
+        self.fields["scope_tags"].queryset = scopetags.tags()
+
+
+class ScopeTagForm(forms.Form):
+    name = forms.CharField(max_length=128, validators=[validate_name])
+    description = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class ScopeTagsField(forms.ModelMultipleChoiceField):
+    """The Scope tags field of a policy's Basics or a group's form: the person's own tags to choose from."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("label", "Scope tags")
+        kwargs.setdefault(
+            "help_text", "Who sees this object: admins whose role assignment has one of these tags."
+        )
+        super().__init__(queryset=ScopeTag.objects.all(), **kwargs)

@@ -261,6 +261,31 @@ class RoleDefinition(models.Model):
         return self.group.name
 
 
+class ScopeTag(models.Model):
+    """Intune's scope tag (distributed IT): policies, device groups and role assignments carry tags, and a person
+    sees only the objects that share a tag with their role assignment (console.scopetags decides).
+
+    The built-in "Default" tag is Graph id "0" and stands for every untagged object; other tags are their pk.
+    """
+
+    DEFAULT_NAME = "Default"
+
+    name = models.CharField(max_length=128, unique=True)
+    description = models.CharField(max_length=500, blank=True)
+    is_builtin = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-is_builtin", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def graph_id(self) -> str:
+        return "0" if self.is_builtin else str(self.pk)
+
+
 class RoleAssignment(models.Model):
     """Intune's role assignment: a role, its members and its scope (all devices, or selected device groups).
 
@@ -274,6 +299,8 @@ class RoleAssignment(models.Model):
     role = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="role_assignments")
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="role_assignments", blank=True)
     scope_groups = models.ManyToManyField("devices.Group", related_name="role_assignments", blank=True)
+    # No tag: the Default tag, as in Intune (an assignment always has at least one scope tag).
+    scope_tags = models.ManyToManyField(ScopeTag, related_name="role_assignments", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from . import audit
+from . import audit, scopetags
 from .models import ApiToken, RoleAssignment, RoleDefinition
 from .roles import GLOBAL_ADMIN, ROLE_DESCRIPTIONS, ROLE_RULES
 from .text import validate_name
@@ -222,14 +222,16 @@ def _assignment_snapshot(a: RoleAssignment) -> dict:
         "role": a.role.name,
         "members": sorted(a.members.values_list("username", flat=True)),
         "scope": sorted(a.scope_groups.values_list("name", flat=True)) or ["All devices"],
+        "scope_tags": sorted(a.scope_tags.values_list("name", flat=True)) or [scopetags.DEFAULT],
     }
 
 
 @transaction.atomic
 def create_assignment(
-    *, name: str, role: Group, members, scope_groups, description: str = ""
+    *, name: str, role: Group, members, scope_groups, description: str = "", scope_tags=()
 ) -> RoleAssignment:
-    """Assign ``role`` to ``members`` over ``scope_groups`` (none: all devices)."""
+    """Assign ``role`` to ``members`` over ``scope_groups`` (none: all devices) and ``scope_tags`` (none:
+    Default): members see the policies and device groups that share one of the tags (console.scopetags)."""
     name = (name or "").strip()
     if not name:
         raise RbacError("Enter a name for the assignment.")
@@ -244,6 +246,8 @@ def create_assignment(
     a = RoleAssignment.objects.create(name=name[:128], role=role, description=(description or "")[:500])
     a.members.set(members)
     a.scope_groups.set(list(scope_groups))
+    tags = list({t.pk: t for t in scope_tags}.values())
+    a.scope_tags.set([] if all(t.is_builtin for t in tags) else tags)
     audit.record("roleassignment.create", a, object_type="Role assignment", after=_assignment_snapshot(a))
     return a
 

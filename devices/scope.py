@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
+from console import scopetags
 from console.models import RoleAssignment
 
-from .models import Device, GroupMember
+from .models import Device, Group, GroupMember
 
 ALL_DEVICES = None
 
@@ -58,3 +59,15 @@ def visible_devices(user) -> QuerySet[Device]:
 def group_in_scope(user, group) -> bool:
     group_ids = scope_group_ids(user)
     return group_ids is ALL_DEVICES or group.pk in group_ids
+
+
+def visible_groups(user) -> QuerySet[Group]:
+    """Device groups ``user`` sees through their scope tags (console.scopetags)."""
+    return scopetags.visible(Group.objects.all(), user)
+
+
+def targetable_groups(user) -> QuerySet[Group]:
+    """Groups ``user`` may target with a policy: seen through their tags and inside their device-group scope."""
+    groups = visible_groups(user)
+    group_ids = scope_group_ids(user)
+    return groups if group_ids is ALL_DEVICES else groups.filter(pk__in=group_ids)

@@ -14,9 +14,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from console import audit, text
+from console import audit, scopetags, text
+from console.models import ScopeTag
 from devices.models import Group, GroupMember
-from devices.scope import scope_group_ids
+from devices.scope import scope_group_ids, targetable_groups
 from policies import exports
 from policies.catalog import (
     FIREWALL_RULE_GROUP_ID,
@@ -313,9 +314,15 @@ NO_ASSIGN = "Your role can't assign endpoint security policies (it lacks the Ass
 
 def _outside_scope(wanted: Assignments, groups: Mapping[int, Any]) -> list[Problem]:
     """Intune: a person whose role assignment is scoped to device groups may target only those groups."""
-    allowed = scope_group_ids(_user(None))
-    if allowed is None:
+    user = _user(None)
+    allowed = scope_group_ids(user)
+    if allowed is None and scopetags.tag_scope(user) is None:
         return []
+    if allowed is None:
+        wanted_pks = set(wanted.include) | set(wanted.exclude)
+        allowed = set(targetable_groups(user).filter(pk__in=wanted_pks).values_list("pk", flat=True))
+    else:
+        allowed = set(targetable_groups(user).filter(pk__in=allowed).values_list("pk", flat=True))
     return [
         Problem(
             field_name,
@@ -394,6 +401,7 @@ def _state(policy: Policy) -> dict[str, Any]:
         "profile": policy.profile,
         "values": policy.values,
         "assignments": _assignment_state(policy),
+        "scope_tags": scopetags.names_of(policy),
         "version": policy.version,
     }
 
@@ -458,6 +466,7 @@ def _create(
     action: str,
     note: str,
     references: References | None = None,
+    scope_tags: Iterable[ScopeTag] | None = None,
 ) -> Policy:
     catalog = get_catalog()
     profile = _profile(profile, catalog)
@@ -471,9 +480,11 @@ def _create(
     problems += value_problems
     clean_assignments, assignment_problems = check_assignments(assignments, platform)
     problems += assignment_problems
+    actor = _actor(actor)
+    clean_tags, tag_problems = check_scope_tags(scope_tags, _user(actor))
+    problems += tag_problems
     if problems:
         raise PolicyError(problems)
-    actor = _actor(actor)
     with transaction.atomic():
         policy = Policy(
             name=clean_name,
@@ -484,12 +495,12 @@ def _create(
             technologies=exports.MDE_TECHNOLOGIES,
             template_id=profile.template_id,
             template_family=profile.template_family,
-            role_scope_tag_ids=["0"],
             version=1,
             created_by=_user(actor),
         )
         _store_values(policy, clean_values, catalog, references or {})
         policy.save()
+        policy.scope_tags.set(clean_tags)
         _write_assignments(policy, clean_assignments)
         _snapshot(policy, actor, note)
         audit.record(action, policy, before=None, after=_state(policy), actor=actor)
@@ -507,9 +518,11 @@ def create_policy(
     actor: object = None,
     *,
     references: References | None = None,
+    scope_tags: Iterable[ScopeTag] | None = None,
 ) -> Policy:
     """Create a policy (raises PolicyError listing every problem; nothing is saved then). ``references``: the
-    template references of a Graph request (policies.graph.template_references), kept on the stored array."""
+    template references of a Graph request (policies.graph.template_references), kept on the stored array.
+    ``scope_tags``: None gives the creator's default (console.scopetags.initial_for)."""
     return _create(
         profile,
         platform,
@@ -521,6 +534,7 @@ def create_policy(
         action="policy.create",
         note="Created",
         references=references,
+        scope_tags=scope_tags,
     )
 
 
@@ -574,22 +588,43 @@ def update_basics(
     actor: object = None,
     *,
     expected_version: int | None = None,
+    scope_tags: Iterable[ScopeTag] | None = None,
 ) -> Policy:
+    """Name, description and (when not None) the scope tags, as Intune's Basics step has them."""
     clean_name, clean_description, problems = check_basics(
         policy.policy_type, name, description, exclude_pk=policy.pk
     )
+    actor = _actor(actor)
+    clean_tags = None
+    if scope_tags is not None:
+        clean_tags, tag_problems = check_scope_tags(scope_tags, _user(actor))
+        problems += tag_problems
     if problems:
         raise PolicyError(problems)
-    actor = _actor(actor)
     with transaction.atomic():
         policy = _locked(policy)
         _check_version(policy, expected_version)
-        if (policy.name, policy.description) == (clean_name, clean_description):
+        same_tags = clean_tags is None or sorted(t.pk for t in clean_tags) == sorted(
+            policy.scope_tags.values_list("pk", flat=True)
+        )
+        if (policy.name, policy.description) == (clean_name, clean_description) and same_tags:
             return policy
         before = _state(policy)
         policy.name, policy.description = clean_name, clean_description
+        if not same_tags:
+            policy.scope_tags.set(clean_tags)
         _finish_update(policy, before, actor, "policy.update", "Basics updated")
     return policy
+
+
+def check_scope_tags(chosen: Iterable[ScopeTag] | None, user) -> tuple[list[ScopeTag], list[Problem]]:
+    """The tags to store for a policy (console.scopetags.check_choice); None: the person's default."""
+    if chosen is None:
+        chosen = ScopeTag.objects.filter(pk__in=scopetags.initial_for(user))
+    try:
+        return scopetags.check_choice(user, chosen), []
+    except scopetags.ScopeTagError as exc:
+        return [], [Problem("scope_tags", str(exc))]
 
 
 def set_assignments(

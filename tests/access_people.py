@@ -1,4 +1,4 @@
-"""Who may GET each page of Tenant administration › Users and Roles (walked by tests/console/test_access.py)."""
+"""Who may GET each page of Tenant administration › Users, Roles and Scope tags (walked by tests/console/test_access.py)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,15 @@ def _assignment():
     }
 
 
+ALL = {GA: 200, ESM: 200, RO: 200}
+
+
+def _scope_tag():
+    from console.models import ScopeTag
+
+    return {"pk": ScopeTag.objects.get_or_create(name="Access probe tag")[0].pk}
+
+
 ACCESS = {
     "users": (None, GA_ONLY),
     "user_create": (None, GA_ONLY),
@@ -48,4 +57,9 @@ ACCESS = {
     "role_delete": (_role, POST_ONLY),
     "assignment_create": (_role, POST_ONLY),
     "assignment_delete": (_assignment, POST_ONLY),
+    # Scope tags: every role reads them (console.view_*), only a Global Administrator changes them
+    "scope_tags": (None, ALL),
+    "scope_tag_create": (None, GA_ONLY),
+    "scope_tag_detail": (_scope_tag, ALL),
+    "scope_tag_delete": (_scope_tag, POST_ONLY),
 }

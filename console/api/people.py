@@ -19,8 +19,8 @@ from django.db.models import Q
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from console import rbac
-from console.models import RoleAssignment
+from console import rbac, scopetags
+from console.models import RoleAssignment, ScopeTag
 
 from .common import (
     BOOL,
@@ -69,13 +69,16 @@ RESOURCE_ACTIONS: dict[str, str] = {
     "Tenant switches: Update": "Microsoft.Intune_Organization_Update",
     "API tokens: Manage": "Microsoft.Intune_ApiTokens_Manage",
 }
-DEFAULT_TAG = {
-    "@odata.type": f"{GRAPH}roleScopeTag",
-    "id": "0",
-    "displayName": "Default",
-    "description": "The scope tag of objects without one",
-    "isBuiltIn": True,
-}
+
+
+def scope_tag_json(tag: ScopeTag, expand=frozenset()) -> dict:
+    return {
+        "@odata.type": f"{GRAPH}roleScopeTag",
+        "id": tag.graph_id,
+        "displayName": tag.name,
+        "description": tag.description,
+        "isBuiltIn": tag.is_builtin,
+    }
 
 
 def user_guid(user) -> str:
@@ -137,7 +140,7 @@ def role_assignment_json(a: RoleAssignment, expand=frozenset()) -> dict:
         "resourceScopes": scopes,
         "scopeMembers": scopes,
         "scopeType": "resourceScope" if scopes else "allDevices",
-        "roleScopeTagIds": ["0"],
+        "roleScopeTagIds": scopetags.graph_ids_of(a),
         "roleDefinition": {"id": str(a.role.definition.role_id), "displayName": a.role.name},
     }
 
@@ -211,12 +214,19 @@ ROLE_ASSIGNMENT = obj(
 )
 _BIND_PATTERN = r"roleDefinitions\('?([0-9a-fA-F-]{32,36})'?\)|roleDefinitions/([0-9a-fA-F-]{32,36})"
 _GUIDS = {"type": "array", "items": {"type": "string", "pattern": GUID_PATTERN}}
+_TAG_IDS = {
+    "type": "array",
+    "items": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    "uniqueItems": True,
+    "description": 'Ids of roleScopeTags ("0" is Default); an unknown id is 404',
+}
 ROLE_ASSIGNMENT_IN = obj(
     {
         "displayName": {"type": "string", "pattern": NAME_PATTERN, "maxLength": 128},
         "description": {"type": "string", "pattern": FREE_TEXT_PATTERN, "maxLength": 500},
         "members": {**_GUIDS, "minItems": 1},
         "resourceScopes": _GUIDS,
+        "roleScopeTagIds": {**_TAG_IDS, "minItems": 1},
         "roleDefinition@odata.bind": {"type": "string", "pattern": _BIND_PATTERN},
     },
     required=["displayName", "members", "roleDefinition@odata.bind"],
@@ -226,6 +236,15 @@ SCOPE_TAG = obj(
     {"@odata.type": STRING, "id": STRING, "displayName": STRING, "description": STRING, "isBuiltIn": BOOL},
     description="roleScopeTag",
 )
+_TAG_WRITE = {
+    "displayName": {"type": "string", "pattern": NAME_PATTERN, "minLength": 1, "maxLength": 128},
+    "description": {"type": "string", "pattern": FREE_TEXT_PATTERN, "maxLength": 500},
+}
+SCOPE_TAG_IN = obj(
+    _TAG_WRITE, required=["displayName"], description="A custom scope tag; names are unique (409)"
+)
+SCOPE_TAG_PATCH = obj(_TAG_WRITE, description="The built-in Default tag (id 0) can't be changed (400)")
+TAG_FIELDS = {"displayName": "name", "isBuiltIn": bool_field(Q(is_builtin=True), "isBuiltIn")}
 
 USER_FIELDS = {
     "userPrincipalName": "username",
@@ -389,6 +408,11 @@ class RoleAssignmentList(PeopleView):
         # devices.Group through the registry: console sits below devices in the layers and does not import it
         groups = apps.get_model("devices", "Group").objects.filter(object_kind="device")
         scope = [get_by_guid(groups, "group_id", raw, "group") for raw in _id_list(body, "resourceScopes")]
+        tags = [_scope_tag(raw) for raw in _id_list(body, "roleScopeTagIds")]
+        if "roleScopeTagIds" in body and not tags:
+            raise GraphError(400, 'roleScopeTagIds needs at least one scope tag id ("0" is Default).')
+        if len(set(_id_list(body, "roleScopeTagIds"))) != len(tags):
+            raise GraphError(400, "roleScopeTagIds lists a scope tag twice.")
         try:
             a = rbac.create_assignment(
                 name=_text(body, "displayName"),
@@ -396,6 +420,7 @@ class RoleAssignmentList(PeopleView):
                 role=role,
                 members=members,
                 scope_groups=scope,
+                scope_tags=tags,
             )
         except rbac.NameTaken as exc:
             raise GraphError(409, str(exc), "Conflict") from None
@@ -439,16 +464,112 @@ class RoleAssignmentDetail(PeopleView):
         return Response(status=204)
 
 
+def _scope_tag(raw: str) -> ScopeTag:
+    tag = scopetags.by_graph_id(str(raw))
+    if tag is None:
+        raise GraphError(404, f"roleScopeTag with id '{str(raw)[:80]}' was not found.", "ResourceNotFound")
+    return tag
+
+
+def _tag_text(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    name = body.get("displayName")
+    description = body.get("description")
+    if name is not None and not isinstance(name, str):
+        raise GraphError(400, "displayName must be a string.")
+    if description is not None and not isinstance(description, str):
+        raise GraphError(400, "description must be a string.")
+    return name, description
+
+
 class RoleScopeTagList(PeopleView):
-    required_perms = {"GET": "auth.view_group"}
+    required_perms = {"GET": "console.view_scopetag", "POST": "console.add_scopetag"}
 
     @extend_schema(
-        summary="Scope tags: the built-in Default tag (custom tags are not supported yet)",
+        summary="Scope tags: the built-in Default tag (id 0) and custom tags",
+        parameters=list_params(TAG_FIELDS, {"displayName": "name"}),
         responses={200: OpenApiResponse(collection_of(SCOPE_TAG)), **errors()},
         tags=["roleScopeTags"],
     )
     def get(self, request):
-        context = (
-            request.build_absolute_uri("/").rstrip("/") + "/beta/$metadata#deviceManagement/roleScopeTags"
+        return self.collection(
+            request,
+            scopetags.tags(),
+            scope_tag_json,
+            fields=TAG_FIELDS,
+            orderable={"displayName": "name"},
+            default_order=("-is_builtin", "name"),
+            context=_context(request, "beta", "deviceManagement/roleScopeTags"),
         )
-        return Response({"@odata.context": context, "value": [DEFAULT_TAG]})
+
+    @extend_schema(
+        summary="Create a scope tag (201)",
+        request=json_request(SCOPE_TAG_IN),
+        responses={201: OpenApiResponse(SCOPE_TAG), **write_errors(409)},
+        tags=["roleScopeTags"],
+    )
+    def post(self, request):
+        name, description = _tag_text(self.json_body(request))
+        try:
+            tag = scopetags.create_tag(name=name or "", description=description or "")
+        except scopetags.ScopeTagNameTaken as exc:
+            raise GraphError(409, str(exc), "Conflict") from None
+        except scopetags.ScopeTagError as exc:
+            raise GraphError(400, str(exc)) from None
+        data = scope_tag_json(tag)
+        location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{data['id']}")
+        return Response(data, status=201, headers={"Location": location})
+
+
+class RoleScopeTagDetail(PeopleView):
+    required_perms = {
+        "GET": "console.view_scopetag",
+        "PATCH": "console.change_scopetag",
+        "DELETE": "console.delete_scopetag",
+    }
+
+    @extend_schema(
+        summary="One scope tag",
+        parameters=[SELECT],
+        responses={200: OpenApiResponse(SCOPE_TAG), **errors()},
+        tags=["roleScopeTags"],
+    )
+    def get(self, request, tag_id: str):
+        query = parse_query(request.GET, fields={}, orderable={}, selectable=set(SCOPE_TAG["properties"]))
+        return Response(apply_select(scope_tag_json(_scope_tag(tag_id)), query.select))
+
+    @extend_schema(
+        summary="Rename or describe a custom scope tag (the Default tag is built in: 400)",
+        request=json_request(SCOPE_TAG_PATCH),
+        responses={200: OpenApiResponse(SCOPE_TAG), **write_errors(409)},
+        tags=["roleScopeTags"],
+    )
+    def patch(self, request, tag_id: str):
+        body = self.json_body(request)
+        tag = _scope_tag(tag_id)
+        name, description = _tag_text(body)
+        try:
+            tag = scopetags.update_tag(
+                tag,
+                name=tag.name if name is None else name,
+                description=tag.description if description is None else description,
+            )
+        except scopetags.ScopeTagNameTaken as exc:
+            raise GraphError(409, str(exc), "Conflict") from None
+        except scopetags.ScopeTagError as exc:
+            raise GraphError(400, str(exc)) from None
+        return Response(scope_tag_json(tag))
+
+    @extend_schema(
+        summary="Delete a custom scope tag (409 while a policy, group or role assignment still carries it)",
+        responses={204: OpenApiResponse(description="Deleted"), **errors(409)},
+        tags=["roleScopeTags"],
+    )
+    def delete(self, request, tag_id: str):
+        tag = _scope_tag(tag_id)
+        if tag.is_builtin:
+            raise GraphError(400, "The built-in Default scope tag can't be deleted.")
+        try:
+            scopetags.delete_tag(tag)
+        except scopetags.ScopeTagError as exc:
+            raise GraphError(409, str(exc), "Conflict") from None
+        return Response(status=204)
