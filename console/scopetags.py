@@ -67,7 +67,7 @@ def tag_scope(user) -> frozenset[int] | None:
         scope = ALL_TAGS
     else:
         assignments = list(
-            RoleAssignment.objects.filter(members=user).select_related("role").prefetch_related("scope_tags")
+            RoleAssignment.objects.held_by(user).select_related("role").prefetch_related("scope_tags")
         )
         if not assignments or any(a.role.name == GLOBAL_ADMIN for a in assignments):
             scope = ALL_TAGS

@@ -28,7 +28,7 @@ def scope_group_ids(user) -> tuple[int, ...] | None:
     if user.groups.exists():
         scope = ALL_DEVICES
     else:
-        assignments = list(RoleAssignment.objects.filter(members=user).prefetch_related("scope_groups"))
+        assignments = list(RoleAssignment.objects.held_by(user).prefetch_related("scope_groups"))
         if not assignments or any(not a.scope_groups.all() for a in assignments):
             scope = ALL_DEVICES
         else:

@@ -44,6 +44,12 @@ def _scope_tag():
     return {"pk": ScopeTag.objects.get_or_create(name="Access probe tag")[0].pk}
 
 
+def _admin_group():
+    from console.models import AdminGroup
+
+    return {"pk": AdminGroup.objects.get_or_create(name="Access probe admins")[0].pk}
+
+
 ACCESS = {
     "users": (None, GA_ONLY),
     "user_create": (None, GA_ONLY),
@@ -57,6 +63,10 @@ ACCESS = {
     "role_delete": (_role, POST_ONLY),
     "assignment_create": (_role, POST_ONLY),
     "assignment_delete": (_assignment, POST_ONLY),
+    "admin_groups": (None, GA_ONLY),
+    "admin_group_create": (None, GA_ONLY),
+    "admin_group_detail": (_admin_group, GA_ONLY),
+    "admin_group_delete": (_admin_group, POST_ONLY),
     # Scope tags: every role reads them (console.view_*), only a Global Administrator changes them
     "scope_tags": (None, ALL),
     "scope_tag_create": (None, GA_ONLY),

@@ -20,7 +20,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
 from console import rbac, scopetags
-from console.models import RoleAssignment, ScopeTag
+from console.models import AdminGroup, RoleAssignment, ScopeTag
 
 from .common import (
     BOOL,
@@ -93,6 +93,12 @@ def _user(raw: str):
     return user
 
 
+def _admin_group(raw: str) -> AdminGroup | None:
+    """An admin group (security group of users) by its object id, or None (the id may be a user's)."""
+    parsed = parse_guid(raw)
+    return AdminGroup.objects.filter(group_id=parsed).first() if parsed else None
+
+
 def user_json(user, expand=frozenset()) -> dict:
     return {
         "id": user_guid(user),
@@ -136,7 +142,7 @@ def role_assignment_json(a: RoleAssignment, expand=frozenset()) -> dict:
         "id": str(a.assignment_id),
         "displayName": a.name,
         "description": a.description,
-        "members": [user_guid(u) for u in a.members.all()],
+        "members": [user_guid(u) for u in a.members.all()] + [str(g.group_id) for g in a.member_groups.all()],
         "resourceScopes": scopes,
         "scopeMembers": scopes,
         "scopeType": "resourceScope" if scopes else "allDevices",
@@ -230,7 +236,8 @@ ROLE_ASSIGNMENT_IN = obj(
         "roleDefinition@odata.bind": {"type": "string", "pattern": _BIND_PATTERN},
     },
     required=["displayName", "members", "roleDefinition@odata.bind"],
-    description="members: user ids; resourceScopes: device group ids (empty: all devices)",
+    description="members: user ids or admin group ids (security groups of users); resourceScopes: device group "
+    "ids (empty: all devices); roleScopeTagIds: scope tag ids (none: Default)",
 )
 SCOPE_TAG = obj(
     {"@odata.type": STRING, "id": STRING, "displayName": STRING, "description": STRING, "isBuiltIn": BOOL},
@@ -404,7 +411,13 @@ class RoleAssignmentList(PeopleView):
     def post(self, request):
         body = self.json_body(request)
         role = _bound_role(body)
-        members = [_user(raw) for raw in _id_list(body, "members")]
+        members, member_groups = [], []
+        for raw in _id_list(body, "members"):
+            admin_group = _admin_group(raw)
+            if admin_group is not None:
+                member_groups.append(admin_group)
+            else:
+                members.append(_user(raw))
         # devices.Group through the registry: console sits below devices in the layers and does not import it
         groups = apps.get_model("devices", "Group").objects.filter(object_kind="device")
         scope = [get_by_guid(groups, "group_id", raw, "group") for raw in _id_list(body, "resourceScopes")]
@@ -419,6 +432,7 @@ class RoleAssignmentList(PeopleView):
                 description=_text(body, "description"),
                 role=role,
                 members=members,
+                member_groups=member_groups,
                 scope_groups=scope,
                 scope_tags=tags,
             )

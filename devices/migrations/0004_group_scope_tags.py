@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('console', '0008_scope_tags'),
+        ('console', '0008_scope_tags_and_admin_groups'),
         ('devices', '0003_distinct_graph_ids'),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('console', '0008_scope_tags'),
+        ('console', '0008_scope_tags_and_admin_groups'),
         ('policies', '0002_policy_names_may_repeat'),
     ]
 
