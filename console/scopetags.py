@@ -19,7 +19,7 @@ from django.db.models import Q, QuerySet
 from . import audit
 from .models import RoleAssignment, ScopeTag
 from .roles import GLOBAL_ADMIN
-from .text import validate_name
+from .text import problem, validate_name
 
 ALL_TAGS = None
 DEFAULT = ScopeTag.DEFAULT_NAME
@@ -159,6 +159,10 @@ def snapshot(tag: ScopeTag) -> dict:
 
 
 def _clean(name: str, description: str, *, exclude_pk: int | None = None) -> tuple[str, str]:
+    if len(name or "") > 128:
+        raise ScopeTagError("A scope tag name has at most 128 characters.")
+    if len(description or "") > 500:
+        raise ScopeTagError("A scope tag description has at most 500 characters.")
     name = (name or "").strip()
     if not name:
         raise ScopeTagError("Enter a name for the scope tag.")
@@ -171,6 +175,9 @@ def _clean(name: str, description: str, *, exclude_pk: int | None = None) -> tup
     description = (description or "").strip()
     if len(description) > 500:
         raise ScopeTagError("A scope tag description has at most 500 characters.")
+    unsafe = problem(description, "The description", multiline=True)
+    if unsafe:
+        raise ScopeTagError(unsafe)
     if ScopeTag.objects.filter(name__iexact=name).exclude(pk=exclude_pk).exists():
         raise ScopeTagNameTaken(f"A scope tag named {name!r} already exists.")
     return name, description

@@ -15,11 +15,13 @@ from typing import Any
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from console import rbac, scopetags
+from console import rbac, scopetags, text
 from console.models import AdminGroup, RoleAssignment, ScopeTag
 
 from .common import (
@@ -29,7 +31,6 @@ from .common import (
     NAME_PATTERN,
     NDATETIME,
     NSTRING,
-    SELECT,
     STRING,
     STRINGS,
     GraphAutoSchema,
@@ -43,6 +44,7 @@ from .common import (
     list_params,
     obj,
     parse_guid,
+    select_param,
     write_errors,
 )
 from .errors import GraphError
@@ -164,20 +166,31 @@ USER = obj(
     },
     description="user",
 )
+_PERSON_NAME = {"type": "string", "pattern": FREE_TEXT_PATTERN, "maxLength": 150}
 USER_IN = obj(
     {
         "accountEnabled": BOOL,
         "displayName": STRING,
         "mailNickname": STRING,
-        "userPrincipalName": STRING,
-        "givenName": STRING,
-        "surname": STRING,
-        "mail": STRING,
-        "passwordProfile": obj({"password": STRING, "forceChangePasswordNextSignIn": BOOL}),
+        "userPrincipalName": {"type": "string", "pattern": NAME_PATTERN, "maxLength": 150},
+        "givenName": _PERSON_NAME,
+        "surname": _PERSON_NAME,
+        "mail": {"type": "string", "format": "email", "maxLength": 254},
+        "passwordProfile": obj(
+            {
+                # At least 12 characters, not only digits (pattern: contains a non-digit); a password that is
+                # common or too like the user's name is refused too (400), which a schema cannot state.
+                "password": {"type": "string", "minLength": 12, "pattern": "[^0-9]"},
+                "forceChangePasswordNextSignIn": BOOL,
+            }
+        ),
     },
     required=["userPrincipalName"],
-    description="Without passwordProfile the answer carries a one-time invitationRedeemUrl",
+    description="Without passwordProfile the answer carries a one-time invitationRedeemUrl. A taken "
+    "userPrincipalName is 409.",
 )
+USER_PROPS = ["id", "displayName", "givenName", "surname", "mail", "userPrincipalName", "accountEnabled",
+              "signInActivity"]  # fmt: skip
 ROLE_DEFINITION = obj(
     {
         "@odata.type": STRING,
@@ -253,6 +266,12 @@ SCOPE_TAG_IN = obj(
 SCOPE_TAG_PATCH = obj(_TAG_WRITE, description="The built-in Default tag (id 0) can't be changed (400)")
 TAG_FIELDS = {"displayName": "name", "isBuiltIn": bool_field(Q(is_builtin=True), "isBuiltIn")}
 
+
+def _props(schema: dict) -> list[str]:
+    """The properties $select may name (annotations such as @odata.type are always returned)."""
+    return [p for p in schema["properties"] if not p.startswith("@")]
+
+
 USER_FIELDS = {
     "userPrincipalName": "username",
     "mail": "email",
@@ -287,12 +306,42 @@ def _text(body: Mapping[str, Any], key: str, default: str = "") -> str:
     return value
 
 
+def _check_user_fields(body: Mapping[str, Any], profile: Mapping[str, Any]) -> None:
+    """What USER_IN states: types, lengths, characters and formats, each refused with its reason (400)."""
+    for key in ("displayName", "mailNickname", "userPrincipalName", "givenName", "surname", "mail"):
+        _text(body, key)
+    name = body.get("userPrincipalName")
+    if name is None:
+        raise GraphError(400, "userPrincipalName is required.")
+    if len(name) > 150:
+        raise GraphError(400, "userPrincipalName has at most 150 characters.")
+    for key in ("givenName", "surname"):
+        value = body.get(key)
+        if value is None:
+            continue
+        if len(value) > 150:
+            raise GraphError(400, f"{key} has at most 150 characters.")
+        message = text.problem(value, key, multiline=True)
+        if message:
+            raise GraphError(400, message)
+    if "mail" in body and body["mail"] is not None:
+        try:
+            validate_email(body["mail"])
+        except ValidationError:
+            raise GraphError(400, "mail must be an email address.") from None
+        if len(body["mail"]) > 254:
+            raise GraphError(400, "mail has at most 254 characters.")
+    password = profile.get("password")
+    if password is not None and not isinstance(password, str):
+        raise GraphError(400, "passwordProfile.password must be a string.")
+
+
 class UserList(PeopleView):
     required_perms = {"GET": "auth.view_user", "POST": "auth.add_user"}
 
     @extend_schema(
         summary="The console's users",
-        parameters=list_params(USER_FIELDS, USER_ORDER),
+        parameters=list_params(USER_FIELDS, USER_ORDER, selectable=USER_PROPS),
         responses={200: OpenApiResponse(collection_of(USER)), **errors()},
         tags=["users"],
     )
@@ -304,6 +353,7 @@ class UserList(PeopleView):
             fields=USER_FIELDS,
             orderable=USER_ORDER,
             default_order=("username",),
+            selectable=set(USER_PROPS),
             context=_context(request, self.api_version, "users"),
         )
 
@@ -315,12 +365,15 @@ class UserList(PeopleView):
     )
     def post(self, request):
         body = self.json_body(request)
-        profile = body.get("passwordProfile") or {}
+        profile = body.get("passwordProfile", {})
         if not isinstance(profile, dict):
             raise GraphError(400, "passwordProfile must be an object.")
         enabled = body.get("accountEnabled", True)
         if not isinstance(enabled, bool):
             raise GraphError(400, "accountEnabled must be true or false.")
+        if not isinstance(profile.get("forceChangePasswordNextSignIn", False), bool):
+            raise GraphError(400, "passwordProfile.forceChangePasswordNextSignIn must be true or false.")
+        _check_user_fields(body, profile)
         try:
             created = rbac.create_user(
                 username=_text(body, "userPrincipalName"),
@@ -331,6 +384,8 @@ class UserList(PeopleView):
             )
             if not enabled:
                 rbac.set_enabled(created.user, False)
+        except rbac.NameTaken as exc:
+            raise GraphError(409, str(exc), "Conflict") from None
         except rbac.RbacError as exc:
             raise GraphError(400, str(exc)) from None
         data = user_json(created.user)
@@ -345,7 +400,7 @@ class RoleDefinitionList(PeopleView):
 
     @extend_schema(
         summary="Built-in and custom Intune roles with their allowed resource actions",
-        parameters=list_params(ROLE_FIELDS, {"displayName": "name"}),
+        parameters=list_params(ROLE_FIELDS, {"displayName": "name"}, selectable=_props(ROLE_DEFINITION)),
         responses={200: OpenApiResponse(collection_of(ROLE_DEFINITION)), **errors()},
         tags=["roleDefinitions"],
     )
@@ -357,6 +412,7 @@ class RoleDefinitionList(PeopleView):
             fields=ROLE_FIELDS,
             orderable={"displayName": "name"},
             default_order=("-definition__is_builtin", "name"),
+            selectable=set(_props(ROLE_DEFINITION)),
             context=_context(request, "beta", "deviceManagement/roleDefinitions"),
         )
 
@@ -384,7 +440,9 @@ class RoleAssignmentList(PeopleView):
 
     @extend_schema(
         summary="Role assignments: a role, its members and its scope (device groups, or all devices)",
-        parameters=list_params(ASSIGNMENT_FIELDS, {"displayName": "name"}),
+        parameters=list_params(
+            ASSIGNMENT_FIELDS, {"displayName": "name"}, selectable=_props(ROLE_ASSIGNMENT)
+        ),
         responses={200: OpenApiResponse(collection_of(ROLE_ASSIGNMENT)), **errors()},
         tags=["roleAssignments"],
     )
@@ -400,6 +458,7 @@ class RoleAssignmentList(PeopleView):
             orderable={"displayName": "name"},
             default_order=("name",),
             context=_context(request, "beta", "deviceManagement/roleAssignments"),
+            selectable=set(_props(ROLE_ASSIGNMENT)),
         )
 
     @extend_schema(
@@ -458,14 +517,12 @@ class RoleAssignmentDetail(PeopleView):
 
     @extend_schema(
         summary="One role assignment",
-        parameters=[SELECT],
+        parameters=[select_param(_props(ROLE_ASSIGNMENT))],
         responses={200: OpenApiResponse(ROLE_ASSIGNMENT), **errors()},
         tags=["roleAssignments"],
     )
     def get(self, request, assignment_id: str):
-        query = parse_query(
-            request.GET, fields={}, orderable={}, selectable=set(ROLE_ASSIGNMENT["properties"])
-        )
+        query = parse_query(request.GET, fields={}, orderable={}, selectable=set(_props(ROLE_ASSIGNMENT)))
         return Response(apply_select(role_assignment_json(self._get(assignment_id)), query.select))
 
     @extend_schema(
@@ -500,7 +557,7 @@ class RoleScopeTagList(PeopleView):
 
     @extend_schema(
         summary="Scope tags: the built-in Default tag (id 0) and custom tags",
-        parameters=list_params(TAG_FIELDS, {"displayName": "name"}),
+        parameters=list_params(TAG_FIELDS, {"displayName": "name"}, selectable=_props(SCOPE_TAG)),
         responses={200: OpenApiResponse(collection_of(SCOPE_TAG)), **errors()},
         tags=["roleScopeTags"],
     )
@@ -512,6 +569,7 @@ class RoleScopeTagList(PeopleView):
             fields=TAG_FIELDS,
             orderable={"displayName": "name"},
             default_order=("-is_builtin", "name"),
+            selectable=set(_props(SCOPE_TAG)),
             context=_context(request, "beta", "deviceManagement/roleScopeTags"),
         )
 
@@ -543,12 +601,12 @@ class RoleScopeTagDetail(PeopleView):
 
     @extend_schema(
         summary="One scope tag",
-        parameters=[SELECT],
+        parameters=[select_param(_props(SCOPE_TAG))],
         responses={200: OpenApiResponse(SCOPE_TAG), **errors()},
         tags=["roleScopeTags"],
     )
     def get(self, request, tag_id: str):
-        query = parse_query(request.GET, fields={}, orderable={}, selectable=set(SCOPE_TAG["properties"]))
+        query = parse_query(request.GET, fields={}, orderable={}, selectable=set(_props(SCOPE_TAG)))
         return Response(apply_select(scope_tag_json(_scope_tag(tag_id)), query.select))
 
     @extend_schema(
