@@ -55,6 +55,15 @@ def by_graph_id(graph_id: str) -> ScopeTag | None:
     return ScopeTag.objects.filter(pk=int(graph_id), is_builtin=False).first()
 
 
+def holds_role_directly(user) -> bool:
+    """A built-in role held directly (not through an assignment): every device and every tag. One query per
+    request, shared by the device scope (devices.scope) and the tag scope."""
+    cached = getattr(user, "_holds_role_directly", None)
+    if cached is None:
+        cached = user._holds_role_directly = user.groups.exists()
+    return cached
+
+
 def tag_scope(user) -> frozenset[int] | None:
     """The scope tags ``user`` sees objects through (pks), or None for every object."""
     if user is None or not getattr(user, "is_authenticated", False) or user.is_superuser:
@@ -63,7 +72,7 @@ def tag_scope(user) -> frozenset[int] | None:
     if cached is not False:
         return cached
     scope: frozenset[int] | None
-    if user.groups.exists():
+    if holds_role_directly(user):
         scope = ALL_TAGS
     else:
         assignments = list(

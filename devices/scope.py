@@ -25,7 +25,7 @@ def scope_group_ids(user) -> tuple[int, ...] | None:
     if cached is not False:
         return cached
     scope: tuple[int, ...] | None
-    if user.groups.exists():
+    if scopetags.holds_role_directly(user):
         scope = ALL_DEVICES
     else:
         assignments = list(RoleAssignment.objects.held_by(user).prefetch_related("scope_groups"))

@@ -167,11 +167,14 @@ USER = obj(
     description="user",
 )
 _PERSON_NAME = {"type": "string", "pattern": FREE_TEXT_PATTERN, "maxLength": 150}
+# Any JSON text the body parser keeps (console.untrusted_json): no NUL or control characters but tab and line breaks.
+_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_JSON_TEXT = {"type": "string", "pattern": rf"^[^{_CONTROLS}]*$"}
 USER_IN = obj(
     {
         "accountEnabled": BOOL,
-        "displayName": STRING,
-        "mailNickname": STRING,
+        "displayName": _JSON_TEXT,
+        "mailNickname": _JSON_TEXT,
         "userPrincipalName": {"type": "string", "pattern": NAME_PATTERN, "maxLength": 150},
         "givenName": _PERSON_NAME,
         "surname": _PERSON_NAME,
@@ -180,7 +183,11 @@ USER_IN = obj(
             {
                 # At least 12 characters, not only digits (pattern: contains a non-digit); a password that is
                 # common or too like the user's name is refused too (400), which a schema cannot state.
-                "password": {"type": "string", "minLength": 12, "pattern": "[^0-9]"},
+                "password": {
+                    "type": "string",
+                    "minLength": 12,
+                    "pattern": rf"^[^{_CONTROLS}]*[^0-9{_CONTROLS}][^{_CONTROLS}]*$",
+                },
                 "forceChangePasswordNextSignIn": BOOL,
             }
         ),
@@ -246,7 +253,10 @@ ROLE_ASSIGNMENT_IN = obj(
         "members": {**_GUIDS, "minItems": 1},
         "resourceScopes": _GUIDS,
         "roleScopeTagIds": {**_TAG_IDS, "minItems": 1},
-        "roleDefinition@odata.bind": {"type": "string", "pattern": _BIND_PATTERN},
+        "roleDefinition@odata.bind": {
+            "type": "string",
+            "pattern": rf"^[^{_CONTROLS}]*(?:{_BIND_PATTERN})[^{_CONTROLS}]*$",
+        },
     },
     required=["displayName", "members", "roleDefinition@odata.bind"],
     description="members: user ids or admin group ids (security groups of users); resourceScopes: device group "
@@ -298,9 +308,10 @@ def _context(request, version: str, path: str) -> str:
 
 
 def _text(body: Mapping[str, Any], key: str, default: str = "") -> str:
-    value = body.get(key, default)
-    if value is None:
+    """A text property: absent gives ``default``; null or another type is refused (the schema says string)."""
+    if key not in body:
         return default
+    value = body[key]
     if not isinstance(value, str):
         raise GraphError(400, f"{key} must be a string.")
     return value
@@ -332,7 +343,7 @@ def _check_user_fields(body: Mapping[str, Any], profile: Mapping[str, Any]) -> N
         if len(body["mail"]) > 254:
             raise GraphError(400, "mail has at most 254 characters.")
     password = profile.get("password")
-    if password is not None and not isinstance(password, str):
+    if "password" in profile and not isinstance(password, str):
         raise GraphError(400, "passwordProfile.password must be a string.")
 
 
@@ -360,7 +371,7 @@ class UserList(PeopleView):
     @extend_schema(
         summary="Create a user (201); without passwordProfile, a one-time invitationRedeemUrl",
         request=json_request(USER_IN),
-        responses={201: OpenApiResponse(USER), **write_errors()},
+        responses={201: OpenApiResponse(USER), **write_errors(409)},
         tags=["users"],
     )
     def post(self, request):
@@ -545,9 +556,9 @@ def _scope_tag(raw: str) -> ScopeTag:
 def _tag_text(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
     name = body.get("displayName")
     description = body.get("description")
-    if name is not None and not isinstance(name, str):
+    if "displayName" in body and not isinstance(name, str):
         raise GraphError(400, "displayName must be a string.")
-    if description is not None and not isinstance(description, str):
+    if "description" in body and not isinstance(description, str):
         raise GraphError(400, "description must be a string.")
     return name, description
 

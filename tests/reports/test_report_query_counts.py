@@ -19,11 +19,12 @@ pytestmark = pytest.mark.django_db
 # counts (MDE devices per OS, enrollment groups, devices with problems) are cached per version, so a warm render
 # is three fewer. A live poll that finds nothing changed is the overhead plus the version check; one that finds a
 # change renders the region.
-# Pages that show devices spend one query more on the person's role-assignment scope (devices.scope).
+# Pages that show devices spend one query more on the person's role-assignment scope (devices.scope); so does the
+# overview, whose charts are the viewer's (one query tells a whole-tenant viewer, who keeps the cached aggregates).
 BUDGETS = {
-    "overview": 15,
+    "overview": 16,
     "overview_live_unchanged": 6,
-    "overview_live_changed": 17,
+    "overview_live_changed": 18,
     "monitor": 10,
     "monitor_live_unchanged": 6,
     "monitor_live_changed": 10,
