@@ -20,7 +20,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 from django.views.generic import TemplateView
 
-from console import scopetags
+from console import audit, scopetags
 from console.listing import ObjectListView, stream_csv
 from devices.checkins import panel_context
 from devices.models import Device, ManagedBy, OSType
@@ -96,7 +96,10 @@ def export_csv(filename: str, header: list[str], rows):
 
 
 def _policy(policy_id) -> Policy:
-    return get_object_or_404(Policy, policy_id=policy_id)
+    """A policy the signed-in person sees through their scope tags (console.scopetags); another is a 404."""
+    return get_object_or_404(
+        scopetags.visible(Policy.objects.all(), audit.current_actor().user), policy_id=policy_id
+    )
 
 
 def _type_url(policy: Policy) -> str:
@@ -349,7 +352,10 @@ class _ReportListView(ObjectListView):
         filterset, qs = self.in_scope()
         table = self.table_class(qs, **self.table_kwargs())
         # the aggregates count the whole tenant: a person scoped to groups gets a count of their rows instead
-        known = self.known_count(filterset) if scope_group_ids(self.request.user) is None else None
+        whole_tenant = (
+            scope_group_ids(self.request.user) is None and scopetags.tag_scope(self.request.user) is None
+        )
+        known = self.known_count(filterset) if whole_tenant else None
         configure_table(self.request, table, per_page=self.per_page, known_count=known)
         ctx.update(
             table=table,
@@ -389,7 +395,8 @@ class IssueDeviceListView(_ReportListView):
 
     @cached_property
     def policy_choices(self):
-        return [(str(p.policy_id), p.name) for p in Policy.objects.only("policy_id", "name").order_by("name")]
+        policies = scopetags.visible(Policy.objects.all(), self.request.user)
+        return [(str(p.policy_id), p.name) for p in policies.only("policy_id", "name").order_by("name")]
 
     def filtered(self):
         filterset = ProblemFilterSet(
@@ -401,6 +408,8 @@ class IssueDeviceListView(_ReportListView):
         data = cleaned(filterset)
         statuses = [data["status"]] if data.get("status") else list(queries.PROBLEM_STATUSES)
         qs = queries.problem_rows_queryset(statuses)
+        if scopetags.tag_scope(self.request.user) is not None:  # only the policies the viewer's tags show
+            qs = qs.filter(policy__in=scopetags.visible(Policy.objects.all(), self.request.user))
         if data.get("policy"):
             qs = qs.filter(policy__policy_id=data["policy"])
         if data.get("os"):

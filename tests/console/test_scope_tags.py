@@ -236,3 +236,16 @@ def test_a_tag_hidden_group_is_refused_as_a_target_on_save():
         pytest.raises(services.PolicyError, match="outside"),
     ):
         services.create_policy(AV, "windows", "AV", "", {}, {"include": [hidden.pk]})
+
+
+def test_a_hidden_policys_report_pages_are_not_found_for_an_admin_without_its_tag(client):
+    paris = scopetags.create_tag(name="Paris")
+    hidden = _policy("AV Paris", [paris])
+    shown = _policy("AV untagged")
+    _admin(client, "rex", [])
+    for name in ("reports:policy_monitor", "reports:policy_devices"):
+        assert client.get(reverse(name, kwargs={"policy_id": hidden.policy_id})).status_code == 404
+        assert client.get(reverse(name, kwargs={"policy_id": shown.policy_id})).status_code == 200
+    issues = client.get(reverse("reports:issue_devices"))
+    choices = issues.context["filterset"].form.fields["policy"].choices
+    assert [label for value, label in choices if value] == ["AV untagged"]
