@@ -299,7 +299,7 @@ SCOPE_TAG_CRUMBS = [*ADMIN_CRUMBS, ("Scope tags", "scope_tags")]
 
 
 @require_GET
-@permission_required("console.view_scopetag", raise_exception=True)
+@permission_required("auth.view_group", raise_exception=True)
 def scope_tag_list(request):
     rows = [
         {
@@ -336,7 +336,7 @@ def scope_tag_create(request):
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required("console.view_scopetag", raise_exception=True)
+@permission_required("auth.view_group", raise_exception=True)
 def scope_tag_detail(request, pk: int):
     tag = get_object_or_404(ScopeTag, pk=pk)
     editable = not tag.is_builtin and request.user.has_perm("console.change_scopetag")

@@ -35,9 +35,6 @@ def _assignment():
     }
 
 
-ALL = {GA: 200, ESM: 200, RO: 200}
-
-
 def _scope_tag():
     from console.models import ScopeTag
 
@@ -67,9 +64,9 @@ ACCESS = {
     "admin_group_create": (None, GA_ONLY),
     "admin_group_detail": (_admin_group, GA_ONLY),
     "admin_group_delete": (_admin_group, POST_ONLY),
-    # Scope tags: every role reads them (console.view_*), only a Global Administrator changes them
-    "scope_tags": (None, ALL),
+    # Scope tags sit with Roles (Intune: Tenant administration › Roles › Scope tags): Global Administrators only
+    "scope_tags": (None, GA_ONLY),
     "scope_tag_create": (None, GA_ONLY),
-    "scope_tag_detail": (_scope_tag, ALL),
+    "scope_tag_detail": (_scope_tag, GA_ONLY),
     "scope_tag_delete": (_scope_tag, POST_ONLY),
 }

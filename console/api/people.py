@@ -564,7 +564,7 @@ def _tag_text(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
 
 
 class RoleScopeTagList(PeopleView):
-    required_perms = {"GET": "console.view_scopetag", "POST": "console.add_scopetag"}
+    required_perms = {"GET": "auth.view_group", "POST": "console.add_scopetag"}
 
     @extend_schema(
         summary="Scope tags: the built-in Default tag (id 0) and custom tags",
@@ -605,7 +605,7 @@ class RoleScopeTagList(PeopleView):
 
 class RoleScopeTagDetail(PeopleView):
     required_perms = {
-        "GET": "console.view_scopetag",
+        "GET": "auth.view_group",
         "PATCH": "console.change_scopetag",
         "DELETE": "console.delete_scopetag",
     }
