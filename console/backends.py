@@ -15,7 +15,9 @@ from django.db.models import Q
 class RoleAssignmentBackend(ModelBackend):
     def _get_group_permissions(self, user_obj):
         return Permission.objects.filter(
-            Q(group__user=user_obj) | Q(group__role_assignments__members=user_obj)
+            Q(group__user=user_obj)
+            | Q(group__role_assignments__members=user_obj)
+            | Q(group__role_assignments__member_groups__members=user_obj)  # through an admin group
         ).distinct()
 
 

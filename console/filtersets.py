@@ -61,4 +61,8 @@ class UserFilterSet(django_filters.FilterSet):
         return queryset.filter(is_active=value == "true")
 
     def by_role(self, queryset, name, value):
-        return queryset.filter(Q(groups__name=value) | Q(role_assignments__role__name=value)).distinct()
+        return queryset.filter(
+            Q(groups__name=value)
+            | Q(role_assignments__role__name=value)
+            | Q(admin_groups__role_assignments__role__name=value)
+        ).distinct()

@@ -4,6 +4,8 @@ from django import forms
 from django.apps import apps
 from django.contrib.auth import get_user_model
 
+from . import scopetags
+from .models import AdminGroup, ScopeTag
 from .rbac import ACTION_KEYS, roles
 from .text import validate_name
 
@@ -56,18 +58,61 @@ class RoleForm(forms.Form):
 
 class AssignmentForm(forms.Form):
     name = forms.CharField(max_length=128, validators=[validate_name])
-    members = forms.ModelMultipleChoiceField(queryset=None, help_text="Users who get this role.")
+    members = forms.ModelMultipleChoiceField(
+        queryset=None, required=False, help_text="Users who get this role."
+    )
+    member_groups = forms.ModelMultipleChoiceField(
+        queryset=None,
+        required=False,
+        label="Admin groups",
+        help_text="Groups of users who get this role while they are members (at least one user or group).",
+    )
     scope_groups = forms.ModelMultipleChoiceField(
         queryset=None,
         required=False,
         label="Scope (groups)",
         help_text="Devices the members can see and manage. None selected: all devices.",
     )
+    scope_tags = forms.ModelMultipleChoiceField(
+        queryset=None,
+        required=False,
+        label="Scope tags",
+        help_text="Members see the policies and groups that carry one of these tags. None selected: Default.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["members"].queryset = get_user_model().objects.order_by("username")
+        self.fields["member_groups"].queryset = AdminGroup.objects.order_by("name")
         # devices.Group through the app registry: console sits below devices and does not import it
         self.fields["scope_groups"].queryset = apps.get_model("devices", "Group").objects.filter(
             object_kind="device"
         )
+        self.fields["scope_tags"].queryset = scopetags.tags()
+
+
+class ScopeTagForm(forms.Form):
+    name = forms.CharField(max_length=128, validators=[validate_name])
+    description = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class ScopeTagsField(forms.ModelMultipleChoiceField):
+    """The Scope tags field of a policy's Basics or a group's form: the person's own tags to choose from."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("label", "Scope tags")
+        kwargs.setdefault(
+            "help_text", "Who sees this object: admins whose role assignment has one of these tags."
+        )
+        super().__init__(queryset=ScopeTag.objects.all(), **kwargs)
+
+
+class AdminGroupForm(forms.Form):
+    name = forms.CharField(max_length=128, validators=[validate_name])
+    description = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    members = forms.ModelMultipleChoiceField(queryset=None, required=False, help_text="Users in the group.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["members"].queryset = get_user_model().objects.order_by("username")

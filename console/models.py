@@ -261,6 +261,61 @@ class RoleDefinition(models.Model):
         return self.group.name
 
 
+class ScopeTag(models.Model):
+    """Intune's scope tag (distributed IT): policies, device groups and role assignments carry tags, and a person
+    sees only the objects that share a tag with their role assignment (console.scopetags decides).
+
+    The built-in "Default" tag is Graph id "0" and stands for every untagged object; other tags are their pk.
+    """
+
+    DEFAULT_NAME = "Default"
+
+    name = models.CharField(max_length=128, unique=True)
+    description = models.CharField(max_length=500, blank=True)
+    is_builtin = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-is_builtin", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def graph_id(self) -> str:
+        return "0" if self.is_builtin else str(self.pk)
+
+
+class AdminGroup(models.Model):
+    """An Entra security group whose members are users ("Security, user members"), distinct from device groups:
+    a role assignment's members may be such groups, and their users hold the role while they are members."""
+
+    group_id = models.UUIDField("Object ID", default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=128, unique=True)
+    description = models.CharField(max_length=500, blank=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="admin_groups", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RoleAssignmentQuerySet(models.QuerySet):
+    def held_by(self, user) -> models.QuerySet:
+        """The assignments ``user`` is a member of, directly or through an admin group."""
+        return self.filter(
+            models.Q(pk__in=RoleAssignment.members.through.objects.filter(user=user).values("roleassignment"))
+            | models.Q(
+                pk__in=RoleAssignment.member_groups.through.objects.filter(admingroup__members=user).values(
+                    "roleassignment"
+                )
+            )
+        )
+
+
 class RoleAssignment(models.Model):
     """Intune's role assignment: a role, its members and its scope (all devices, or selected device groups).
 
@@ -273,8 +328,13 @@ class RoleAssignment(models.Model):
     description = models.CharField(max_length=500, blank=True)
     role = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="role_assignments")
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="role_assignments", blank=True)
+    member_groups = models.ManyToManyField(AdminGroup, related_name="role_assignments", blank=True)
     scope_groups = models.ManyToManyField("devices.Group", related_name="role_assignments", blank=True)
+    # No tag: the Default tag, as in Intune (an assignment always has at least one scope tag).
+    scope_tags = models.ManyToManyField(ScopeTag, related_name="role_assignments", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RoleAssignmentQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

@@ -15,11 +15,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import rbac
+from . import rbac, scopetags
 from .filtersets import UserFilterSet
-from .forms import AssignmentForm, RoleForm, UserCreateForm
+from .forms import AdminGroupForm, AssignmentForm, RoleForm, ScopeTagForm, UserCreateForm
 from .listing import ObjectListView
-from .models import RoleAssignment
+from .models import AdminGroup, RoleAssignment, ScopeTag
 from .tables import UserTable
 
 ADMIN_CRUMBS = [("Tenant administration", "tenant_admin")]
@@ -87,7 +87,7 @@ def user_detail(request, pk: int):
         {
             "user_obj": user,
             "roles": rbac.role_names(user),
-            "assignments": RoleAssignment.objects.filter(members=user).select_related("role"),
+            "assignments": RoleAssignment.objects.held_by(user).select_related("role"),
             "title": user.get_full_name() or user.username,
             "breadcrumbs": [*ADMIN_CRUMBS, ("Users", "users")],
         },
@@ -214,7 +214,9 @@ def _role_context(request, group: Group, form=None, assignment_form=None) -> dic
             initial={"description": group.definition.description, "permissions": rbac.actions_of(group)},
         ),
         "assignment_form": assignment_form or AssignmentForm(),
-        "assignments": group.role_assignments.prefetch_related("members", "scope_groups"),
+        "assignments": group.role_assignments.prefetch_related(
+            "members", "member_groups", "scope_groups", "scope_tags"
+        ),
         "title": group.name,
         "breadcrumbs": [*ADMIN_CRUMBS, ("Roles", "roles")],
     }
@@ -268,7 +270,9 @@ def assignment_create(request, pk: int):
                 name=form.cleaned_data["name"],
                 role=group,
                 members=form.cleaned_data["members"],
+                member_groups=form.cleaned_data["member_groups"],
                 scope_groups=form.cleaned_data["scope_groups"],
+                scope_tags=form.cleaned_data["scope_tags"],
             )
         except rbac.RbacError as exc:
             form.add_error(None, str(exc))
@@ -288,3 +292,197 @@ def assignment_delete(request, pk: int):
     rbac.delete_assignment(assignment)
     messages.success(request, f"Assignment {assignment.name} was deleted.")
     return redirect("role_detail", pk=role_pk)
+
+
+# ------------------------------------------------------------------------------------------ scope tags
+SCOPE_TAG_CRUMBS = [*ADMIN_CRUMBS, ("Scope tags", "scope_tags")]
+
+
+@require_GET
+@permission_required("auth.view_group", raise_exception=True)
+def scope_tag_list(request):
+    rows = [
+        {
+            "tag": t,
+            "policies": t.policies.count(),
+            "groups": t.groups.count(),
+            "assignments": t.role_assignments.count(),
+        }
+        for t in scopetags.tags()
+    ]
+    return render(request, "console/scope_tags.html", {"rows": rows})
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("console.add_scopetag", raise_exception=True)
+def scope_tag_create(request):
+    form = ScopeTagForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            tag = scopetags.create_tag(
+                name=form.cleaned_data["name"], description=form.cleaned_data["description"]
+            )
+        except scopetags.ScopeTagError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Scope tag {tag.name} was created.")
+            return redirect("scope_tags")
+    return render(
+        request,
+        "console/scope_tag_form.html",
+        {"form": form, "title": "Create scope tag", "breadcrumbs": SCOPE_TAG_CRUMBS, "button": "Create"},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("auth.view_group", raise_exception=True)
+def scope_tag_detail(request, pk: int):
+    tag = get_object_or_404(ScopeTag, pk=pk)
+    editable = not tag.is_builtin and request.user.has_perm("console.change_scopetag")
+    form = ScopeTagForm(request.POST or None, initial={"name": tag.name, "description": tag.description})
+    if request.method == "POST":
+        if not editable:
+            return render(
+                request,
+                "403.html",
+                {"message": "The Default scope tag is built in, and changing tags needs Scope tags: Update."},
+                status=403,
+            )
+        if form.is_valid():
+            try:
+                scopetags.update_tag(
+                    tag, name=form.cleaned_data["name"], description=form.cleaned_data["description"]
+                )
+            except scopetags.ScopeTagError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Scope tag {tag.name} was saved.")
+                return redirect("scope_tags")
+        tag.refresh_from_db()
+    return render(
+        request,
+        "console/scope_tag_form.html",
+        {
+            "form": form,
+            "tag": tag,
+            "editable": editable,
+            "title": tag.name,
+            "breadcrumbs": SCOPE_TAG_CRUMBS,
+            "button": "Save",
+            "policies": tag.policies.order_by("name")[:50],
+            "groups": tag.groups.order_by("name")[:50],
+            "assignments": tag.role_assignments.order_by("name")[:50],
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@require_POST
+@permission_required("console.delete_scopetag", raise_exception=True)
+def scope_tag_delete(request, pk: int):
+    tag = get_object_or_404(ScopeTag, pk=pk)
+    try:
+        scopetags.delete_tag(tag)
+    except scopetags.ScopeTagError as exc:
+        messages.error(request, str(exc))
+        return redirect("scope_tag_detail", pk=pk)
+    messages.success(request, f"Scope tag {tag.name} was deleted.")
+    return redirect("scope_tags")
+
+
+# ------------------------------------------------------------------------------------------ admin groups
+ADMIN_GROUP_CRUMBS = [*ADMIN_CRUMBS, ("Admin groups", "admin_groups")]
+
+
+@require_GET
+@permission_required("auth.view_user", raise_exception=True)
+def admin_group_list(request):
+    groups = AdminGroup.objects.prefetch_related("members", "role_assignments__role")
+    return render(request, "console/admin_groups.html", {"groups": groups})
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("console.add_admingroup", raise_exception=True)
+def admin_group_create(request):
+    form = AdminGroupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            group = rbac.create_admin_group(
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                members=form.cleaned_data["members"],
+            )
+        except rbac.RbacError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Admin group {group.name} was created.")
+            return redirect("admin_groups")
+    return render(
+        request,
+        "console/admin_group_form.html",
+        {"form": form, "title": "New admin group", "breadcrumbs": ADMIN_GROUP_CRUMBS, "button": "Create"},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("auth.view_user", raise_exception=True)
+def admin_group_detail(request, pk: int):
+    group = get_object_or_404(AdminGroup, pk=pk)
+    editable = request.user.has_perm("console.change_admingroup")
+    initial = {
+        "name": group.name,
+        "description": group.description,
+        "members": list(group.members.values_list("pk", flat=True)),
+    }
+    form = AdminGroupForm(request.POST or None, initial=initial)
+    if request.method == "POST":
+        if not editable:
+            return render(
+                request,
+                "403.html",
+                {"message": "Changing admin groups needs a Global Administrator."},
+                status=403,
+            )
+        if form.is_valid():
+            try:
+                rbac.update_admin_group(
+                    group,
+                    name=form.cleaned_data["name"],
+                    description=form.cleaned_data["description"],
+                    members=form.cleaned_data["members"],
+                )
+            except rbac.RbacError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Admin group {group.name} was saved.")
+                return redirect("admin_groups")
+        group.refresh_from_db()
+    return render(
+        request,
+        "console/admin_group_form.html",
+        {
+            "form": form,
+            "group": group,
+            "editable": editable,
+            "title": group.name,
+            "breadcrumbs": ADMIN_GROUP_CRUMBS,
+            "button": "Save",
+            "assignments": group.role_assignments.select_related("role"),
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@require_POST
+@permission_required("console.delete_admingroup", raise_exception=True)
+def admin_group_delete(request, pk: int):
+    group = get_object_or_404(AdminGroup, pk=pk)
+    try:
+        rbac.delete_admin_group(group)
+    except rbac.RbacError as exc:
+        messages.error(request, str(exc))
+        return redirect("admin_group_detail", pk=pk)
+    messages.success(request, f"Admin group {group.name} was deleted.")
+    return redirect("admin_groups")

@@ -18,8 +18,8 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from . import audit
-from .models import ApiToken, RoleAssignment, RoleDefinition
+from . import audit, scopetags
+from .models import AdminGroup, ApiToken, RoleAssignment, RoleDefinition
 from .roles import GLOBAL_ADMIN, ROLE_DESCRIPTIONS, ROLE_RULES
 from .text import validate_name
 
@@ -227,15 +227,18 @@ def _assignment_snapshot(a: RoleAssignment) -> dict:
         "name": a.name,
         "role": a.role.name,
         "members": sorted(a.members.values_list("username", flat=True)),
+        "member_groups": sorted(a.member_groups.values_list("name", flat=True)),
         "scope": sorted(a.scope_groups.values_list("name", flat=True)) or ["All devices"],
+        "scope_tags": sorted(a.scope_tags.values_list("name", flat=True)) or [scopetags.DEFAULT],
     }
 
 
 @transaction.atomic
 def create_assignment(
-    *, name: str, role: Group, members, scope_groups, description: str = ""
+    *, name: str, role: Group, members, scope_groups, description: str = "", scope_tags=(), member_groups=()
 ) -> RoleAssignment:
-    """Assign ``role`` to ``members`` over ``scope_groups`` (none: all devices)."""
+    """Assign ``role`` to ``members`` over ``scope_groups`` (none: all devices) and ``scope_tags`` (none:
+    Default): members see the policies and device groups that share one of the tags (console.scopetags)."""
     name = (name or "").strip()
     if not name:
         raise RbacError("Enter a name for the assignment.")
@@ -244,12 +247,15 @@ def create_assignment(
         raise NameTaken(f"A role assignment named {name!r} already exists.")
     if not hasattr(role, "definition") and role.name not in ROLE_RULES:
         raise RbacError(f"{role.name} is not a role.")
-    members = list(members)
-    if not members:
-        raise RbacError("Choose at least one member.")
+    members, member_groups = list(members), list(member_groups)
+    if not members and not member_groups:
+        raise RbacError("Choose at least one member: a user or an admin group.")
     a = RoleAssignment.objects.create(name=name[:128], role=role, description=(description or "")[:500])
     a.members.set(members)
+    a.member_groups.set(member_groups)
     a.scope_groups.set(list(scope_groups))
+    tags = list({t.pk: t for t in scope_tags}.values())
+    a.scope_tags.set([] if all(t.is_builtin for t in tags) else tags)
     audit.record("roleassignment.create", a, object_type="Role assignment", after=_assignment_snapshot(a))
     return a
 
@@ -275,7 +281,7 @@ def user_snapshot(user) -> dict:
 
 def role_names(user) -> list[str]:
     direct = set(user.groups.values_list("name", flat=True))
-    assigned = set(RoleAssignment.objects.filter(members=user).values_list("role__name", flat=True))
+    assigned = set(RoleAssignment.objects.held_by(user).values_list("role__name", flat=True))
     if user.is_superuser:
         direct.add(GLOBAL_ADMIN)
     return sorted(direct | assigned)
@@ -383,3 +389,69 @@ def delete_user(user, *, by=None) -> None:
             after=_assignment_snapshot(a),
         )
     user.delete()
+
+
+# ------------------------------------------------------------------------------------------ admin groups
+
+
+def admin_group_snapshot(group: AdminGroup) -> dict:
+    return {
+        "name": group.name,
+        "description": group.description,
+        "members": sorted(group.members.values_list("username", flat=True)),
+    }
+
+
+def _admin_group_fields(name: str, description: str, *, exclude_pk: int | None = None) -> tuple[str, str]:
+    name = (name or "").strip()
+    if not name:
+        raise RbacError("Enter a name for the admin group.")
+    _check_name(name)
+    if len(name) > 128:
+        raise RbacError("An admin group name has at most 128 characters.")
+    description = (description or "").strip()
+    if len(description) > 500:
+        raise RbacError("An admin group description has at most 500 characters.")
+    if AdminGroup.objects.filter(name__iexact=name).exclude(pk=exclude_pk).exists():
+        raise NameTaken(f"An admin group named {name!r} already exists.")
+    return name, description
+
+
+@transaction.atomic
+def create_admin_group(*, name: str, description: str = "", members=()) -> AdminGroup:
+    """An Entra security group of users: role assignments may name it as a member."""
+    name, description = _admin_group_fields(name, description)
+    group = AdminGroup.objects.create(name=name, description=description)
+    group.members.set(list(members))
+    audit.record("admingroup.create", group, object_type="Admin group", after=admin_group_snapshot(group))
+    return group
+
+
+@transaction.atomic
+def update_admin_group(group: AdminGroup, *, name: str, description: str, members) -> AdminGroup:
+    """Rename, describe, and set the members (they gain or lose the group's roles at once)."""
+    before = admin_group_snapshot(group)
+    group.name, group.description = _admin_group_fields(name, description, exclude_pk=group.pk)
+    group.save(update_fields=["name", "description"])
+    group.members.set(list(members))
+    old, new = audit.changed(before, admin_group_snapshot(group))
+    if new:
+        audit.record("admingroup.update", group, object_type="Admin group", before=old, after=new)
+    return group
+
+
+@transaction.atomic
+def delete_admin_group(group: AdminGroup) -> None:
+    """Its members lose the roles they held through it; an assignment left without members is refused."""
+    orphaned = [
+        a.name
+        for a in group.role_assignments.all()
+        if a.members.count() == 0 and a.member_groups.count() == 1
+    ]
+    if orphaned:
+        raise RbacError(
+            f"The admin group {group.name} is the only member of the role assignment {orphaned[0]}; "
+            "delete the assignment or add another member first."
+        )
+    audit.record("admingroup.delete", group, object_type="Admin group", before=admin_group_snapshot(group))
+    group.delete()

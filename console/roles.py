@@ -95,5 +95,7 @@ def role_of(user) -> str | None:
     for role in ROLE_RULES:
         if role in names:
             return role
-    assigned = sorted(user.role_assignments.values_list("role__name", flat=True).distinct())
+    from .models import RoleAssignment
+
+    assigned = sorted(RoleAssignment.objects.held_by(user).values_list("role__name", flat=True).distinct())
     return ", ".join(assigned) or None

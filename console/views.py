@@ -95,7 +95,7 @@ def dashboard_summary(user=None) -> dict:
     if apps.is_installed("devices") and hasattr(apps.get_app_config("devices"), "dashboard_counts"):
         summary.update(apps.get_app_config("devices").dashboard_counts(user))
     if apps.is_installed("policies") and hasattr(apps.get_app_config("policies"), "dashboard_counts"):
-        summary.update(apps.get_app_config("policies").dashboard_counts())
+        summary.update(apps.get_app_config("policies").dashboard_counts(user))
     return summary
 
 

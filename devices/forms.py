@@ -4,6 +4,7 @@ import re
 
 from django import forms
 
+from console import scopetags
 from console.models import Platform, Scope, TenantSettings
 from console.text import validate_description, validate_name
 
@@ -113,9 +114,23 @@ class GroupForm(forms.ModelForm):
             "object_kind": "Only device objects are targetable for MDE security management.",
         }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user=None, with_tags: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["name"].max_length = 256
+        if with_tags:
+            # The console's form (the Graph API has no scope tags on groups): the person's own tags to choose.
+            self.fields["scope_tags"] = forms.ModelMultipleChoiceField(
+                queryset=scopetags.choosable(user),
+                required=False,
+                label="Scope tags",
+                initial=(
+                    list(self.instance.scope_tags.values_list("pk", flat=True))
+                    or [scopetags.default_tag().pk]
+                    if self.instance.pk
+                    else scopetags.initial_for(user)
+                ),
+                help_text="Admins whose role assignment has one of these tags see this group. None: Default.",
+            )
         if self.instance.pk:
             # Entra does not change a group's object type after creation.
             self.fields["object_kind"].disabled = True

@@ -278,6 +278,8 @@ class Group(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     members = models.ManyToManyField(Device, through="GroupMember", related_name="device_groups")
+    # Intune's scope tags (console.scopetags); none means the built-in Default tag.
+    scope_tags = models.ManyToManyField("console.ScopeTag", related_name="groups", blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
+from console import scopetags
 from console.models import RoleAssignment
 
-from .models import Device, GroupMember
+from .models import Device, Group, GroupMember
 
 ALL_DEVICES = None
 
@@ -24,10 +25,10 @@ def scope_group_ids(user) -> tuple[int, ...] | None:
     if cached is not False:
         return cached
     scope: tuple[int, ...] | None
-    if user.groups.exists():
+    if scopetags.holds_role_directly(user):
         scope = ALL_DEVICES
     else:
-        assignments = list(RoleAssignment.objects.filter(members=user).prefetch_related("scope_groups"))
+        assignments = list(RoleAssignment.objects.held_by(user).prefetch_related("scope_groups"))
         if not assignments or any(not a.scope_groups.all() for a in assignments):
             scope = ALL_DEVICES
         else:
@@ -58,3 +59,15 @@ def visible_devices(user) -> QuerySet[Device]:
 def group_in_scope(user, group) -> bool:
     group_ids = scope_group_ids(user)
     return group_ids is ALL_DEVICES or group.pk in group_ids
+
+
+def visible_groups(user) -> QuerySet[Group]:
+    """Device groups ``user`` sees through their scope tags (console.scopetags)."""
+    return scopetags.visible(Group.objects.all(), user)
+
+
+def targetable_groups(user) -> QuerySet[Group]:
+    """Groups ``user`` may target with a policy: seen through their tags and inside their device-group scope."""
+    groups = visible_groups(user)
+    group_ids = scope_group_ids(user)
+    return groups if group_ids is ALL_DEVICES else groups.filter(pk__in=group_ids)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from console import audit
-from console.models import Job, TenantSettings
+from console import audit, scopetags
+from console.models import Job, ScopeTag, TenantSettings
 
 from . import credentials, membership, onboarding
 from .models import Device, Group, GroupMember
@@ -191,14 +191,27 @@ GROUP_FIELDS = ["name", "description", "membership_type", "object_kind", "member
 
 
 def group_snapshot(group: Group) -> dict:
-    return audit.snapshot(group, GROUP_FIELDS)
+    return audit.snapshot(group, GROUP_FIELDS) | {"scope_tags": scopetags.names_of(group)}
+
+
+def _scope_tags(chosen, *, default: bool) -> list | None:
+    """The tags to store (console.scopetags.check_choice for the acting person); None leaves them unchanged."""
+    user = audit.current_actor().user
+    if chosen is None:
+        if not default:
+            return None
+        chosen = ScopeTag.objects.filter(pk__in=scopetags.initial_for(user))
+    return scopetags.check_choice(user, chosen)
 
 
 @transaction.atomic
-def create_group(group: Group, *, members: Iterable[int] = ()) -> Group:
+def create_group(group: Group, *, members: Iterable[int] = (), scope_tags=None) -> Group:
     """Save a new group (validated by GroupForm, unsaved) and fill it: a dynamic group from its rule, an assigned
-    one with ``members`` (device pks)."""
+    one with ``members`` (device pks). ``scope_tags``: None gives the creator's default tags. Raises
+    console.scopetags.ScopeTagError for a tag that isn't the creator's (nothing is saved)."""
+    tags = _scope_tags(scope_tags, default=True)
     group.save()
+    group.scope_tags.set(tags)
     audit.record("group.create", group, after=group_snapshot(group))
     if group.is_dynamic:
         membership.recompute_group(group)
@@ -208,11 +221,14 @@ def create_group(group: Group, *, members: Iterable[int] = ()) -> Group:
 
 
 @transaction.atomic
-def update_group(group: Group, *, members: Iterable[int] = ()) -> Group:
+def update_group(group: Group, *, members: Iterable[int] = (), scope_tags=None) -> Group:
     """Save a group edited in memory (by GroupForm): the change is audited against the stored row, and a dynamic
-    group whose rule or type changed is recomputed."""
+    group whose rule or type changed is recomputed. ``scope_tags``: None keeps them."""
+    tags = _scope_tags(scope_tags, default=False)
     before = group_snapshot(Group.objects.select_for_update().get(pk=group.pk))
     group.save()
+    if tags is not None:
+        group.scope_tags.set(tags)
     old, new = audit.changed(before, group_snapshot(group))
     if new:
         audit.record("group.update", group, before=old, after=new)

@@ -13,7 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_tables2 import RequestConfig
 
-from console import audit
+from console import audit, scopetags
 from console.listing import ObjectListView
 from console.models import Job, Platform, TenantSettings
 
@@ -29,7 +29,7 @@ from .forms import (
 )
 from .models import Device, DeviceCredential, Group, GroupMember, ManagedBy
 from .onboarding import LEFT_SCOPE, PLATFORM_OF_OS
-from .scope import scope_group_ids, scoped
+from .scope import scope_group_ids, scoped, visible_groups
 from .selection import SelectionError, read_selection
 from .tables import DeviceTable, GroupTable, MemberTable
 
@@ -430,6 +430,10 @@ def reevaluate(request):
 class GroupListView(ObjectListView):
     permission_required = "devices.view_group"
     queryset = Group.objects.all()
+
+    def get_queryset(self):
+        return visible_groups(self.request.user)  # scope tags (console.scopetags)
+
     filterset_class = GroupFilterSet
     table_class = GroupTable
     template_name = "devices/group_list.html"
@@ -468,9 +472,15 @@ def group_create(request):
     if request.method == "POST" and request.POST.get("validate"):
         return _to_validate(request)
     if request.method == "POST":
-        form = GroupForm(request.POST)
+        form = GroupForm(request.POST, user=request.user, with_tags=True)
         if form.is_valid():
-            group = services.create_group(form.save(commit=False))
+            try:
+                group = services.create_group(
+                    form.save(commit=False), scope_tags=form.cleaned_data["scope_tags"]
+                )
+            except scopetags.ScopeTagError as exc:
+                form.add_error("scope_tags", str(exc))
+                return _group_form(request, form, title="New Group")
             messages.success(request, f"Group {group.name} created with {group.member_count} members.")
             return redirect("devices:group_detail", pk=group.pk)
     else:
@@ -481,13 +491,18 @@ def group_create(request):
         }
         if initial["membership_type"] not in Group.Membership.values:
             initial["membership_type"] = Group.Membership.ASSIGNED
-        form = GroupForm(initial=initial)
+        form = GroupForm(initial=initial, user=request.user, with_tags=True)
+    return _group_form(request, form, title="New Group")
+
+
+def _group_form(request, form, *, title: str, group=None):
     return render(
         request,
         "devices/group_form.html",
         {
             "form": form,
-            "title": "New Group",
+            "group": group,
+            "title": title,
             "breadcrumbs": [("Groups", "devices:group_list")],
             "marker": _rule_error_marker(form) if form.is_bound else None,
         },
@@ -497,34 +512,30 @@ def group_create(request):
 @require_http_methods(["GET", "POST"])
 @permission_required("devices.change_group", raise_exception=True)
 def group_edit(request, pk: int):
-    group = get_object_or_404(Group, pk=pk)
+    group = get_object_or_404(visible_groups(request.user), pk=pk)
     if request.method == "POST" and request.POST.get("validate"):
         return _to_validate(request)
     if request.method == "POST":
-        form = GroupForm(request.POST, instance=group)
+        form = GroupForm(request.POST, instance=group, user=request.user, with_tags=True)
         if form.is_valid():
-            group = services.update_group(form.save(commit=False))
-            messages.success(request, f"Group {group.name} saved.")
-            return redirect("devices:group_detail", pk=group.pk)
+            try:
+                group = services.update_group(
+                    form.save(commit=False), scope_tags=form.cleaned_data["scope_tags"]
+                )
+            except scopetags.ScopeTagError as exc:
+                form.add_error("scope_tags", str(exc))
+            else:
+                messages.success(request, f"Group {group.name} saved.")
+                return redirect("devices:group_detail", pk=group.pk)
     else:
-        form = GroupForm(instance=group)
-    return render(
-        request,
-        "devices/group_form.html",
-        {
-            "form": form,
-            "group": group,
-            "title": f"Edit {group.name}",
-            "breadcrumbs": [("Groups", "devices:group_list")],
-            "marker": _rule_error_marker(form) if form.is_bound else None,
-        },
-    )
+        form = GroupForm(instance=group, user=request.user, with_tags=True)
+    return _group_form(request, form, title=f"Edit {group.name}", group=group)
 
 
 @require_http_methods(["GET", "POST"])
 @permission_required("devices.delete_group", raise_exception=True)
 def group_delete(request, pk: int):
-    group = get_object_or_404(Group, pk=pk)
+    group = get_object_or_404(visible_groups(request.user), pk=pk)
     if request.method == "POST":
         name = group.name
         try:
@@ -580,14 +591,14 @@ def _group_context(request, group: Group) -> dict:
 @require_GET
 @permission_required("devices.view_group", raise_exception=True)
 def group_detail(request, pk: int):
-    group = get_object_or_404(Group, pk=pk)
+    group = get_object_or_404(visible_groups(request.user), pk=pk)
     return render(request, "devices/group_detail.html", _group_context(request, group))
 
 
 @require_GET
 @permission_required("devices.view_group", raise_exception=True)
 def group_member_search(request, pk: int):
-    group = get_object_or_404(Group, pk=pk)
+    group = get_object_or_404(visible_groups(request.user), pk=pk)
     ctx = _group_context(request, group)
     return render(request, "devices/partials/member_search.html", ctx)
 
@@ -595,7 +606,7 @@ def group_member_search(request, pk: int):
 def _members_change(request, pk: int, add: bool):
     if not request.user.has_perm("devices.change_group"):
         raise PermissionDenied("You do not have permission to change group members.")
-    group = get_object_or_404(Group, pk=pk)
+    group = get_object_or_404(visible_groups(request.user), pk=pk)
     ids = parse_ids(request.POST.getlist("device"), limit=1000)
     if ids is None:
         return bad_request(request, "The device selection is not a list of device ids.")

@@ -6,14 +6,17 @@ class PoliciesConfig(AppConfig):
     name = "policies"
     verbose_name = "Endpoint security policies"
 
-    def dashboard_counts(self) -> dict:
-        """Tiles for Home and Dashboard (two indexed counts)."""
+    def dashboard_counts(self, user=None) -> dict:
+        """Tiles for Home and Dashboard (two indexed counts), within ``user``'s scope tags."""
         from django.urls import reverse
+
+        from console import scopetags  # reason: apps.py is loaded before the app registry is ready
 
         from .models import Policy
 
-        total = Policy.objects.count()
-        assigned = Policy.objects.filter(assignments__intent="include").distinct().count()
+        in_scope = scopetags.visible(Policy.objects.all(), user)
+        total = in_scope.count()
+        assigned = in_scope.filter(assignments__intent="include").distinct().count()
         return {
             "policies": {
                 "label": "Endpoint security policies",

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from console import scopetags
 from devices.models import Group
 from policies.catalog import Catalog, PolicyValues, Profile, get_catalog
 from policies.graph import from_graph_settings
@@ -134,7 +135,7 @@ def export_document(policy: Policy, *, include_ids: bool = False) -> dict[str, A
         description=policy.description,
         platforms=GRAPH_PLATFORM[policy.platform],
         technologies=policy.technologies,
-        roleScopeTagIds=list(policy.role_scope_tag_ids or ["0"]),
+        roleScopeTagIds=scopetags.graph_ids_of(policy),
         templateReference=template_reference(profile),
         settings=policy.settings,
         assignments=assignments,

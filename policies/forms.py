@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
-from console import untrusted_json
+from console import scopetags, untrusted_json
+from console.models import ScopeTag
 from console.text import validate_description, validate_name
 from policies.catalog import get_catalog
 from policies.models import PolicyPlatform
@@ -27,9 +28,18 @@ class BasicsForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
     )
 
-    def __init__(self, *args, **kwargs):
+    scope_tags = forms.ModelMultipleChoiceField(
+        queryset=ScopeTag.objects.all(),
+        required=False,
+        label="Scope tags",
+        help_text="Admins whose role assignment has one of these tags see this policy. None selected: Default.",
+    )
+
+    def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["name"].error_messages["required"] = "Enter a name for the policy."
+        # Intune offers only the admin's own scope tags (everything for someone who sees everything).
+        self.fields["scope_tags"].queryset = scopetags.choosable(user)
 
 
 class CreatePolicyForm(forms.Form):

@@ -68,7 +68,8 @@ class Policy(models.Model):
     settings = models.JSONField(default=list, blank=True)
     values = models.JSONField(default=dict, blank=True)
     version = models.PositiveIntegerField(default=1)
-    role_scope_tag_ids = models.JSONField(default=list, blank=True)
+    # Intune's scope tags (console.scopetags); none means the built-in Default tag.
+    scope_tags = models.ManyToManyField("console.ScopeTag", related_name="policies", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     created_by = models.ForeignKey(

@@ -14,9 +14,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from console import audit, text
+from console import audit, scopetags, text
+from console.models import ScopeTag
 from devices.models import Group, GroupMember
-from devices.scope import scope_group_ids
+from devices.scope import scope_group_ids, targetable_groups
 from policies import exports
 from policies.catalog import (
     FIREWALL_RULE_GROUP_ID,
@@ -347,11 +348,23 @@ def check_assignments(
     return wanted, problems
 
 
+# Intune's "Assign" permission on Endpoint security policies: separate from Update, so a role may change a
+# policy's settings without changing whom it targets (and the other way round).
+ASSIGN_PERM = "policies.change_policyassignment"
+NO_ASSIGN = "Your role can't assign endpoint security policies (it lacks the Assign permission)."
+
+
 def _outside_scope(wanted: Assignments, groups: Mapping[int, Any]) -> list[Problem]:
     """Intune: a person whose role assignment is scoped to device groups may target only those groups."""
-    allowed = scope_group_ids(_user(None))
-    if allowed is None:
+    user = _user(None)
+    allowed = scope_group_ids(user)
+    if allowed is None and scopetags.tag_scope(user) is None:
         return []
+    if allowed is None:
+        wanted_pks = set(wanted.include) | set(wanted.exclude)
+        allowed = set(targetable_groups(user).filter(pk__in=wanted_pks).values_list("pk", flat=True))
+    else:
+        allowed = set(targetable_groups(user).filter(pk__in=allowed).values_list("pk", flat=True))
     return [
         Problem(
             field_name,
@@ -430,6 +443,7 @@ def _state(policy: Policy) -> dict[str, Any]:
         "profile": policy.profile,
         "values": policy.values,
         "assignments": _assignment_state(policy),
+        "scope_tags": scopetags.names_of(policy),
         "version": policy.version,
     }
 
@@ -495,6 +509,7 @@ def _create(
     action: str,
     note: str,
     references: References | None = None,
+    scope_tags: Iterable[ScopeTag] | None = None,
 ) -> Policy:
     catalog = get_catalog()
     profile = _profile(profile, catalog)
@@ -508,9 +523,11 @@ def _create(
     problems += value_problems
     clean_assignments, assignment_problems = check_assignments(assignments, platform)
     problems += assignment_problems
+    actor = _actor(actor)
+    clean_tags, tag_problems = check_scope_tags(scope_tags, _user(actor))
+    problems += tag_problems
     if problems:
         raise PolicyError(problems)
-    actor = _actor(actor)
     with transaction.atomic():
         policy = Policy(
             name=clean_name,
@@ -521,12 +538,12 @@ def _create(
             technologies=profile.technologies,
             template_id=profile.template_id,
             template_family=profile.template_family,
-            role_scope_tag_ids=["0"],
             version=1,
             created_by=_user(actor),
         )
         _store_values(policy, clean_values, catalog, references or {})
         policy.save()
+        policy.scope_tags.set(clean_tags)
         _write_assignments(policy, clean_assignments)
         _snapshot(policy, actor, note)
         audit.record(action, policy, before=None, after=_state(policy), actor=actor)
@@ -544,9 +561,11 @@ def create_policy(
     actor: object = None,
     *,
     references: References | None = None,
+    scope_tags: Iterable[ScopeTag] | None = None,
 ) -> Policy:
     """Create a policy (raises PolicyError listing every problem; nothing is saved then). ``references``: the
-    template references of a Graph request (policies.graph.template_references), kept on the stored array."""
+    template references of a Graph request (policies.graph.template_references), kept on the stored array.
+    ``scope_tags``: None gives the creator's default (console.scopetags.initial_for)."""
     return _create(
         profile,
         platform,
@@ -558,6 +577,7 @@ def create_policy(
         action="policy.create",
         note="Created",
         references=references,
+        scope_tags=scope_tags,
     )
 
 
@@ -611,22 +631,43 @@ def update_basics(
     actor: object = None,
     *,
     expected_version: int | None = None,
+    scope_tags: Iterable[ScopeTag] | None = None,
 ) -> Policy:
+    """Name, description and (when not None) the scope tags, as Intune's Basics step has them."""
     clean_name, clean_description, problems = check_basics(
         policy.policy_type, name, description, exclude_pk=policy.pk
     )
+    actor = _actor(actor)
+    clean_tags = None
+    if scope_tags is not None:
+        clean_tags, tag_problems = check_scope_tags(scope_tags, _user(actor))
+        problems += tag_problems
     if problems:
         raise PolicyError(problems)
-    actor = _actor(actor)
     with transaction.atomic():
         policy = _locked(policy)
         _check_version(policy, expected_version)
-        if (policy.name, policy.description) == (clean_name, clean_description):
+        same_tags = clean_tags is None or sorted(t.pk for t in clean_tags) == sorted(
+            policy.scope_tags.values_list("pk", flat=True)
+        )
+        if (policy.name, policy.description) == (clean_name, clean_description) and same_tags:
             return policy
         before = _state(policy)
         policy.name, policy.description = clean_name, clean_description
+        if not same_tags:
+            policy.scope_tags.set(clean_tags)
         _finish_update(policy, before, actor, "policy.update", "Basics updated")
     return policy
+
+
+def check_scope_tags(chosen: Iterable[ScopeTag] | None, user) -> tuple[list[ScopeTag], list[Problem]]:
+    """The tags to store for a policy (console.scopetags.check_choice); None: the person's default."""
+    if chosen is None:
+        chosen = ScopeTag.objects.filter(pk__in=scopetags.initial_for(user))
+    try:
+        return scopetags.check_choice(user, chosen), []
+    except scopetags.ScopeTagError as exc:
+        return [], [Problem("scope_tags", str(exc))]
 
 
 def set_assignments(
@@ -725,10 +766,13 @@ class RestoreResult:
     skipped_groups: list[str] = field(default_factory=list)
 
 
-def restore_version(policy: Policy, number: int, actor: object = None) -> RestoreResult:
+def restore_version(
+    policy: Policy, number: int, actor: object = None, *, may_assign: bool = True
+) -> RestoreResult:
     """Make version ``number``'s basics, settings and assignments current again, as a new version.
 
-    Groups of that version that no longer exist are skipped (and reported).
+    Groups of that version that no longer exist are skipped (and reported). Without ``may_assign`` (a role
+    without Assign) a version whose assignments differ from the current ones is refused.
     """
     version = policy.versions.filter(number=number).first()
     if version is None:
@@ -745,6 +789,12 @@ def restore_version(policy: Policy, number: int, actor: object = None) -> Restor
     clean_values, value_problems = check_values(profile, decoded.values)
     clean_assignments, assignment_problems = check_assignments(decoded.assignments, policy.platform)
     problems += basics_problems + value_problems + assignment_problems
+    if (
+        not problems
+        and not may_assign
+        and not _same_assignments(current_assignments(policy), clean_assignments)
+    ):
+        problems.append(Problem("include", f"{NO_ASSIGN} Version {number} has other assignments."))
     if problems:
         raise PolicyError(problems)
     actor = _actor(actor)

@@ -18,6 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from console import audit, scopetags
 from console.listing import ObjectListView
 from devices.models import Group
 from policies import assignment_filters, exports, services, wizard
@@ -71,8 +72,13 @@ def _partial(request) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
+def _visible_policies(user=None):
+    """Policies the signed-in person sees through their scope tags (console.scopetags); another is a 404."""
+    return scopetags.visible(Policy.objects.all(), user or audit.current_actor().user)
+
+
 def _policy(policy_id) -> Policy:
-    return get_object_or_404(Policy, policy_id=policy_id)
+    return get_object_or_404(_visible_policies(), policy_id=policy_id)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -82,11 +88,10 @@ def _policy(policy_id) -> Policy:
 @require_GET
 @permission_required("policies.view_policy", raise_exception=True)
 def overview(request):
-    counts = dict(
-        Policy.objects.values_list("policy_type").annotate(n=Count("id")).values_list("policy_type", "n")
-    )
+    in_scope = _visible_policies(request.user)
+    counts = dict(in_scope.values_list("policy_type").annotate(n=Count("id")).values_list("policy_type", "n"))
     assigned = dict(
-        Policy.objects.filter(assignments__intent="include")
+        in_scope.filter(assignments__intent="include")
         .values_list("policy_type")
         .annotate(n=Count("id", distinct=True))
         .values_list("policy_type", "n")
@@ -94,9 +99,7 @@ def overview(request):
     profiles_by_type: dict[str, list] = {}
     for profile in get_catalog().profiles.values():
         profiles_by_type.setdefault(profile.policy_type, []).append(profile)
-    profile_counts = dict(
-        Policy.objects.values_list("profile").annotate(n=Count("id")).values_list("profile", "n")
-    )
+    profile_counts = dict(in_scope.values_list("profile").annotate(n=Count("id")).values_list("profile", "n"))
     types = [
         {
             "value": value,
@@ -113,7 +116,7 @@ def overview(request):
         }
         for value, label in PolicyType.choices
     ]
-    recent = Policy.objects.annotate(
+    recent = in_scope.annotate(
         is_assigned=Exists(PolicyAssignment.objects.filter(policy=OuterRef("pk"), intent="include"))
     ).order_by("-updated_at")[:8]
     return render(
@@ -153,8 +156,12 @@ class PolicyListView(ObjectListView):
         return super().dispatch(request, *args, **kwargs)
 
     def get_queryset(self):
-        return Policy.objects.filter(policy_type=self.policy_type).annotate(
-            is_assigned=Exists(PolicyAssignment.objects.filter(policy=OuterRef("pk"), intent="include"))
+        return (
+            _visible_policies(self.request.user)
+            .filter(policy_type=self.policy_type)
+            .annotate(
+                is_assigned=Exists(PolicyAssignment.objects.filter(policy=OuterRef("pk"), intent="include"))
+            )
         )
 
     def filtered(self):
@@ -217,15 +224,22 @@ def _draft_for(request, draft_id) -> PolicyDraft:
     """The signed-in person's own draft. Anyone else's is a 404, not a 403: a draft id must not even be
     confirmed to exist for someone who is not its author (every wizard URL, GET or POST, comes through here).
     Someone who may neither create nor change policies is told so (403) before any draft is looked up."""
-    if not (request.user.has_perm("policies.add_policy") or request.user.has_perm("policies.change_policy")):
+    if not any(
+        request.user.has_perm(p)
+        for p in ("policies.add_policy", "policies.change_policy", services.ASSIGN_PERM)
+    ):
         raise PermissionDenied("You can't change endpoint security policies.")
     draft = get_object_or_404(
         PolicyDraft.objects.select_related("policy"), draft_id=draft_id, owner_id=request.user.pk
     )
     mode = wizard.state(draft)["mode"]
-    needed = "policies.add_policy" if mode == wizard.CREATE else "policies.change_policy"
+    needed = {wizard.CREATE: "policies.add_policy", "assignments": services.ASSIGN_PERM}.get(
+        mode, "policies.change_policy"
+    )
     if not request.user.has_perm(needed):
-        raise PermissionDenied("You can't change endpoint security policies.")
+        raise PermissionDenied(
+            services.NO_ASSIGN if mode == "assignments" else "You can't change endpoint security policies."
+        )
     if mode != wizard.CREATE and draft.policy is None:
         raise Http404("The policy being edited no longer exists.")
     if wizard.is_finished(draft) and draft.policy is not None:
@@ -320,11 +334,14 @@ def _wizard_context(request, draft: PolicyDraft, step: str, **extra) -> dict[str
     ctx["autosave_url"] = reverse("policies:wizard_autosave", kwargs={"draft_id": draft.draft_id})
     if step == "basics" and "form" not in ctx:
         kept = typing.get("basics") or {}
+        chosen = data.get("scope_tags")
         ctx["form"] = BasicsForm(
             initial={
                 "name": kept.get("name", data["name"]),
                 "description": kept.get("description", data["description"]),
-            }
+                "scope_tags": chosen or scopetags.initial_for(request.user),
+            },
+            user=request.user,
         )
     if step == "settings" and "categories" not in ctx:
         query = request.GET.get("q", "")
@@ -357,7 +374,9 @@ def _wizard_context(request, draft: PolicyDraft, step: str, **extra) -> dict[str
         query = request.GET.get("q", "")
         if "assignments_state" not in ctx and typing.get("assignments"):
             ctx["assignments_state"] = typing["assignments"]
-        rows, total = wizard.group_rows(ctx.get("assignments_state") or data["assignments"], query)
+        rows, total = wizard.group_rows(
+            ctx.get("assignments_state") or data["assignments"], query, user=request.user
+        )
         ctx.update(
             query=query,
             group_rows=rows,
@@ -519,7 +538,7 @@ def wizard_step(request, draft_id, step: str):
     target = _target(request, steps, step)
 
     if step == "basics":
-        form = BasicsForm(request.POST)
+        form = BasicsForm(request.POST, user=request.user)
         if not form.is_valid():
             return _render_step(request, draft, step, form=form)
         exclude_pk = draft.policy.pk if draft.policy else None
@@ -529,12 +548,19 @@ def wizard_step(request, draft_id, step: str):
             form.cleaned_data["description"],
             exclude_pk=exclude_pk,
         )
+        tags, tag_problems = services.check_scope_tags(form.cleaned_data["scope_tags"], request.user)
+        problems += tag_problems
         if problems:
             for problem in problems:
                 form.add_error(problem.field if problem.field in form.fields else None, problem.message)
             return _render_step(request, draft, step, form=form)
+        chosen = [t.pk for t in tags] or [scopetags.default_tag().pk]
         draft = wizard.save_section(
-            draft, {"name": name, "description": description}, done=step, step=target, typed_in=step
+            draft,
+            {"name": name, "description": description, "scope_tags": chosen},
+            done=step,
+            step=target,
+            typed_in=step,
         )
         return _go(request, draft, target)
 
@@ -580,6 +606,14 @@ def wizard_step(request, draft_id, step: str):
     if step == "assignments":
         wanted = wizard.read_assignments_post(request.POST, data["assignments"])
         clean, problems = services.check_assignments(wanted, data["platform"])
+        if (
+            not problems
+            and (clean.include or clean.exclude)
+            and not request.user.has_perm(services.ASSIGN_PERM)
+        ):
+            problems = [
+                services.Problem("include", services.NO_ASSIGN + " Create the policy without assignments.")
+            ]
         if problems:
             by_field: dict[str, list[str]] = {}
             for problem in problems:
@@ -594,6 +628,10 @@ def wizard_step(request, draft_id, step: str):
     if request.POST.get("nav") in ("prev",) or request.POST.get("nav", "").startswith("goto:"):
         return _go(request, draft, target)
     try:
+        if data["mode"] == wizard.CREATE and not request.user.has_perm(services.ASSIGN_PERM):
+            pending = services.Assignments.coerce(data["assignments"])
+            if pending.include or pending.exclude:
+                raise services.PolicyError([services.Problem("include", services.NO_ASSIGN)])
         policy = wizard.commit(draft, request.user)
     except services.PolicyError as exc:
         grouped: dict[str, list] = {}
@@ -735,11 +773,17 @@ def detail(request, policy_id):
 
 
 @require_GET
-@permission_required("policies.change_policy", raise_exception=True)
 def edit(request, policy_id, section: str):
     policy = _policy(policy_id)
     if section not in wizard.EDIT_SECTIONS:
         raise Http404("No such section")
+    # Settings and Basics need Update; Assignments needs Assign (Intune keeps them apart).
+    if not request.user.has_perm(
+        services.ASSIGN_PERM if section == "assignments" else "policies.change_policy"
+    ):
+        raise PermissionDenied(
+            services.NO_ASSIGN if section == "assignments" else "You can't change endpoint security policies."
+        )
     draft = wizard.edit_draft(request.user, policy, section)
     return redirect("policies:wizard", draft_id=draft.draft_id, step=section)
 
@@ -859,7 +903,9 @@ def restore(request, policy_id, number: int):
     error = None
     if request.method == "POST":
         try:
-            result = services.restore_version(policy, number, request.user)
+            result = services.restore_version(
+                policy, number, request.user, may_assign=request.user.has_perm(services.ASSIGN_PERM)
+            )
         except services.PolicyError as exc:
             error = exc.problems
         else:

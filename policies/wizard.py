@@ -22,7 +22,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from console.models import ScopeTag
 from devices.models import Group
+from devices.scope import targetable_groups
 from policies import services
 from policies.catalog import FIREWALL_RULE_GROUP_ID, Profile, SettingDef, get_catalog
 from policies.exports import Problem
@@ -105,6 +107,7 @@ def _policy_data(policy: Policy) -> dict[str, Any]:
         "description": policy.description,
         "values": policy.values,
         "assignments": services.current_assignments(policy).as_dict(),
+        "scope_tags": sorted(policy.scope_tags.values_list("pk", flat=True)),
         "base_version": policy.version,
     }
 
@@ -251,6 +254,8 @@ def commit(draft: PolicyDraft, actor=None) -> Policy:
     """Create the policy (or save the edited section) from the draft; PolicyError when anything is wrong."""
     data = state(draft)
     mode = data["mode"]
+    tags = data.get("scope_tags")  # None: not chosen yet (the creator's default; an edit keeps the tags)
+    chosen = None if tags is None else list(ScopeTag.objects.filter(pk__in=tags))
     if mode == CREATE:
         return services.create_policy(
             data["profile"],
@@ -260,6 +265,7 @@ def commit(draft: PolicyDraft, actor=None) -> Policy:
             data["values"],
             data["assignments"],
             actor,
+            scope_tags=chosen,
         )
     policy = draft.policy
     if policy is None:
@@ -267,7 +273,7 @@ def commit(draft: PolicyDraft, actor=None) -> Policy:
     expected = data.get("base_version")
     if mode == "basics":
         return services.update_basics(
-            policy, data["name"], data["description"], actor, expected_version=expected
+            policy, data["name"], data["description"], actor, expected_version=expected, scope_tags=chosen
         )
     if mode == "settings":
         return services.update_settings(policy, data["values"], actor, expected_version=expected)
@@ -823,21 +829,25 @@ class GroupRow:
         return f"{self.group.name} {self.group.description}".lower()
 
 
-def group_rows(assignments: Mapping[str, Any], query: str = "") -> tuple[list[GroupRow], int]:
-    """Selected groups first, then the others matching ``query`` (capped); and how many groups exist."""
+def group_rows(assignments: Mapping[str, Any], query: str = "", user=None) -> tuple[list[GroupRow], int]:
+    """Selected groups first, then the others matching ``query`` (capped); and how many groups ``user`` may target.
+
+    Only groups the admin may target are offered (their role assignment's device groups and scope tags,
+    devices.scope.targetable_groups); services.check_assignments refuses any other on save as well."""
     include = set(assignments.get("include") or [])
     exclude = set(assignments.get("exclude") or [])
     try:
         filters = services.Assignments.coerce(assignments).row_filters()
     except services.PolicyError:
         filters = {}
+    offered = targetable_groups(user) if user is not None else Group.objects.all()
     selected = list(Group.objects.filter(pk__in=include | exclude).order_by("name"))
-    others = Group.objects.exclude(pk__in=include | exclude).order_by("name")
+    others = offered.exclude(pk__in=include | exclude).order_by("name")
     if query.strip():
         others = others.filter(name__icontains=query.strip())
     rows = [GroupRow(g, g.pk in include, g.pk in exclude, *filters.get(g.pk, (None, ""))) for g in selected]
     rows += [GroupRow(g, False, False) for g in others[:GROUP_LIST_CAP]]
-    return rows, Group.objects.count()
+    return rows, offered.count()
 
 
 def read_assignments_post(post, current: Mapping[str, Any]) -> dict[str, Any]:

@@ -413,11 +413,15 @@ def other_policies_for_setting(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def mde_devices_by_os() -> dict[str, int]:
-    """Devices managed by MDE per OS (index-only scan of (managed_by, os))."""
+def mde_devices_by_os(devices: QuerySet | None = None) -> dict[str, int]:
+    """Devices managed by MDE per OS (index-only scan of (managed_by, os)); ``devices``: a viewer's scope."""
     counts = dict.fromkeys(OSType.values, 0)
     for os_value, n in (
-        Device.objects.filter(managed_by=ManagedBy.MDE).values_list("os").annotate(n=Count("*")).order_by()
+        (Device.objects.all() if devices is None else devices)
+        .filter(managed_by=ManagedBy.MDE)
+        .values_list("os")
+        .annotate(n=Count("*"))
+        .order_by()
     ):
         counts[os_value] = counts.get(os_value, 0) + n
     return counts
@@ -433,11 +437,13 @@ class EnrollmentGroup:
     error: bool = True  # a device that left the enforcement scope isn't in error
 
 
-def enrollment_breakdown() -> tuple[list[EnrollmentGroup], int]:
+def enrollment_breakdown(devices: QuerySet | None = None) -> tuple[list[EnrollmentGroup], int]:
     """Devices per MDE enrollment status, in the reference's table order, and the devices without one (the
-    device list's "Not applicable": enrolled in Intune, or not onboarded). One index-only query."""
+    device list's "Not applicable": enrolled in Intune, or not onboarded). One index-only query. ``devices``:
+    a viewer's scope (all devices when None)."""
     counts = dict(
-        Device.objects.values_list("enrollment_status")
+        (Device.objects.all() if devices is None else devices)
+        .values_list("enrollment_status")
         .annotate(n=Count("*"))
         .values_list("enrollment_status", "n")
         .order_by()
@@ -484,11 +490,26 @@ class TypeSummary:
         return out
 
 
-def policies_by_type(count_rows: Iterable[tuple[int, str, int]] | None = None) -> list[TypeSummary]:
-    """Every policy, grouped by type, with its device status counts (two queries; one when the aggregate rows
-    ``(policy pk, status, count)`` are given)."""
+def scoped_status_rows(policies: QuerySet, devices: QuerySet) -> list[tuple[int, str, int]]:
+    """``(policy pk, status, count)`` like the aggregate rows, counted from the status rows of ``devices`` and
+    ``policies`` only (a scoped viewer's overview: the aggregates are tenant-wide)."""
+    return list(
+        DevicePolicyStatus.objects.filter(device__in=devices, policy__in=policies)
+        .values_list("policy_id", "status")
+        .annotate(n=Count("*"))
+        .order_by()
+    )
+
+
+def policies_by_type(
+    count_rows: Iterable[tuple[int, str, int]] | None = None, *, policies: QuerySet | None = None
+) -> list[TypeSummary]:
+    """Every policy (or ``policies``), grouped by type, with its device status counts (two queries; one when the
+    aggregate rows ``(policy pk, status, count)`` are given)."""
     policies = list(
-        Policy.objects.only("id", "policy_id", "name", "profile", "policy_type", "platform").order_by("name")
+        (Policy.objects.all() if policies is None else policies)
+        .only("id", "policy_id", "name", "profile", "policy_type", "platform")
+        .order_by("name")
     )
     if count_rows is None:
         counts = all_policy_status_counts()
@@ -503,12 +524,16 @@ def policies_by_type(count_rows: Iterable[tuple[int, str, int]] | None = None) -
     return [TypeSummary(value, label, by_type.get(value, [])) for value, label in PolicyType.choices]
 
 
-def problem_rows_queryset(statuses: Iterable[str] = PROBLEM_STATUSES) -> QuerySet:
+def problem_rows_queryset(
+    statuses: Iterable[str] = PROBLEM_STATUSES, *, scope: tuple | None = None
+) -> QuerySet:
     """Device × policy rows in Error or Conflict, newest first (the rows are rewritten when they change, so a
     higher id is a more recent report): a backwards primary-key scan that stops after one page."""
+    rows = DevicePolicyStatus.objects.filter(status__in=list(statuses))
+    if scope is not None:  # (devices, policies) of a scoped viewer
+        rows = rows.filter(device__in=scope[0], policy__in=scope[1])
     return (
-        DevicePolicyStatus.objects.filter(status__in=list(statuses))
-        .select_related("device", "policy")
+        rows.select_related("device", "policy")
         .only(*ROW_FIELDS, *(f"policy__{name}" for name in POLICY_FIELDS))
         .order_by("-pk")
     )
@@ -526,7 +551,7 @@ def problem_pair_counts() -> dict[str, int]:
     return totals
 
 
-def problem_device_count(policy_ids: Iterable[int] | None = None) -> int:
+def problem_device_count(policy_ids: Iterable[int] | None = None, *, scope: tuple | None = None) -> int:
     """Distinct devices with at least one policy in Error or Conflict (one query).
 
     ``policy_ids``: the policies that have any (the aggregates say which); naming them lets PostgreSQL read just
@@ -538,6 +563,8 @@ def problem_device_count(policy_ids: Iterable[int] | None = None) -> int:
         if not ids:
             return 0
         qs = qs.filter(policy_id__in=ids)
+    if scope is not None:  # (devices, policies) of a scoped viewer
+        qs = qs.filter(device__in=scope[0], policy__in=scope[1])
     return qs.values("device_id").distinct().order_by().count()
 
 
@@ -548,18 +575,19 @@ def late_cutoff(now: datetime | None = None) -> datetime:
     return now - interval * (LATE_FACTOR - 1)
 
 
-def late_devices_queryset(now: datetime | None = None) -> QuerySet:
+def late_devices_queryset(now: datetime | None = None, devices: QuerySet | None = None) -> QuerySet:
     """Managed devices whose last check-in is older than expected, most overdue first (partial index on
-    next_checkin_at: only devices that check in have one)."""
+    next_checkin_at: only devices that check in have one). ``devices``: a viewer's scope."""
     return (
-        Device.objects.filter(next_checkin_at__lt=late_cutoff(now))
+        (Device.objects.all() if devices is None else devices)
+        .filter(next_checkin_at__lt=late_cutoff(now))
         .only(*DEVICE_FIELDS, "last_checkin_at", "next_checkin_at")
         .order_by("next_checkin_at", "pk")
     )
 
 
-def late_device_count(now: datetime | None = None) -> int:
-    return late_devices_queryset(now).order_by().count()
+def late_device_count(now: datetime | None = None, devices: QuerySet | None = None) -> int:
+    return late_devices_queryset(now, devices).order_by().count()
 
 
 def late_filter(now: datetime | None = None) -> Q:

@@ -20,10 +20,11 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 from django.views.generic import TemplateView
 
+from console import audit, scopetags
 from console.listing import ObjectListView, stream_csv
 from devices.checkins import panel_context
 from devices.models import Device, ManagedBy, OSType
-from devices.scope import scope_group_ids, scoped
+from devices.scope import scope_group_ids, scoped, visible_devices
 from policies.catalog import get_catalog
 from policies.models import SLUG_OF_TYPE, Policy, PolicyAssignment
 
@@ -95,7 +96,10 @@ def export_csv(filename: str, header: list[str], rows):
 
 
 def _policy(policy_id) -> Policy:
-    return get_object_or_404(Policy, policy_id=policy_id)
+    """A policy the signed-in person sees through their scope tags (console.scopetags); another is a 404."""
+    return get_object_or_404(
+        scopetags.visible(Policy.objects.all(), audit.current_actor().user), policy_id=policy_id
+    )
 
 
 def _type_url(policy: Policy) -> str:
@@ -149,12 +153,31 @@ def _cached(key: str, compute):
     return value
 
 
-def overview_context(now=None) -> dict[str, Any]:
+def _viewer_scope(user) -> tuple | None:
+    """(devices, policies) a viewer is limited to, or None for someone who sees the whole tenant (a Global
+    Administrator, or a role over all devices and every scope tag): they keep the fast aggregate path."""
+    if user is None or (scope_group_ids(user) is None and scopetags.tag_scope(user) is None):
+        return None
+    return visible_devices(user), scopetags.visible(Policy.objects.all(), user)
+
+
+def overview_context(now=None, user=None) -> dict[str, Any]:
+    """The Endpoint security overview. For a viewer limited to some devices or scope tags every chart and count
+    is computed from their devices and policies (the tenant-wide aggregates and their cache are for those who
+    see everything)."""
     now = now or timezone.now()
     parts = live.overview_parts()
     devices_key, counts_key = live.devices_key(parts), live.counts_key(parts)
+    scope = _viewer_scope(user)
     devices_url = reverse("devices:list")
-    by_os = _cached(f"reports:mde-by-os:{devices_key}", queries.mde_devices_by_os)
+    if scope is None:
+        by_os = _cached(f"reports:mde-by-os:{devices_key}", queries.mde_devices_by_os)
+        groups, not_evaluated = _cached(f"reports:enrollment:{devices_key}", queries.enrollment_breakdown)
+        types = queries.policies_by_type(parts[0])
+    else:
+        by_os = queries.mde_devices_by_os(scope[0])
+        groups, not_evaluated = queries.enrollment_breakdown(scope[0])
+        types = queries.policies_by_type(queries.scoped_status_rows(scope[1], scope[0]), policies=scope[1])
     palette = dict(zip(OSType.values, charts.PALETTE, strict=False))
     platform_segments = [
         charts.Segment(
@@ -168,7 +191,6 @@ def overview_context(now=None) -> dict[str, Any]:
     ]
     mde_total = sum(by_os.values())
 
-    groups, not_evaluated = _cached(f"reports:enrollment:{devices_key}", queries.enrollment_breakdown)
     enrollment_segments = [
         charts.Segment(
             f"{g.status} ({g.codes})" if g.codes and g.codes != g.status else g.status,
@@ -183,7 +205,6 @@ def overview_context(now=None) -> dict[str, Any]:
     ]
     enrollment_errors = sum(g.count for g in groups if g.error)
 
-    types = queries.policies_by_type(parts[0])
     totals = queries.empty_counts()
     for t in types:
         for s, n in t.counts.items():
@@ -220,7 +241,8 @@ def overview_context(now=None) -> dict[str, Any]:
                 "bar": charts.stacked_bar(_status_segments(t.counts), width=220, height=10, title=t.label),
             }
         )
-    late_count = queries.late_device_count(now)
+    late_devices = scope[0] if scope else None
+    late_count = queries.late_device_count(now, late_devices)
     return {
         "now": now,
         "version": live.overview_version(now, parts),
@@ -249,12 +271,16 @@ def overview_context(now=None) -> dict[str, Any]:
             lambda: queries.problem_device_count(
                 {pid for pid, status, n in parts[0] if status in queries.PROBLEM_STATUSES and n > 0}
             ),
-        ),
+        )
+        if scope is None
+        else queries.problem_device_count(scope=scope),
         "problem_pairs": {s: totals[s] for s in queries.PROBLEM_STATUSES},
-        "problem_rows": list(queries.problem_rows_queryset()[:PREVIEW_ROWS]),
+        "problem_rows": list(queries.problem_rows_queryset(scope=scope)[:PREVIEW_ROWS]),
         "issues_url": issues_url,
         "late_count": late_count,
-        "late_rows": list(queries.late_devices_queryset(now)[:PREVIEW_ROWS]) if late_count else [],
+        "late_rows": list(queries.late_devices_queryset(now, late_devices)[:PREVIEW_ROWS])
+        if late_count
+        else [],
         "late_url": reverse("reports:late_devices"),
         "late_minutes": int(_interval_minutes() * queries.LATE_FACTOR),
         "interval_minutes": int(_interval_minutes()),
@@ -272,7 +298,7 @@ def _interval_minutes() -> float:
 @require_GET
 @permission_required(PERMISSION, raise_exception=True)
 def overview(request):
-    context = overview_context()
+    context = overview_context(user=request.user)
     context.update(title="Endpoint security overview", breadcrumbs=BREADCRUMBS)
     return render(request, "reports/overview.html", context)
 
@@ -284,7 +310,9 @@ def overview_live(request):
     now = timezone.now()
     if _unchanged(request, live.overview_version(now)):
         return _poll_response(HttpResponse(status=204))
-    return _poll_response(render(request, "reports/partials/overview_body.html", overview_context(now)))
+    return _poll_response(
+        render(request, "reports/partials/overview_body.html", overview_context(now, user=request.user))
+    )
 
 
 class _ReportListView(ObjectListView):
@@ -324,7 +352,10 @@ class _ReportListView(ObjectListView):
         filterset, qs = self.in_scope()
         table = self.table_class(qs, **self.table_kwargs())
         # the aggregates count the whole tenant: a person scoped to groups gets a count of their rows instead
-        known = self.known_count(filterset) if scope_group_ids(self.request.user) is None else None
+        whole_tenant = (
+            scope_group_ids(self.request.user) is None and scopetags.tag_scope(self.request.user) is None
+        )
+        known = self.known_count(filterset) if whole_tenant else None
         configure_table(self.request, table, per_page=self.per_page, known_count=known)
         ctx.update(
             table=table,
@@ -364,7 +395,8 @@ class IssueDeviceListView(_ReportListView):
 
     @cached_property
     def policy_choices(self):
-        return [(str(p.policy_id), p.name) for p in Policy.objects.only("policy_id", "name").order_by("name")]
+        policies = scopetags.visible(Policy.objects.all(), self.request.user)
+        return [(str(p.policy_id), p.name) for p in policies.only("policy_id", "name").order_by("name")]
 
     def filtered(self):
         filterset = ProblemFilterSet(
@@ -376,6 +408,8 @@ class IssueDeviceListView(_ReportListView):
         data = cleaned(filterset)
         statuses = [data["status"]] if data.get("status") else list(queries.PROBLEM_STATUSES)
         qs = queries.problem_rows_queryset(statuses)
+        if scopetags.tag_scope(self.request.user) is not None:  # only the policies the viewer's tags show
+            qs = qs.filter(policy__in=scopetags.visible(Policy.objects.all(), self.request.user))
         if data.get("policy"):
             qs = qs.filter(policy__policy_id=data["policy"])
         if data.get("os"):

@@ -1,4 +1,4 @@
-"""Who may GET each page of Tenant administration › Users and Roles (walked by tests/console/test_access.py)."""
+"""Who may GET each page of Tenant administration › Users, Roles and Scope tags (walked by tests/console/test_access.py)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,18 @@ def _assignment():
     }
 
 
+def _scope_tag():
+    from console.models import ScopeTag
+
+    return {"pk": ScopeTag.objects.get_or_create(name="Access probe tag")[0].pk}
+
+
+def _admin_group():
+    from console.models import AdminGroup
+
+    return {"pk": AdminGroup.objects.get_or_create(name="Access probe admins")[0].pk}
+
+
 ACCESS = {
     "users": (None, GA_ONLY),
     "user_create": (None, GA_ONLY),
@@ -48,4 +60,13 @@ ACCESS = {
     "role_delete": (_role, POST_ONLY),
     "assignment_create": (_role, POST_ONLY),
     "assignment_delete": (_assignment, POST_ONLY),
+    "admin_groups": (None, GA_ONLY),
+    "admin_group_create": (None, GA_ONLY),
+    "admin_group_detail": (_admin_group, GA_ONLY),
+    "admin_group_delete": (_admin_group, POST_ONLY),
+    # Scope tags sit with Roles (Intune: Tenant administration › Roles › Scope tags): Global Administrators only
+    "scope_tags": (None, GA_ONLY),
+    "scope_tag_create": (None, GA_ONLY),
+    "scope_tag_detail": (_scope_tag, GA_ONLY),
+    "scope_tag_delete": (_scope_tag, POST_ONLY),
 }

@@ -15,12 +15,14 @@ from typing import Any
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from console import rbac
-from console.models import RoleAssignment
+from console import rbac, scopetags, text
+from console.models import AdminGroup, RoleAssignment, ScopeTag
 
 from .common import (
     BOOL,
@@ -29,7 +31,6 @@ from .common import (
     NAME_PATTERN,
     NDATETIME,
     NSTRING,
-    SELECT,
     STRING,
     STRINGS,
     GraphAutoSchema,
@@ -43,6 +44,7 @@ from .common import (
     list_params,
     obj,
     parse_guid,
+    select_param,
     write_errors,
 )
 from .errors import GraphError
@@ -73,13 +75,16 @@ RESOURCE_ACTIONS: dict[str, str] = {
     "Tenant switches: Update": "Microsoft.Intune_Organization_Update",
     "API tokens: Manage": "Microsoft.Intune_ApiTokens_Manage",
 }
-DEFAULT_TAG = {
-    "@odata.type": f"{GRAPH}roleScopeTag",
-    "id": "0",
-    "displayName": "Default",
-    "description": "The scope tag of objects without one",
-    "isBuiltIn": True,
-}
+
+
+def scope_tag_json(tag: ScopeTag, expand=frozenset()) -> dict:
+    return {
+        "@odata.type": f"{GRAPH}roleScopeTag",
+        "id": tag.graph_id,
+        "displayName": tag.name,
+        "description": tag.description,
+        "isBuiltIn": tag.is_builtin,
+    }
 
 
 def user_guid(user) -> str:
@@ -92,6 +97,12 @@ def _user(raw: str):
     if user is None:
         raise GraphError(404, f"user with id '{str(raw)[:80]}' was not found.", "ResourceNotFound")
     return user
+
+
+def _admin_group(raw: str) -> AdminGroup | None:
+    """An admin group (security group of users) by its object id, or None (the id may be a user's)."""
+    parsed = parse_guid(raw)
+    return AdminGroup.objects.filter(group_id=parsed).first() if parsed else None
 
 
 def user_json(user, expand=frozenset()) -> dict:
@@ -137,11 +148,11 @@ def role_assignment_json(a: RoleAssignment, expand=frozenset()) -> dict:
         "id": str(a.assignment_id),
         "displayName": a.name,
         "description": a.description,
-        "members": [user_guid(u) for u in a.members.all()],
+        "members": [user_guid(u) for u in a.members.all()] + [str(g.group_id) for g in a.member_groups.all()],
         "resourceScopes": scopes,
         "scopeMembers": scopes,
         "scopeType": "resourceScope" if scopes else "allDevices",
-        "roleScopeTagIds": ["0"],
+        "roleScopeTagIds": scopetags.graph_ids_of(a),
         "roleDefinition": {"id": str(a.role.definition.role_id), "displayName": a.role.name},
     }
 
@@ -159,20 +170,38 @@ USER = obj(
     },
     description="user",
 )
+_PERSON_NAME = {"type": "string", "pattern": FREE_TEXT_PATTERN, "maxLength": 150}
+# Any JSON text the body parser keeps (console.untrusted_json): no NUL or control characters but tab and line breaks.
+_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_JSON_TEXT = {"type": "string", "pattern": rf"^[^{_CONTROLS}]*$"}
 USER_IN = obj(
     {
         "accountEnabled": BOOL,
-        "displayName": STRING,
-        "mailNickname": STRING,
-        "userPrincipalName": STRING,
-        "givenName": STRING,
-        "surname": STRING,
-        "mail": STRING,
-        "passwordProfile": obj({"password": STRING, "forceChangePasswordNextSignIn": BOOL}),
+        "displayName": _JSON_TEXT,
+        "mailNickname": _JSON_TEXT,
+        "userPrincipalName": {"type": "string", "pattern": NAME_PATTERN, "maxLength": 150},
+        "givenName": _PERSON_NAME,
+        "surname": _PERSON_NAME,
+        "mail": {"type": "string", "format": "email", "maxLength": 254},
+        "passwordProfile": obj(
+            {
+                # At least 12 characters, not only digits (pattern: contains a non-digit); a password that is
+                # common or too like the user's name is refused too (400), which a schema cannot state.
+                "password": {
+                    "type": "string",
+                    "minLength": 12,
+                    "pattern": rf"^[^{_CONTROLS}]*[^0-9{_CONTROLS}][^{_CONTROLS}]*$",
+                },
+                "forceChangePasswordNextSignIn": BOOL,
+            }
+        ),
     },
     required=["userPrincipalName"],
-    description="Without passwordProfile the answer carries a one-time invitationRedeemUrl",
+    description="Without passwordProfile the answer carries a one-time invitationRedeemUrl. A taken "
+    "userPrincipalName is 409.",
 )
+USER_PROPS = ["id", "displayName", "givenName", "surname", "mail", "userPrincipalName", "accountEnabled",
+              "signInActivity"]  # fmt: skip
 ROLE_DEFINITION = obj(
     {
         "@odata.type": STRING,
@@ -215,21 +244,47 @@ ROLE_ASSIGNMENT = obj(
 )
 _BIND_PATTERN = r"roleDefinitions\('?([0-9a-fA-F-]{32,36})'?\)|roleDefinitions/([0-9a-fA-F-]{32,36})"
 _GUIDS = {"type": "array", "items": {"type": "string", "pattern": GUID_PATTERN}}
+_TAG_IDS = {
+    "type": "array",
+    "items": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    "uniqueItems": True,
+    "description": 'Ids of roleScopeTags ("0" is Default); an unknown id is 404',
+}
 ROLE_ASSIGNMENT_IN = obj(
     {
         "displayName": {"type": "string", "pattern": NAME_PATTERN, "maxLength": 128},
         "description": {"type": "string", "pattern": FREE_TEXT_PATTERN, "maxLength": 500},
         "members": {**_GUIDS, "minItems": 1},
         "resourceScopes": _GUIDS,
-        "roleDefinition@odata.bind": {"type": "string", "pattern": _BIND_PATTERN},
+        "roleScopeTagIds": {**_TAG_IDS, "minItems": 1},
+        "roleDefinition@odata.bind": {
+            "type": "string",
+            "pattern": rf"^[^{_CONTROLS}]*(?:{_BIND_PATTERN})[^{_CONTROLS}]*$",
+        },
     },
     required=["displayName", "members", "roleDefinition@odata.bind"],
-    description="members: user ids; resourceScopes: device group ids (empty: all devices)",
+    description="members: user ids or admin group ids (security groups of users); resourceScopes: device group "
+    "ids (empty: all devices); roleScopeTagIds: scope tag ids (none: Default)",
 )
 SCOPE_TAG = obj(
     {"@odata.type": STRING, "id": STRING, "displayName": STRING, "description": STRING, "isBuiltIn": BOOL},
     description="roleScopeTag",
 )
+_TAG_WRITE = {
+    "displayName": {"type": "string", "pattern": NAME_PATTERN, "minLength": 1, "maxLength": 128},
+    "description": {"type": "string", "pattern": FREE_TEXT_PATTERN, "maxLength": 500},
+}
+SCOPE_TAG_IN = obj(
+    _TAG_WRITE, required=["displayName"], description="A custom scope tag; names are unique (409)"
+)
+SCOPE_TAG_PATCH = obj(_TAG_WRITE, description="The built-in Default tag (id 0) can't be changed (400)")
+TAG_FIELDS = {"displayName": "name", "isBuiltIn": bool_field(Q(is_builtin=True), "isBuiltIn")}
+
+
+def _props(schema: dict) -> list[str]:
+    """The properties $select may name (annotations such as @odata.type are always returned)."""
+    return [p for p in schema["properties"] if not p.startswith("@")]
+
 
 USER_FIELDS = {
     "userPrincipalName": "username",
@@ -257,12 +312,43 @@ def _context(request, version: str, path: str) -> str:
 
 
 def _text(body: Mapping[str, Any], key: str, default: str = "") -> str:
-    value = body.get(key, default)
-    if value is None:
+    """A text property: absent gives ``default``; null or another type is refused (the schema says string)."""
+    if key not in body:
         return default
+    value = body[key]
     if not isinstance(value, str):
         raise GraphError(400, f"{key} must be a string.")
     return value
+
+
+def _check_user_fields(body: Mapping[str, Any], profile: Mapping[str, Any]) -> None:
+    """What USER_IN states: types, lengths, characters and formats, each refused with its reason (400)."""
+    for key in ("displayName", "mailNickname", "userPrincipalName", "givenName", "surname", "mail"):
+        _text(body, key)
+    name = body.get("userPrincipalName")
+    if name is None:
+        raise GraphError(400, "userPrincipalName is required.")
+    if len(name) > 150:
+        raise GraphError(400, "userPrincipalName has at most 150 characters.")
+    for key in ("givenName", "surname"):
+        value = body.get(key)
+        if value is None:
+            continue
+        if len(value) > 150:
+            raise GraphError(400, f"{key} has at most 150 characters.")
+        message = text.problem(value, key, multiline=True)
+        if message:
+            raise GraphError(400, message)
+    if "mail" in body and body["mail"] is not None:
+        try:
+            validate_email(body["mail"])
+        except ValidationError:
+            raise GraphError(400, "mail must be an email address.") from None
+        if len(body["mail"]) > 254:
+            raise GraphError(400, "mail has at most 254 characters.")
+    password = profile.get("password")
+    if "password" in profile and not isinstance(password, str):
+        raise GraphError(400, "passwordProfile.password must be a string.")
 
 
 class UserList(PeopleView):
@@ -270,7 +356,7 @@ class UserList(PeopleView):
 
     @extend_schema(
         summary="The console's users",
-        parameters=list_params(USER_FIELDS, USER_ORDER),
+        parameters=list_params(USER_FIELDS, USER_ORDER, selectable=USER_PROPS),
         responses={200: OpenApiResponse(collection_of(USER)), **errors()},
         tags=["users"],
     )
@@ -282,23 +368,27 @@ class UserList(PeopleView):
             fields=USER_FIELDS,
             orderable=USER_ORDER,
             default_order=("username",),
+            selectable=set(USER_PROPS),
             context=_context(request, self.api_version, "users"),
         )
 
     @extend_schema(
         summary="Create a user (201); without passwordProfile, a one-time invitationRedeemUrl",
         request=json_request(USER_IN),
-        responses={201: OpenApiResponse(USER), **write_errors()},
+        responses={201: OpenApiResponse(USER), **write_errors(409)},
         tags=["users"],
     )
     def post(self, request):
         body = self.json_body(request)
-        profile = body.get("passwordProfile") or {}
+        profile = body.get("passwordProfile", {})
         if not isinstance(profile, dict):
             raise GraphError(400, "passwordProfile must be an object.")
         enabled = body.get("accountEnabled", True)
         if not isinstance(enabled, bool):
             raise GraphError(400, "accountEnabled must be true or false.")
+        if not isinstance(profile.get("forceChangePasswordNextSignIn", False), bool):
+            raise GraphError(400, "passwordProfile.forceChangePasswordNextSignIn must be true or false.")
+        _check_user_fields(body, profile)
         try:
             created = rbac.create_user(
                 username=_text(body, "userPrincipalName"),
@@ -309,6 +399,8 @@ class UserList(PeopleView):
             )
             if not enabled:
                 rbac.set_enabled(created.user, False)
+        except rbac.NameTaken as exc:
+            raise GraphError(409, str(exc), "Conflict") from None
         except rbac.RbacError as exc:
             raise GraphError(400, str(exc)) from None
         data = user_json(created.user)
@@ -323,7 +415,7 @@ class RoleDefinitionList(PeopleView):
 
     @extend_schema(
         summary="Built-in and custom Intune roles with their allowed resource actions",
-        parameters=list_params(ROLE_FIELDS, {"displayName": "name"}),
+        parameters=list_params(ROLE_FIELDS, {"displayName": "name"}, selectable=_props(ROLE_DEFINITION)),
         responses={200: OpenApiResponse(collection_of(ROLE_DEFINITION)), **errors()},
         tags=["roleDefinitions"],
     )
@@ -335,6 +427,7 @@ class RoleDefinitionList(PeopleView):
             fields=ROLE_FIELDS,
             orderable={"displayName": "name"},
             default_order=("-definition__is_builtin", "name"),
+            selectable=set(_props(ROLE_DEFINITION)),
             context=_context(request, "beta", "deviceManagement/roleDefinitions"),
         )
 
@@ -362,7 +455,9 @@ class RoleAssignmentList(PeopleView):
 
     @extend_schema(
         summary="Role assignments: a role, its members and its scope (device groups, or all devices)",
-        parameters=list_params(ASSIGNMENT_FIELDS, {"displayName": "name"}),
+        parameters=list_params(
+            ASSIGNMENT_FIELDS, {"displayName": "name"}, selectable=_props(ROLE_ASSIGNMENT)
+        ),
         responses={200: OpenApiResponse(collection_of(ROLE_ASSIGNMENT)), **errors()},
         tags=["roleAssignments"],
     )
@@ -378,6 +473,7 @@ class RoleAssignmentList(PeopleView):
             orderable={"displayName": "name"},
             default_order=("name",),
             context=_context(request, "beta", "deviceManagement/roleAssignments"),
+            selectable=set(_props(ROLE_ASSIGNMENT)),
         )
 
     @extend_schema(
@@ -389,17 +485,30 @@ class RoleAssignmentList(PeopleView):
     def post(self, request):
         body = self.json_body(request)
         role = _bound_role(body)
-        members = [_user(raw) for raw in _id_list(body, "members")]
+        members, member_groups = [], []
+        for raw in _id_list(body, "members"):
+            admin_group = _admin_group(raw)
+            if admin_group is not None:
+                member_groups.append(admin_group)
+            else:
+                members.append(_user(raw))
         # devices.Group through the registry: console sits below devices in the layers and does not import it
         groups = apps.get_model("devices", "Group").objects.filter(object_kind="device")
         scope = [get_by_guid(groups, "group_id", raw, "group") for raw in _id_list(body, "resourceScopes")]
+        tags = [_scope_tag(raw) for raw in _id_list(body, "roleScopeTagIds")]
+        if "roleScopeTagIds" in body and not tags:
+            raise GraphError(400, 'roleScopeTagIds needs at least one scope tag id ("0" is Default).')
+        if len(set(_id_list(body, "roleScopeTagIds"))) != len(tags):
+            raise GraphError(400, "roleScopeTagIds lists a scope tag twice.")
         try:
             a = rbac.create_assignment(
                 name=_text(body, "displayName"),
                 description=_text(body, "description"),
                 role=role,
                 members=members,
+                member_groups=member_groups,
                 scope_groups=scope,
+                scope_tags=tags,
             )
         except rbac.NameTaken as exc:
             raise GraphError(409, str(exc), "Conflict") from None
@@ -423,14 +532,12 @@ class RoleAssignmentDetail(PeopleView):
 
     @extend_schema(
         summary="One role assignment",
-        parameters=[SELECT],
+        parameters=[select_param(_props(ROLE_ASSIGNMENT))],
         responses={200: OpenApiResponse(ROLE_ASSIGNMENT), **errors()},
         tags=["roleAssignments"],
     )
     def get(self, request, assignment_id: str):
-        query = parse_query(
-            request.GET, fields={}, orderable={}, selectable=set(ROLE_ASSIGNMENT["properties"])
-        )
+        query = parse_query(request.GET, fields={}, orderable={}, selectable=set(_props(ROLE_ASSIGNMENT)))
         return Response(apply_select(role_assignment_json(self._get(assignment_id)), query.select))
 
     @extend_schema(
@@ -443,16 +550,113 @@ class RoleAssignmentDetail(PeopleView):
         return Response(status=204)
 
 
+def _scope_tag(raw: str) -> ScopeTag:
+    tag = scopetags.by_graph_id(str(raw))
+    if tag is None:
+        raise GraphError(404, f"roleScopeTag with id '{str(raw)[:80]}' was not found.", "ResourceNotFound")
+    return tag
+
+
+def _tag_text(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    name = body.get("displayName")
+    description = body.get("description")
+    if "displayName" in body and not isinstance(name, str):
+        raise GraphError(400, "displayName must be a string.")
+    if "description" in body and not isinstance(description, str):
+        raise GraphError(400, "description must be a string.")
+    return name, description
+
+
 class RoleScopeTagList(PeopleView):
-    required_perms = {"GET": "auth.view_group"}
+    required_perms = {"GET": "auth.view_group", "POST": "console.add_scopetag"}
 
     @extend_schema(
-        summary="Scope tags: the built-in Default tag (custom tags are not supported yet)",
+        summary="Scope tags: the built-in Default tag (id 0) and custom tags",
+        parameters=list_params(TAG_FIELDS, {"displayName": "name"}, selectable=_props(SCOPE_TAG)),
         responses={200: OpenApiResponse(collection_of(SCOPE_TAG)), **errors()},
         tags=["roleScopeTags"],
     )
     def get(self, request):
-        context = (
-            request.build_absolute_uri("/").rstrip("/") + "/beta/$metadata#deviceManagement/roleScopeTags"
+        return self.collection(
+            request,
+            scopetags.tags(),
+            scope_tag_json,
+            fields=TAG_FIELDS,
+            orderable={"displayName": "name"},
+            default_order=("-is_builtin", "name"),
+            selectable=set(_props(SCOPE_TAG)),
+            context=_context(request, "beta", "deviceManagement/roleScopeTags"),
         )
-        return Response({"@odata.context": context, "value": [DEFAULT_TAG]})
+
+    @extend_schema(
+        summary="Create a scope tag (201)",
+        request=json_request(SCOPE_TAG_IN),
+        responses={201: OpenApiResponse(SCOPE_TAG), **write_errors(409)},
+        tags=["roleScopeTags"],
+    )
+    def post(self, request):
+        name, description = _tag_text(self.json_body(request))
+        try:
+            tag = scopetags.create_tag(name=name or "", description=description or "")
+        except scopetags.ScopeTagNameTaken as exc:
+            raise GraphError(409, str(exc), "Conflict") from None
+        except scopetags.ScopeTagError as exc:
+            raise GraphError(400, str(exc)) from None
+        data = scope_tag_json(tag)
+        location = request.build_absolute_uri(f"{request.path.rstrip('/')}/{data['id']}")
+        return Response(data, status=201, headers={"Location": location})
+
+
+class RoleScopeTagDetail(PeopleView):
+    required_perms = {
+        "GET": "auth.view_group",
+        "PATCH": "console.change_scopetag",
+        "DELETE": "console.delete_scopetag",
+    }
+
+    @extend_schema(
+        summary="One scope tag",
+        parameters=[select_param(_props(SCOPE_TAG))],
+        responses={200: OpenApiResponse(SCOPE_TAG), **errors()},
+        tags=["roleScopeTags"],
+    )
+    def get(self, request, tag_id: str):
+        query = parse_query(request.GET, fields={}, orderable={}, selectable=set(_props(SCOPE_TAG)))
+        return Response(apply_select(scope_tag_json(_scope_tag(tag_id)), query.select))
+
+    @extend_schema(
+        summary="Rename or describe a custom scope tag (the Default tag is built in: 400)",
+        request=json_request(SCOPE_TAG_PATCH),
+        responses={200: OpenApiResponse(SCOPE_TAG), **write_errors(409)},
+        tags=["roleScopeTags"],
+    )
+    def patch(self, request, tag_id: str):
+        body = self.json_body(request)
+        tag = _scope_tag(tag_id)
+        name, description = _tag_text(body)
+        try:
+            tag = scopetags.update_tag(
+                tag,
+                name=tag.name if name is None else name,
+                description=tag.description if description is None else description,
+            )
+        except scopetags.ScopeTagNameTaken as exc:
+            raise GraphError(409, str(exc), "Conflict") from None
+        except scopetags.ScopeTagError as exc:
+            raise GraphError(400, str(exc)) from None
+        return Response(scope_tag_json(tag))
+
+    @extend_schema(
+        summary="Delete a custom scope tag (409 while a policy, group or role assignment still carries it)",
+        responses={204: OpenApiResponse(description="Deleted"), **errors(409)},
+        tags=["roleScopeTags"],
+    )
+    def delete(self, request, tag_id: str):
+        tag = _scope_tag(tag_id)
+        if tag.is_builtin:
+            raise GraphError(400, "The built-in Default scope tag can't be deleted.")
+        try:
+            scopetags.delete_tag(tag)
+        except scopetags.ScopeTagError as exc:
+            raise GraphError(409, str(exc), "Conflict") from None
+        return Response(status=204)

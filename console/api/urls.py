@@ -93,6 +93,7 @@ def _beta_only() -> list:
             "beta/deviceManagement/roleAssignments/<str:assignment_id>", people.RoleAssignmentDetail.as_view()
         ),
         path("beta/deviceManagement/roleScopeTags", people.RoleScopeTagList.as_view()),
+        path("beta/deviceManagement/roleScopeTags/<str:tag_id>", people.RoleScopeTagDetail.as_view()),
     ]
     for name, view in reports.VIEWS.items():
         patterns.append(path(f"beta/deviceManagement/reports/{name}", view.as_view()))

@@ -17,8 +17,14 @@ from rest_framework.views import APIView
 
 from console.audit import Actor, _current
 from console.models import AuditEvent
+from console.tokens import token_permissions
 
-from .auth import GraphTokenAuthentication, HasRolePermission, TenantReadThrottle, TenantWriteThrottle
+from .auth import (
+    GraphTokenAuthentication,
+    HasRolePermission,
+    TenantReadThrottle,
+    TenantWriteThrottle,
+)
 from .errors import GraphError, graph_error_response
 from .odata import apply_select, next_link, parse_query
 from .parsers import MAX_BODY, UntrustedJSONParser
@@ -75,6 +81,14 @@ class GraphView(APIView):
             _current.reset(token)
             self._audit_token = None
         return super().finalize_response(request, response, *args, **kwargs)
+
+    def require_perm(self, request, perm: str, message: str) -> None:
+        """A check beyond the method's own (e.g. Assign when a body carries assignments): 403 without it."""
+        granted = getattr(request, "_token_perms", None)
+        if granted is None:
+            granted = request._token_perms = token_permissions(request.auth)
+        if perm not in granted:
+            raise GraphError(403, message)
 
     def json_body(self, request) -> dict:
         """The body as a JSON object (UntrustedJSONParser has already refused deep, huge or unstorable ones)."""

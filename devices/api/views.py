@@ -61,7 +61,7 @@ from devices import membership, services
 from devices.checkins import request_policy_sync
 from devices.forms import GroupForm
 from devices.models import ENTRA_OS_TYPE, ENTRA_TRUST_TYPE, Device, Group, JoinType, ManagedBy
-from devices.scope import scoped
+from devices.scope import scoped, visible_groups
 
 GRAPH = "#microsoft.graph."
 NO_DEVICE = "00000000-0000-0000-0000-000000000000"
@@ -399,8 +399,13 @@ def _device(raw: str, what: str = "device", request=None) -> Device:
     return get_by_guid(_devices(request), "entra_object_id", raw, what)
 
 
+def _groups():
+    """Groups the token's owner sees through their scope tags (console.scopetags); another is a 404."""
+    return visible_groups(audit.current_actor().user)
+
+
 def _group(raw: str) -> Group:
-    return get_by_guid(Group.objects.all(), "group_id", raw, "group")
+    return get_by_guid(_groups(), "group_id", raw, "group")
 
 
 _SEARCH_CLAUSE = re.compile(r'"\s*(\w+)\s*:\s*([^"]*)"')
@@ -721,7 +726,7 @@ class GroupList(VersionedView):
         return _directory_collection(
             self,
             request,
-            Group.objects.all(),
+            _groups(),
             group_json,
             GROUP_FIELDS,
             GROUP_ORDER,
@@ -768,7 +773,7 @@ class GroupCount(VersionedView):
         require_eventual_consistency(request, "$count")
         query = parse_query(request.GET, fields=GROUP_FIELDS, orderable={})
         try:
-            count = Group.objects.filter(query.filter).count()
+            count = _groups().filter(query.filter).count()
         except (ValidationError, ValueError, TypeError, FieldError, DataError) as exc:
             raise GraphError(
                 400, f"Invalid $filter: a value does not fit its property ({exc}"[:200] + ")."

@@ -29,6 +29,13 @@ from policies.graph import (
 
 NAME_MAX = 200
 DESCRIPTION_MAX = 1500
+SCOPE_TAG_IDS = {
+    "type": "array",
+    "items": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    "minItems": 1,
+    "uniqueItems": True,
+    "description": 'Ids of /deviceManagement/roleScopeTags ("0" is Default); an unknown id is 404',
+}
 # Safe subsets of the values policies.validation checks with code, by setting id suffix.
 _TEXT_PATTERNS = {
     "_excludedextensions": r"^\.?[A-Za-z0-9]{1,8}$",
@@ -186,7 +193,7 @@ def policy_create_schema(catalog: Catalog, assignments: dict[str, Any]) -> dict[
                         "type": "string",
                         "enum": sorted({"mdm,microsoftSense", profile.technologies}),
                     },
-                    "roleScopeTagIds": {"type": "array", "items": _const("0"), "minItems": 1, "maxItems": 1},
+                    "roleScopeTagIds": SCOPE_TAG_IDS,
                     "templateReference": _template_reference(profile),
                     "settings": _settings(profile),
                     "assignments": assignments,
@@ -212,7 +219,7 @@ def policy_update_schema(catalog: Catalog, assignments: dict[str, Any], *, repla
         {
             "name": name_text(NAME_MAX),
             "description": nullable(free_text(DESCRIPTION_MAX)),
-            "roleScopeTagIds": {"type": "array", "items": _const("0"), "minItems": 1, "maxItems": 1},
+            "roleScopeTagIds": SCOPE_TAG_IDS,
             "settings": {"type": "array", "items": setting_schema(unique)},
             "assignments": assignments,
         },

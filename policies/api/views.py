@@ -6,6 +6,7 @@ these views only translate Graph JSON to the services' arguments and back (graph
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.db.models import Exists, OuterRef, Q
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
+from console import audit, scopetags
 from console.api.common import (
     BOOL,
     COUNT,
@@ -79,6 +81,7 @@ CONFLICT = {
 PLATFORM_ENUM = ("none", "android", "iOS", "macOS", "windows10X", "windows10", "linux", "unknownFutureValue",
                  "androidEnterprise", "aosp", "visionOS", "tvOS")  # fmt: skip
 
+TAG_ID = re.compile(r"[0-9]{1,18}")
 # Properties a client may send back unchanged (a GET body, an export); the server owns them.
 READ_ONLY = {
     "id",
@@ -231,7 +234,10 @@ ASSIGN_OUT = obj({"value": {"type": "array", "items": ASSIGNMENT}}, required=["v
 
 def policies():
     include = PolicyAssignment.objects.filter(policy=OuterRef("pk"), intent=PolicyAssignment.Intent.INCLUDE)
-    return Policy.objects.annotate(is_assigned=Exists(include))
+    # What the token's owner sees through their scope tags (console.scopetags); another policy is a 404.
+    return scopetags.visible(Policy.objects.all(), audit.current_actor().user).annotate(
+        is_assigned=Exists(include)
+    )
 
 
 def policy_json(policy: Policy, expand: set[str] = frozenset()) -> dict[str, Any]:
@@ -249,7 +255,7 @@ def policy_json(policy: Policy, expand: set[str] = frozenset()) -> dict[str, Any
         "lastModifiedDateTime": iso(policy.updated_at),
         "settingCount": len(policy.settings or []),
         "creationSource": None,
-        "roleScopeTagIds": list(policy.role_scope_tag_ids or ["0"]),
+        "roleScopeTagIds": scopetags.graph_ids_of(policy),
         "isAssigned": bool(is_assigned),
         "templateReference": exports.template_reference(profile),
         "priorityMetaData": None,
@@ -319,9 +325,28 @@ def _check_keys(body: Mapping[str, Any]) -> None:
                 f"Property '{str(key)[:80]}' does not exist on type "
                 "'microsoft.graph.deviceManagementConfigurationPolicy'.",
             )
-    tags = body.get("roleScopeTagIds")
-    if tags is not None and tags != ["0"]:
-        raise GraphError(400, 'Scope tags aren\'t supported by this console: roleScopeTagIds must be ["0"].')
+    _scope_tags_of(body)
+
+
+def _scope_tags_of(body: Mapping[str, Any]) -> list | None:
+    """roleScopeTagIds as scope tags (None when not sent): ids of /roleScopeTags, "0" is Default; an unknown id
+    is 404, as an unknown group is."""
+    raw = body.get("roleScopeTagIds")
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not all(isinstance(v, str) and TAG_ID.fullmatch(v) for v in raw):
+        raise GraphError(400, 'roleScopeTagIds must be a list of scope tag ids (digits; "0" is Default).')
+    if not raw:
+        raise GraphError(400, 'roleScopeTagIds needs at least one scope tag id ("0" is Default).')
+    if len(set(raw)) != len(raw):
+        raise GraphError(400, "roleScopeTagIds lists a scope tag twice.")
+    found = []
+    for graph_id in raw:
+        tag = scopetags.by_graph_id(graph_id)
+        if tag is None:
+            raise GraphError(404, f"The scope tag '{graph_id}' was not found.", "ResourceNotFound")
+        found.append(tag)
+    return found
 
 
 def _check_same_profile(policy: Policy, body: Mapping[str, Any]) -> None:
@@ -434,6 +459,8 @@ class PolicyList(PolicyView):
         body = self.json_body(request)
         _check_keys(body)
         with_assignments = body.get("assignments") is not None
+        if with_assignments and body["assignments"]:
+            self.require_perm(request, services.ASSIGN_PERM, services.NO_ASSIGN)
         decoded = exports.decode_document(body, with_assignments=with_assignments)
         if decoded.problems:
             raise _problems_error(decoded.problems)
@@ -447,6 +474,7 @@ class PolicyList(PolicyView):
                 decoded.values,
                 decoded.assignments if with_assignments else None,
                 references=references,
+                scope_tags=_scope_tags_of(body),
             )
         except services.PolicyError as exc:
             raise policy_error(exc) from None
@@ -493,15 +521,18 @@ class PolicyDetail(PolicyView):
         body = self.json_body(request)
         policy = _policy(policy_id)
         _check_keys(body)
+        tags = _scope_tags_of(body)
         _check_same_profile(policy, body)
+        if body.get("assignments") is not None:
+            self.require_perm(request, services.ASSIGN_PERM, services.NO_ASSIGN)
         try:
             with transaction.atomic():
-                if replace or "name" in body or "description" in body:
+                if replace or "name" in body or "description" in body or tags is not None:
                     name = body.get("name") if replace else body.get("name", policy.name)
                     description = (
                         body.get("description") if replace else body.get("description", policy.description)
                     )
-                    policy = services.update_basics(policy, name, description or "")
+                    policy = services.update_basics(policy, name, description or "", scope_tags=tags)
                 if replace or "settings" in body:
                     raw = body.get("settings") or []
                     policy = services.update_settings(
@@ -601,7 +632,7 @@ class PolicySettingDetail(PolicyView):
 
 
 class PolicyAssign(PolicyView):
-    required_perms = {"POST": "policies.change_policy"}
+    required_perms = {"POST": services.ASSIGN_PERM}
 
     @extend_schema(
         summary="Replace the whole assignment set (send [] to unassign); device groups only",

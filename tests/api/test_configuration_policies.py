@@ -80,7 +80,9 @@ def test_settings_of_another_profile_are_refused_with_the_setting_named(ga_api):
         ({"templateReference": {"templateId": "nope_1"}}, "isn't one of the endpoint security templates"),
         ({"settings": [integer(CPU_LOAD, 1000)]}, CPU_LOAD),
         ({"settings": "all"}, "list"),
-        ({"roleScopeTagIds": ["7"]}, "Scope tags"),
+        ({"roleScopeTagIds": ["0", "0"]}, "lists a scope tag twice"),
+        ({"roleScopeTagIds": []}, "at least one scope tag"),
+        ({"roleScopeTagIds": ["Default"]}, "scope tag ids"),
         ({"bogus": 1}, "bogus"),
     ],
 )

@@ -28,6 +28,12 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 EXAMPLES = 8  # positive and negative cases, drawn together
 # Every refusal is in the schema. The one rule JSON Schema cannot state (each settingDefinitionId at most once in a
 # settings array) is answered with the operation's documented 409 response, not filtered out here.
+# A password's quality rules beyond length and "not only digits" (Django's common-password list and its similarity
+# to the user's name) cannot be stated in a schema either; POST /users refuses such a password with Django's text.
+INEXPRESSIBLE = (
+    "This password is too common.",
+    "The password is too similar to the",
+)
 MDE_RULE = '(device.managementType -eq "MicrosoftSense")'
 
 
@@ -54,6 +60,9 @@ def live_api(transactional_db, live_server, global_admin, make_device, make_grou
         name="Fuzzed filter", rule='(device.deviceName -startsWith "WS")'
     )
     secret = create_token(name="fuzz", owner=global_admin, role=GLOBAL_ADMIN)[1]
+    from console import scopetags
+
+    tag = scopetags.create_tag(name="Fuzzed tag")
     # Real objects behind every path parameter, so that generated requests reach the code behind the lookup
     # (unknown ids answering 404 are covered by the other API tests).
     path_parameters = {
@@ -64,6 +73,7 @@ def live_api(transactional_db, live_server, global_admin, make_device, make_grou
         "group_id": str(assigned.group_id),
         "setting_id": "0",
         "filter_id": str(assignment_filter.filter_id),
+        "tag_id": str(tag.pk),
         "assignment_id": f"{policy.policy_id}_{group.group_id}",
     }
     return (
@@ -116,12 +126,9 @@ def test_no_operation_answers_5xx_or_breaks_its_schema(live_api, client):
         positive_data_acceptance,
         negative_data_rejection,
     ]
-    # The people-and-roles endpoints (issue 13) do not yet state every rule they enforce in the schema ($select
-    # names, user fields): they get the 5xx and conformance checks; the ST2xx pair is open work there.
-    people = ("/users", "/roleDefinitions", "/roleAssignments", "/roleScopeTags")
     # An assignment filter's rule is a grammar (nested parentheses) and its name must be unique: JSON Schema can
     # state neither, so a schema-valid body may still be refused with the rule's column or 409 (ST2xx left out).
-    people += ("/assignmentFilters",)
+    conformance_only = ("/assignmentFilters",)
     conformance = checks[:4]
     failures: list[str] = []
     operations = 0
@@ -150,10 +157,12 @@ def test_no_operation_answers_5xx_or_breaks_its_schema(live_api, client):
             case.headers = {**(case.headers or {}), **headers}
             response = case.call(base_url=base_url, timeout=10)
             try:
-                wanted_checks = conformance if any(p in case.operation.path for p in people) else checks
-                case.validate_response(response, checks=wanted_checks)
+                chosen = conformance if any(p in case.operation.path for p in conformance_only) else checks
+                case.validate_response(response, checks=chosen)
             # Collect every operation's problem, then fail once (schemathesis raises a BaseExceptionGroup).
             except (Exception, BaseExceptionGroup) as exc:
+                if any(marker in response.text for marker in INEXPRESSIBLE):
+                    return
                 failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {exc}"[:800])
 
         run()

@@ -19,17 +19,19 @@ pytestmark = pytest.mark.django_db
 # counts (MDE devices per OS, enrollment groups, devices with problems) are cached per version, so a warm render
 # is three fewer. A live poll that finds nothing changed is the overhead plus the version check; one that finds a
 # change renders the region.
-# Pages that show devices spend one query more on the person's role-assignment scope (devices.scope).
+# Pages that show devices spend one query more on the person's role-assignment scope (devices.scope); so does the
+# overview, whose charts are the viewer's (one query tells a whole-tenant viewer, who keeps the cached aggregates).
 BUDGETS = {
-    "overview": 15,
+    "overview": 16,
     "overview_live_unchanged": 6,
-    "overview_live_changed": 17,
-    "monitor": 10,
-    "monitor_live_unchanged": 6,
-    "monitor_live_changed": 10,
+    "overview_live_changed": 18,
+    # A policy's pages spend one query on the viewer's scope tags (console.scopetags: a hidden policy is a 404).
+    "monitor": 11,
+    "monitor_live_unchanged": 7,
+    "monitor_live_changed": 11,
     "view_report": 10,
     "view_report_filtered": 10,
-    "per_setting": 9,  # + the policy's device count: unreported devices are Pending for every setting
+    "per_setting": 10,  # + the scope tags; + the policy's device count: unreported devices are Pending for every setting
     "drill_in": 12,  # + the role-assignment scope
     "setting": 11,
     "issues": 10,
