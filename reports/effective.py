@@ -371,8 +371,9 @@ def overridden_devices(policy_id: int, setting_key: str) -> dict[int, str]:
     )
 
 
-def policy_device_overrides(policy_id: int) -> dict[int, list[str]]:
-    """{device id: [source labels]} of the devices where a setting this policy delivered is overridden."""
+def policy_device_overrides(policy_id: int, device_ids=None) -> dict[int, list[str]]:
+    """{device id: [source labels]} of the devices (of ``device_ids``, e.g. one page) where a setting this policy
+    delivered is overridden."""
     succeeded = DeviceSettingStatus.objects.filter(
         policy_id=policy_id,
         device_id=OuterRef("device_id"),
@@ -380,11 +381,9 @@ def policy_device_overrides(policy_id: int) -> dict[int, list[str]]:
         status="succeeded",
     )
     out: dict[int, set[str]] = defaultdict(set)
-    for device_id, source in (
-        DeviceEffectiveSetting.objects.filter(intent=Intent.DIFFERS)
-        .exclude(configured_by=OUR_SOURCE)
-        .filter(Exists(succeeded))
-        .values_list("device_id", "configured_by")
-    ):
+    rows = DeviceEffectiveSetting.objects.filter(intent=Intent.DIFFERS).exclude(configured_by=OUR_SOURCE)
+    if device_ids is not None:
+        rows = rows.filter(device_id__in=list(device_ids))
+    for device_id, source in rows.filter(Exists(succeeded)).values_list("device_id", "configured_by"):
         out[device_id].add(source)
     return {d: sorted(source_label(s) for s in sources) for d, sources in out.items()}

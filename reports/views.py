@@ -566,7 +566,11 @@ class PolicyDeviceListView(_ReportListView):
         return queries.policy_device_total(self.policy, self.filters)
 
     def table_kwargs(self) -> dict[str, Any]:
-        return {"policy": self.policy, "overrides": effective.policy_device_overrides(self.policy.pk)}
+        policy_id = self.policy.pk
+        return {
+            "policy": self.policy,
+            "overrides_for": lambda ids: effective.policy_device_overrides(policy_id, ids),
+        }
 
     export_columns = [
         ("Device name", lambda r: r.device.display_name),
