@@ -743,7 +743,17 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
     state_text = ""
     stored = channel.stored_state(device)
     if stored:
-        state_text = agent.format_mp_preference(agent.AgentState.from_dict(stored))
+        state = agent.AgentState.from_dict(stored)
+        others = sources.sources_for(device) if channel.reports_effective(device) else sources.NO_SOURCES
+        effective = None
+        if others is not sources.NO_SOURCES:  # Get-MpPreference shows what wins, from the same function
+            effective = agent.effective_entries(
+                state,
+                others.attempts,
+                local_overrides=others.local_overrides,
+                ours="mdm" if channel.channel_of(device) == "intune" else "mde",
+            )
+        state_text = agent.format_mp_preference(state, effective=effective)
     sync = sync_state(device)
     refusal = channel.policy_sync_refusal(device)
     history = list(CheckinRecord.objects.filter(device_id=device.pk)[:10])

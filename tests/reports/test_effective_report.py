@@ -139,3 +139,12 @@ def test_the_device_tab_filters_by_source_and_mismatch(fleet, ga_client):
     assert ga_client.get(url, {"mismatches": "1"}).context["entries"] == []
     bad = ga_client.get(url, {"source": "sccm"})
     assert bad.status_code == 200 and "There is no source" in html.unescape(bad.content.decode())
+
+
+def test_get_mppreference_on_the_device_panel_shows_the_effective_values(fleet, ga_client):
+    panel = ga_client.get(reverse("checkins:device_panel", args=[fleet["w1"].pk])).content.decode()
+    block = panel.split('data-testid="mp-preference"', 1)[1].split("</pre>", 1)[0]
+    assert "C:\\dev" in html.unescape(block)  # the local exclusion merges: Get-MpPreference lists it
+    servers = ga_client.get(reverse("checkins:device_panel", args=[fleet["s1"].pk])).content.decode()
+    block = servers.split('data-testid="mp-preference"', 1)[1].split("</pre>", 1)[0]
+    assert "AttackSurfaceReductionRules_Actions" in block and ": {2}" in block  # the domain GPO's Audit
