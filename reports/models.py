@@ -241,11 +241,12 @@ class DeviceEffectiveSetting(models.Model):
             models.Index(
                 fields=["setting_key", "entry", "intent", "configured_by"], name="des_setting_intent_idx"
             ),
-            # "Overridden by …" on the policy reports starts from the (few) entries whose intent differs.
+            # "Overridden by …" on the policy reports starts from the (few) entries another source wins against
+            # the policies' intent (the query filters with the same condition, so the planner uses this index).
             models.Index(
                 fields=["setting_key", "device"],
-                name="des_differs_idx",
-                condition=models.Q(intent="differs"),
+                name="des_overridden_idx",
+                condition=models.Q(intent="differs") & ~models.Q(configured_by="intune"),
             ),
         ]
 

@@ -260,3 +260,37 @@ def test_a_mac_cannot_report_effective_settings():
     )
     assert response.status_code == 400
     assert "Windows devices only" in response.json()["error"]["message"]
+
+
+def test_an_ou_gpo_beats_a_domain_gpo_and_a_configmgr_baseline_reaches_only_configmgr_clients():
+    from devices.models import ConfigMgrBaseline
+    from devices.sources import load_sources
+
+    ou = "OU=Web,OU=Servers,DC=contoso,DC=com"
+    client = f.device("WEB-1", os="windows_server", ad_domain="contoso.com", ad_ou=ou, configmgr_client=True)
+    other = f.device(
+        "WEB-2", os="windows_server", ad_domain="contoso.com", ad_ou="OU=Desktops,DC=contoso,DC=com"
+    )
+    GroupPolicyObject.objects.create(
+        name="Domain", settings={f.PUA: 0}, link_domain="contoso.com", link_order=1
+    )
+    GroupPolicyObject.objects.create(name="Servers OU", settings={f.PUA: 2}, link_ou="OU=Servers,DC=contoso,DC=com",
+                                     link_order=5)  # fmt: skip
+    ConfigMgrBaseline.objects.create(name="CM", settings={f.SCRIPT_SCANNING: 0})
+
+    found = load_sources([client, other])
+
+    from devices.precedence import resolve
+
+    client_entries = {
+        e.setting_id: e
+        for e in resolve(found[client.pk].attempts, tamper_protection=False, tamper_protected=())
+    }
+    assert (client_entries[f.PUA].value, client_entries[f.PUA].other_attempts[0].name) == (2, "Domain")
+    assert client_entries[f.SCRIPT_SCANNING].configured_by == "configmgr"
+    other_entries = {
+        e.setting_id: e
+        for e in resolve(found[other.pk].attempts, tamper_protection=False, tamper_protected=())
+    }
+    assert other_entries[f.PUA].value == 0  # only the domain GPO reaches it
+    assert f.SCRIPT_SCANNING not in other_entries  # not a ConfigMgr client
