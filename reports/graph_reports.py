@@ -24,8 +24,10 @@ from devices.models import Device
 from devices.scope import ALL_DEVICES, device_filter
 from policies.catalog import get_catalog
 from reports.models import (
+    DeviceEffectiveSetting,
     DevicePolicyStatus,
     DeviceSettingStatus,
+    Intent,
     PolicySettingStatusCount,
     PolicyStatusCount,
     Status,
@@ -315,6 +317,59 @@ def _value_text(value: object) -> str:
     if isinstance(value, list):
         return "; ".join(str(v) for v in value)
     return str(value)
+
+
+# Effective settings (issue 15): a console extension, not a Graph report. One row per device and effective entry.
+EXTENSION_REPORTS = {"getEffectiveSettingsReport"}
+EXTENSION_DESCRIPTION = (
+    "This console's extension (not in Microsoft Graph): the effective settings of Windows devices - per "
+    "Defender Antivirus setting, ASR rule and exclusion entry, the value the device enforces, the source that "
+    "configured it, this console's intended value and whether they match."
+)
+
+
+def _effective_rows():
+    return DeviceEffectiveSetting.objects.select_related("device")
+
+
+def _attempts_text(row) -> str:
+    return "; ".join(
+        f"{a.get('source', '')}{' (' + a['name'] + ')' if a.get('name') else ''}: {_value_text(a.get('value'))}"
+        for a in row.other_attempts or []
+    )
+
+
+def _intent_filter(lookup: str, value: object) -> Q:
+    if lookup != "exact" or not isinstance(value, (bool, str)):
+        raise GraphError(400, "Invalid filter: MatchesIntent is compared with eq true or eq false.")
+    wanted = value if isinstance(value, bool) else value.strip().lower() == "true"
+    return Q(intent=Intent.MATCHES) if wanted else Q(intent=Intent.DIFFERS)
+
+
+EFFECTIVE_COLUMNS = (
+    Column("IntuneDeviceId", "String", lambda r: str(r.device.managed_device_id), guid_field("device__managed_device_id", "IntuneDeviceId")),
+    Column("DeviceId", "String", lambda r: str(r.device.device_id), guid_field("device__device_id", "DeviceId")),
+    Column("DeviceName", "String", lambda r: r.device.display_name, "device__display_name", "device__display_name"),
+    Column("SettingDefinitionId", "String", lambda r: r.setting_key, "setting_key", "setting_key"),
+    Column("SettingName", "String", lambda r: _setting_name(r.setting_key)),
+    Column("Entry", "String", lambda r: r.entry, "entry", "entry"),
+    Column("EffectiveValue", "String", lambda r: _value_text(r.value)),
+    Column("ConfiguredBy", "String", lambda r: r.configured_by, "configured_by", "configured_by"),
+    Column("IntendedValue", "String", lambda r: _value_text(r.intended_value)),
+    Column("MatchesIntent", "Boolean", lambda r: None if r.intent == Intent.NONE else r.intent == Intent.MATCHES, _intent_filter),
+    Column("OtherAttempts", "String", _attempts_text),
+    Column("LastChangeDateTimeUtc", "DateTime", lambda r: _dt(r.changed_at), None, "changed_at"),
+)  # fmt: skip
+REPORTS["getEffectiveSettingsReport"] = Report(
+    "getEffectiveSettingsReport",
+    "Effective settings of Windows devices, entry by entry (console extension)",
+    _effective_rows,
+    EFFECTIVE_COLUMNS,
+    ("DeviceName", "IntuneDeviceId", "SettingDefinitionId", "SettingName", "Entry", "EffectiveValue", "ConfiguredBy",
+     "IntendedValue", "MatchesIntent", "OtherAttempts"),
+    search=("device__display_name", "setting_key", "entry"),
+    default_order=("device__display_name", "setting_key", "entry", "pk"),
+)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ request

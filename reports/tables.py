@@ -102,13 +102,24 @@ class PolicyDeviceTable(FastRows, tables.Table):
         attrs = {"class": "grid", "id": "policy-device-table"}
         order_by = ("device",)
 
-    def __init__(self, *args, policy=None, **kwargs):
+    def __init__(self, *args, policy=None, overrides_for=None, **kwargs):
         self.policy = policy
+        # device ids -> {device id: [source labels]} where a setting this policy delivered is overridden by another
+        # source; asked once, for the devices of the page
+        self.overrides_for = overrides_for
+        self._overrides: dict | None = None
         super().__init__(*args, **kwargs)
         # One reverse() per page instead of one per row: the drill-in URL ends with "<device pk>/".
         self._drill = reverse(
             "reports:policy_device_settings", kwargs={"policy_id": policy.policy_id, "device_pk": 0}
         ).removesuffix("0/")
+
+    @property
+    def overrides(self) -> dict:
+        if self._overrides is None:
+            ids = [row.record.device_id for row in self.paginated_rows]
+            self._overrides = self.overrides_for(ids) if self.overrides_for and ids else {}
+        return self._overrides
 
     def row_attrs_for(self, record):
         return {"data-device": record.device.display_name, "data-status": record.status}
@@ -117,7 +128,12 @@ class PolicyDeviceTable(FastRows, tables.Table):
         return link_cell(f"{self._drill}{record.device_id}/", record.device.display_name, "rowlink")
 
     def cell_status(self, record):
-        return status_cell(record.status)
+        cell = status_cell(record.status)
+        sources = self.overrides.get(record.device_id) if self.overrides else None
+        if sources and record.status == "succeeded":
+            labels = ", ".join(escape(label) for label in sources)
+            cell += f'<div class="overridden small" data-overridden="1">Overridden by {labels}</div>'
+        return cell
 
     def cell_settings(self, record):
         return setting_bar(record)

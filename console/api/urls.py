@@ -56,6 +56,7 @@ def _both(version: str) -> list:
 
 def _beta_only() -> list:
     patterns = [
+        path(f"beta/{DEVICE}/effectiveSettings", devices.ManagedDeviceEffectiveSettings.as_view()),
         path("beta/deviceManagement/configurationPolicies", policies.PolicyList.as_view()),
         path(f"beta/{POLICY}", policies.PolicyDetail.as_view()),
         path(f"beta/{POLICY}/settings", policies.PolicySettings.as_view()),

@@ -60,8 +60,10 @@ from console.api.views import CountNegotiation, GraphView
 from devices import membership, services
 from devices.checkins import request_policy_sync
 from devices.forms import GroupForm
-from devices.models import ENTRA_OS_TYPE, ENTRA_TRUST_TYPE, Device, Group, JoinType, ManagedBy
+from devices.models import ENTRA_OS_TYPE, ENTRA_TRUST_TYPE, ConfigSource, Device, Group, JoinType, ManagedBy
 from devices.scope import scoped, visible_groups
+from reports import effective as effective_reads
+from reports.models import DeviceEffectiveSetting
 
 GRAPH = "#microsoft.graph."
 NO_DEVICE = "00000000-0000-0000-0000-000000000000"
@@ -894,3 +896,83 @@ class GroupMemberRemove(VersionedView):
                 404, f"{device.display_name} is not a member of {group.name}.", "ResourceNotFound"
             )
         return Response(status=204)
+
+
+# Effective settings of one device (issue 15): a console extension, not in Microsoft Graph.
+
+_SOURCE = {"type": "string", "enum": list(ConfigSource.values)}
+EFFECTIVE_SETTING = obj(
+    {
+        "settingDefinitionId": STRING,
+        "displayName": STRING,
+        "entry": {"type": "string", "description": "The exclusion entry; empty for a setting or an ASR rule"},
+        "effectiveValue": NSTRING,
+        "configuredBy": _SOURCE,
+        "intendedValue": NSTRING,
+        "matchesIntent": nullable(BOOL),
+        "otherAttempts": {
+            "type": "array",
+            "items": obj(
+                {"source": _SOURCE, "value": NSTRING, "name": STRING}, required=["source", "value", "name"]
+            ),
+        },
+        "lastChangeDateTime": DATETIME,
+    },
+    required=[
+        "settingDefinitionId", "displayName", "entry", "effectiveValue", "configuredBy", "intendedValue",
+        "matchesIntent", "otherAttempts", "lastChangeDateTime",
+    ],
+    description="effectiveSetting (console extension)",
+)  # fmt: skip
+
+
+def _flat_text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value)
+    return str(value)
+
+
+def effective_setting_json(row) -> dict[str, Any]:
+    return {
+        "settingDefinitionId": row.setting_key,
+        "displayName": effective_reads.setting_name(row.setting_key),
+        "entry": row.entry,
+        "effectiveValue": _flat_text(row.value),
+        "configuredBy": row.configured_by,
+        "intendedValue": _flat_text(row.intended_value),
+        "matchesIntent": None if row.intent == "none" else row.intent == "matches",
+        "otherAttempts": [
+            {"source": a.get("source", ""), "value": _flat_text(a.get("value")), "name": a.get("name") or ""}
+            for a in row.other_attempts or []
+        ],
+        "lastChangeDateTime": iso(row.changed_at),
+    }
+
+
+class ManagedDeviceEffectiveSettings(VersionedView):
+    required_perms = {"GET": "devices.view_device"}
+
+    @extend_schema(
+        summary="The device's effective settings (console extension): value, source, intent, other attempts",
+        description=(
+            "This console's extension (not in Microsoft Graph), after Microsoft Defender XDR's Effective settings "
+            "tab: for each Defender Antivirus setting, ASR rule and exclusion entry of a Windows device, the value "
+            "it enforces, the source that configured it (intune, group_policy, configmgr, tamper_protection, "
+            "local_admin, default, unknown), this console's intended value and the attempts that did not take "
+            "effect. Empty for devices that are not Windows or have not reported yet."
+        ),
+        responses={200: OpenApiResponse(collection_of(EFFECTIVE_SETTING)), **errors()},
+        tags=["managedDevices"],
+        extensions={"x-console-extension": True},
+    )
+    def get(self, request, device_id: str):
+        device = _managed_device(device_id, request)
+        rows = DeviceEffectiveSetting.objects.filter(device=device).order_by("setting_key", "entry")
+        return Response(
+            {
+                "@odata.context": request.build_absolute_uri("/beta/$metadata#effectiveSettings"),
+                "value": [effective_setting_json(r) for r in rows],
+            }
+        )

@@ -26,7 +26,14 @@ from console.api.common import (
 from console.api.views import GraphView
 from devices.scope import scope_group_ids
 from reports import cached
-from reports.graph_reports import MAX_TOP, REPORTS, Report, run_report
+from reports.graph_reports import (
+    EXTENSION_DESCRIPTION,
+    EXTENSION_REPORTS,
+    MAX_TOP,
+    REPORTS,
+    Report,
+    run_report,
+)
 
 CACHED_NAMES = cached.NAMES
 
@@ -116,10 +123,13 @@ def _view(report: Report) -> type[GraphView]:
 
         @extend_schema(
             summary=report.summary,
-            description="Columns: " + ", ".join(f"{c.name} ({c.type})" for c in report.columns),
+            description=(EXTENSION_DESCRIPTION + " " if report.name in EXTENSION_REPORTS else "")
+            + "Columns: "
+            + ", ".join(f"{c.name} ({c.type})" for c in report.columns),
             request=json_request(report_in(report)),
             responses={200: OpenApiResponse(REPORT_OUT), **errors(413, 415)},
             tags=["reports"],
+            extensions={"x-console-extension": True} if report.name in EXTENSION_REPORTS else None,
         )
         def post(self, request):
             return Response(run_report(report, self.json_body(request), scope_group_ids(request.user)))

@@ -59,6 +59,20 @@ def live_api(transactional_db, live_server, global_admin, make_device, make_grou
     assignment_filter = AssignmentFilter.objects.create(
         name="Fuzzed filter", rule='(device.deviceName -startsWith "WS")'
     )
+    from django.utils import timezone
+
+    from reports.models import DeviceEffectiveSetting
+
+    DeviceEffectiveSetting.objects.create(
+        device=device,
+        setting_key=REALTIME,
+        value=1,
+        configured_by="group_policy",
+        intended_value=0,
+        other_attempts=[{"source": "intune", "value": 0, "name": ""}],
+        intent="differs",
+        changed_at=timezone.now(),
+    )  # fmt: skip: the effective settings endpoints answer with a row
     secret = create_token(name="fuzz", owner=global_admin, role=GLOBAL_ADMIN)[1]
     from console import scopetags
 

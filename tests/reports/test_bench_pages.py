@@ -50,6 +50,8 @@ def test_it_times_every_page_as_a_global_administrator(world):
         ("drill_in", 200),
         ("overview_live", 204),
         ("monitor_live", 204),
+        ("effective", 200),
+        ("effective_live", 204),
     ]:
         line = re.search(rf"^{page}\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+/", text, re.M)
         assert line, f"no line for {page}:\n{text}"

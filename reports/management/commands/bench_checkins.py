@@ -157,12 +157,17 @@ class Command(BaseCommand):
             m.PolicyStatusCount,
             m.PolicySettingStatusCount,
             m.CheckinRecord,
+            m.DeviceEffectiveSetting,
+            m.EffectiveSettingCount,
+            m.DriftEvent,
         ]
         with connection.cursor() as cursor:
             cursor.execute(
                 "TRUNCATE " + ", ".join(connection.ops.quote_name(t._meta.db_table) for t in tables)
             )
-        Device.objects.update(agent_state={}, desired_fingerprint="", checkin_lease_until=None)
+        Device.objects.update(
+            agent_state={}, desired_fingerprint="", effective_digest="", checkin_lease_until=None
+        )
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE")
 

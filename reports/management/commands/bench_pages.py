@@ -5,7 +5,8 @@
 Each page is rendered through django.test.Client (the whole middleware stack, sessions, templates), warmed up,
 then timed ``--iterations`` times; the SQL statements of every request are counted with
 ``connection.execute_wrapper``. Pages: the Endpoint security overview, a policy's Monitor page, View report page
-1, Per setting status, a device drill-in, and the two live polls (unchanged: 204). The policy is the one that
+1, Per setting status, a device drill-in, the fleet Effective settings report, and the three live polls
+(unchanged: 204). The policy is the one that
 reaches the most devices (from the aggregates) unless ``--policy`` names one.
 
 Build the fleet first, e.g. ``manage.py seed_demo --devices 100000 --policies 20`` on PostgreSQL.
@@ -29,7 +30,17 @@ from console.roles import GLOBAL_ADMIN, sync_roles
 from devices.models import Device
 from policies.models import Policy
 
-PAGES = ("overview", "monitor", "view_report", "per_setting", "drill_in", "overview_live", "monitor_live")
+PAGES = (
+    "overview",
+    "monitor",
+    "view_report",
+    "per_setting",
+    "drill_in",
+    "overview_live",
+    "monitor_live",
+    "effective",
+    "effective_live",
+)
 BENCH_USER = "bench-pages-ga"
 
 
@@ -238,6 +249,12 @@ class Command(BaseCommand):
         urls["overview_live"] = f"{reverse('reports:overview_live')}?v={live.overview_version()}"
         urls["monitor_live"] = (
             f"{reverse('reports:policy_monitor_live', kwargs=kwargs)}?v={live.policy_version(policy)}"
+        )
+        from reports import effective
+
+        urls["effective"] = reverse("reports:effective_settings")
+        urls["effective_live"] = (
+            f"{reverse('reports:effective_settings_live')}?v={effective.fleet_version(None)}"
         )
         return urls
 
