@@ -10,6 +10,8 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from policies.catalog import get_catalog
+
 from . import health
 from .filtersets import AuditEventFilterSet, WebhookDeliveryFilterSet
 from .listing import ObjectListView
@@ -298,8 +300,6 @@ WEBHOOK_PERM = "console.change_webhookendpoint"
 
 def _protectable_settings() -> list[tuple[str, str]]:
     """Antivirus settings a tenant may add to its protected set (the catalog's, never invented ids)."""
-    from policies.catalog import get_catalog
-
     catalog = get_catalog()
     profile = catalog.profile("microsoft-defender-antivirus")
     return sorted(
