@@ -100,6 +100,9 @@ class Device(models.Model):
         "PowerShell language mode", max_length=20, choices=LanguageMode.choices, default=LanguageMode.FULL
     )
     in_sync_scope = models.BooleanField("In Entra Connect sync scope", default=True)
+    # Active Directory facts (Group Policy links): the DNS domain and the OU distinguished name.
+    ad_domain = models.CharField("AD domain", max_length=255, blank=True, default="")
+    ad_ou = models.CharField("AD organizational unit", max_length=500, blank=True, default="")
     tamper_protection = models.BooleanField(default=True)
     # Results of onboarding to security management
     trust = models.CharField(max_length=10, choices=TrustKind.choices, default=TrustKind.NONE, blank=True)
@@ -270,3 +273,103 @@ class GroupMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group_id}:{self.device_id}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Other management sources of a Windows device (issue 15): Group Policy, Configuration Manager, local admin.
+# Tamper Protection is the Device.tamper_protection fact. Who wins is decided by devices.precedence (pure).
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class ConfigSource(models.TextChoices):
+    """Defender's "Configured by" values (the strings are devices.precedence's source codes)."""
+
+    INTUNE = "intune", "Intune"
+    GROUP_POLICY = "group_policy", "Group Policy"
+    CONFIGMGR = "configmgr", "Configuration Manager"
+    TAMPER_PROTECTION = "tamper_protection", "Tamper Protection"
+    LOCAL_ADMIN = "local_admin", "Local admin"
+    DEFAULT = "default", "Default"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class GroupPolicyObject(models.Model):
+    """A simulated Active Directory Group Policy object with Defender settings.
+
+    ``settings`` holds flat values keyed by settings-catalog id, in the same form as a policy's desired state
+    (AV settings, ASR rules "GUID=action", exclusion lists). ``local_overrides`` lists the catalog ids whose
+    "Configure local setting override for …" switch this GPO enables (those switches are GPO-only and not in the
+    settings catalog, so they are kept apart). A GPO applies to a device when it is linked explicitly
+    (``devices``), to the device's domain (``link_domain``) or to its OU or a parent OU (``link_ou``).
+    ``link_order``: 1 is the highest; among GPOs that set the same setting, the lowest link order wins.
+    """
+
+    gpo_id = models.UUIDField("GPO ID", default=uuid.uuid4, unique=True)
+    name = models.CharField(max_length=255, unique=True)
+    description = models.TextField(blank=True, default="")
+    enabled = models.BooleanField("Link enabled", default=True)
+    settings = models.JSONField(default=dict, blank=True)
+    local_overrides = models.JSONField("Local setting overrides", default=list, blank=True)
+    link_domain = models.CharField("Linked to domain", max_length=255, blank=True, default="")
+    link_ou = models.CharField("Linked to OU", max_length=500, blank=True, default="")
+    link_order = models.PositiveIntegerField(default=1)
+    devices = models.ManyToManyField(Device, blank=True, related_name="group_policies")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["link_order", "name"]
+        verbose_name = "Group Policy object"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConfigMgrBaseline(models.Model):
+    """A simulated Configuration Manager baseline (antimalware policy) deployed to ConfigMgr clients."""
+
+    class Mode(models.TextChoices):
+        CO_MANAGEMENT = "co_management", "Co-management"
+        STANDALONE = "standalone", "Configuration Manager (standalone)"
+        TENANT_ATTACH = "tenant_attach", "Tenant attach"
+
+    baseline_id = models.UUIDField(default=uuid.uuid4, unique=True)
+    name = models.CharField(max_length=255, unique=True)
+    mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.STANDALONE)
+    enabled = models.BooleanField(default=True)
+    settings = models.JSONField(default=dict, blank=True)
+    all_clients = models.BooleanField("Deployed to every ConfigMgr client", default=True)
+    devices = models.ManyToManyField(Device, blank=True, related_name="configmgr_baselines")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "Configuration Manager baseline"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LocalAdminChange(models.Model):
+    """A local change on the device (``Set-MpPreference`` / ``Add-MpPreference`` / ``Remove-MpPreference``,
+    ``MpCmdRun.exe``, WMI). Replayed in time order they give the device's local preference per setting."""
+
+    class Operation(models.TextChoices):
+        SET = "set", "Set-MpPreference"
+        ADD = "add", "Add-MpPreference"
+        REMOVE = "remove", "Remove-MpPreference"
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="local_changes")
+    setting_id = models.CharField(max_length=255)
+    operation = models.CharField(max_length=10, choices=Operation.choices, default=Operation.SET)
+    value = models.JSONField(null=True, blank=True)
+    actor = models.CharField(max_length=255, blank=True, default="")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["device", "at"], name="localchange_device_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} {self.operation} {self.setting_id}"

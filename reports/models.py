@@ -202,3 +202,93 @@ class PolicyGeneration(models.Model):
 
         if not cls.objects.filter(pk=1).update(token=new_token(), changed_at=timezone.now()):
             cls.objects.update_or_create(pk=1, defaults={"token": new_token()})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Effective settings (issue 15): what each Windows device really enforces, who won, and every change of it.
+# Written by reports.ingest from the check-in's effective report; only what changed is written.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class Intent(models.TextChoices):
+    MATCHES = "matches", "Matches intent"
+    DIFFERS = "differs", "Does not match intent"
+    NONE = "none", "No intent"
+
+
+class DeviceEffectiveSetting(models.Model):
+    """One effective entry of a device: an AV setting, an ASR rule, or one exclusion entry (``entry``)."""
+
+    device = models.ForeignKey(
+        "devices.Device", on_delete=models.CASCADE, related_name="effective_settings", db_index=False
+    )
+    setting_key = models.CharField(max_length=255)
+    entry = models.CharField(max_length=500, blank=True, default="")
+    value = models.JSONField(null=True, blank=True)
+    configured_by = models.CharField(max_length=20)
+    other_attempts = models.JSONField(default=list, blank=True)
+    intended_value = models.JSONField(null=True, blank=True)
+    intent = models.CharField(max_length=8, choices=Intent.choices, default=Intent.NONE)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device", "setting_key", "entry"], name="unique_device_effective_entry"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["setting_key", "entry", "intent", "configured_by"], name="des_setting_intent_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_id}/{self.setting_key}/{self.entry}: {self.value} ({self.configured_by})"
+
+
+class EffectiveSettingCount(models.Model):
+    """Devices per (setting, entry, intent, winning source), moved by deltas in the same transaction as the rows."""
+
+    setting_key = models.CharField(max_length=255)
+    entry = models.CharField(max_length=500, blank=True, default="")
+    intent = models.CharField(max_length=8, choices=Intent.choices)
+    configured_by = models.CharField(max_length=20)
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["setting_key", "entry", "intent", "configured_by"], name="unique_effective_count"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.setting_key}/{self.entry} {self.intent} {self.configured_by}: {self.count}"
+
+
+class DriftEvent(models.Model):
+    """A change of a device's effective value (or of the source that configures it)."""
+
+    device = models.ForeignKey(
+        "devices.Device", on_delete=models.CASCADE, related_name="drift_events", db_index=False
+    )
+    setting_key = models.CharField(max_length=255)
+    entry = models.CharField(max_length=500, blank=True, default="")
+    old_value = models.JSONField(null=True, blank=True)
+    new_value = models.JSONField(null=True, blank=True)
+    old_source = models.CharField(max_length=20, blank=True, default="")
+    source = models.CharField(max_length=20)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["device", "-at"], name="drift_device_at_idx"),
+            models.Index(fields=["-at"], name="drift_at_idx"),
+            models.Index(fields=["setting_key", "-at"], name="drift_setting_at_idx"),
+            models.Index(fields=["source", "-at"], name="drift_source_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} {self.setting_key} {self.old_value} -> {self.new_value} ({self.source})"
