@@ -11,4 +11,5 @@ ACCESS = {
     "webhook_settings": (None, GA_ONLY),
     "webhook_test": (None, GA_REDIRECT),
     "webhook_deliveries": (None, GA_ONLY),
+    "reports:drift": (None, {GA: 200, ESM: 200, RO: 200}),
 }
