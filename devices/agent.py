@@ -83,6 +83,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from policies.catalog import get_catalog
 
+from . import precedence
+
 if TYPE_CHECKING:
     from policies.catalog import Catalog, SettingDef
 
@@ -103,6 +105,8 @@ __all__ = [
     "apply",
     "default_preferences",
     "desired_fingerprint",
+    "effective_entries",
+    "effective_preferences",
     "effective_value",
     "format_mp_preference",
     "hresult_hex",
@@ -818,11 +822,16 @@ def restart(state: AgentState, *, catalog: Catalog | None = None) -> AgentState:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def mp_preference(state: AgentState) -> list[tuple[str, object]]:
-    """``(property, value)`` pairs sorted by name (case-insensitive), like ``Get-MpPreference`` lists them."""
-    return [
-        (name, copy.deepcopy(state.preferences[name])) for name in sorted(state.preferences, key=str.lower)
-    ]
+def mp_preference(
+    state: AgentState, effective: list[precedence.EffectiveEntry] | None = None
+) -> list[tuple[str, object]]:
+    """``(property, value)`` pairs sorted by name (case-insensitive), like ``Get-MpPreference`` lists them.
+
+    ``effective``: the device's effective entries (:func:`effective_entries`) when other management sources
+    exist: the values shown are then the effective ones, from the same precedence function as the report.
+    """
+    prefs = state.preferences if effective is None else effective_preferences(state, effective)
+    return [(name, copy.deepcopy(prefs[name])) for name in sorted(prefs, key=str.lower)]
 
 
 def _format_timespan(minutes: Any) -> str:
@@ -832,7 +841,12 @@ def _format_timespan(minutes: Any) -> str:
     return f"{hours:02d}:{mins:02d}:00"
 
 
-def format_mp_preference(state: AgentState, *, enumeration_limit: int = 4) -> str:
+def format_mp_preference(
+    state: AgentState,
+    *,
+    enumeration_limit: int = 4,
+    effective: list[precedence.EffectiveEntry] | None = None,
+) -> str:
     """The ``Name : Value`` block PowerShell prints for ``Get-MpPreference`` (Format-List).
 
     Names are padded to the longest name; booleans print True/False; arrays print ``{a, b}`` and, like
@@ -840,7 +854,7 @@ def format_mp_preference(state: AgentState, *, enumeration_limit: int = 4) -> st
     ``...`` (use a negative limit for no cut); an empty array (PowerShell ``$null``) prints nothing;
     ScanScheduleTime / ScanScheduleQuickScanTime print as TimeSpan ``hh:mm:ss``.
     """
-    rows = mp_preference(state)
+    rows = mp_preference(state, effective)
     if not rows:
         return ""
     width = max(len(name) for name, _ in rows)
@@ -859,3 +873,65 @@ def format_mp_preference(state: AgentState, *, enumeration_limit: int = 4) -> st
             text = _format_value(value)
         lines.append(f"{name.ljust(width)} : {text}".rstrip())
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Effective settings (other management sources): the hook into devices.precedence
+# --------------------------------------------------------------------------------------------------------------
+
+
+def is_effective_setting(setting_id: str, catalog: Catalog | None = None) -> bool:
+    """Settings Defender's Effective settings view covers: AV settings with an MpPreference property, ASR rules,
+    exclusions."""
+    return mapping_for(setting_id, catalog) is not None
+
+
+def effective_entries(
+    state: AgentState,
+    others: list[precedence.Attempt] | tuple[precedence.Attempt, ...] = (),
+    *,
+    local_overrides: frozenset[str] | tuple[str, ...] = (),
+    ours: str = "mde",
+    catalog: Catalog | None = None,
+) -> list[precedence.EffectiveEntry]:
+    """Every effective entry of the device: what this console's channel applied (``ours``: "mde" for security
+    settings management, "mdm" for Intune) against the ``others`` (GPO, ConfigMgr, local admin), by
+    :func:`devices.precedence.resolve`."""
+    cat = _catalog(catalog)
+    attempts = [
+        precedence.Attempt(setting_id, ours, effective_value(state, setting_id, catalog=cat))
+        for setting_id in state.managed
+        if is_effective_setting(setting_id, cat)
+    ]
+    attempts.extend(a for a in others if is_effective_setting(a.setting_id, cat))
+    return precedence.resolve(
+        attempts,
+        tamper_protection=state.tamper_protection,
+        tamper_protected=TAMPER_PROTECTED,
+        local_overrides=local_overrides,
+    )
+
+
+def effective_preferences(
+    state: AgentState, effective: list[precedence.EffectiveEntry], *, catalog: Catalog | None = None
+) -> dict[str, Any]:
+    """The MpPreference properties with the effective values written over the channel's local state."""
+    cat = _catalog(catalog)
+    work = _Work(state)
+    lists: dict[str, list[str]] = {}
+    for item in effective:
+        mapping = mapping_for(item.setting_id, cat)
+        if mapping is None:
+            continue
+        if item.setting_id in precedence.EXCLUSION_SETTINGS:
+            entries = lists.setdefault(item.setting_id, [])
+            if item.value is not None:
+                entries.append(str(item.value))
+            continue
+        try:
+            work.write(mapping, _setting(cat, item.setting_id), item.value)
+        except (TypeError, ValueError, KeyError):
+            continue  # a value the client can't parse is not written (apply refuses it the same way)
+    for setting_id, entries in lists.items():
+        work.write(MP_MAPPINGS[setting_id], None, entries)
+    return work.preferences

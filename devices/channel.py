@@ -42,11 +42,22 @@ from console.models import TenantSettings
 from policies import engine
 from policies.catalog import get_catalog
 from policies.models import AssignmentFilter, Policy, PolicyAssignment
-from reports.ingest import DevicePlan, ReportedSetting, ingest, insert_rows, is_retryable, plan_device
+from reports.ingest import (
+    MAX_EFFECTIVE_ATTEMPTS,
+    DevicePlan,
+    EffectivePlan,
+    ReportedSetting,
+    ingest,
+    ingest_effective,
+    insert_rows,
+    is_retryable,
+    plan_device,
+    plan_effective,
+)
 from reports.models import CheckinRecord, PolicyGeneration
 
 from . import credentials, scheduling
-from .models import Device, GroupMember, ManagedBy
+from .models import ConfigSource, Device, GroupMember, ManagedBy, OSType
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +90,10 @@ CHECKIN_FIELDS = (
     "checkin_lease_until",
     "sync_requested_at",
     "desired_fingerprint",
+    "effective_digest",
+    "configmgr_client",
+    "ad_domain",
+    "ad_ou",
     "created_at",  # the Intune MDM cadence's enrollment phases (scheduling.cadence)
 )
 
@@ -475,8 +490,21 @@ def checkin_response(device: Device, context: ChannelContext) -> dict[str, Any]:
 # Report: validate and plan (no database), then commit
 # ---------------------------------------------------------------------------------------------------------
 
-_REPORT_KEYS = frozenset({"protocolVersion", "desiredFingerprint", "reportToken", "settings", "agentState"})
+_REPORT_KEYS = frozenset(
+    {"protocolVersion", "desiredFingerprint", "reportToken", "settings", "agentState", "effective"}
+)
 _SETTING_KEYS = frozenset({"status", "value", "errorCode", "message"})
+_EFFECTIVE_KEYS = frozenset({"setting", "entry", "value", "source", "attempts"})
+_ATTEMPT_KEYS = frozenset({"source", "value", "name"})
+MAX_EFFECTIVE_ENTRIES = 5000
+MAX_EFFECTIVE_LIST = 1000
+EFFECTIVE_OS = frozenset({OSType.WINDOWS, OSType.WINDOWS_SERVER})
+_SOURCES = frozenset(ConfigSource.values)
+
+
+def reports_effective(device: Device) -> bool:
+    """Effective settings exist for Windows devices only (as in Defender)."""
+    return device.os in EFFECTIVE_OS
 
 
 @dataclass
@@ -485,6 +513,11 @@ class ReportPlan:
     plan: DevicePlan
     agent_state: dict[str, Any] | None
     unchanged: bool
+    effective: EffectivePlan | None = None
+
+    @property
+    def effective_changed(self) -> bool:
+        return self.effective is not None and self.effective.digest != self.device.effective_digest
 
 
 def _bad(code: str, message: str) -> ChannelError:
@@ -525,6 +558,63 @@ def _error_code(raw: Any, key: str) -> int | None:
     if isinstance(raw, bool) or not isinstance(raw, int) or not -(2**31) <= raw < 2**32:
         raise _bad("malformed_report", f"settings.{key}.errorCode must be a 32-bit integer or null.")
     return raw - 2**32 if raw >= 2**31 else raw
+
+
+def _effective_value(raw: Any, where: str) -> Any:
+    if raw is None or isinstance(raw, (bool, int, str)):
+        if isinstance(raw, str) and len(raw) > 2000:
+            raise _bad("malformed_report", f"{where} is too long.")
+        return raw
+    if isinstance(raw, list) and len(raw) <= MAX_EFFECTIVE_LIST and all(isinstance(i, str) for i in raw):
+        return raw
+    raise _bad("malformed_report", f"{where} must be null, a boolean, an integer, text or a list of text.")
+
+
+def _effective(raw: Any, catalog) -> list[tuple[str, str, Any, str, list[tuple[str, Any, str]]]]:
+    """The report's effective settings, checked entry by entry (400 with the first problem found)."""
+    if not isinstance(raw, list):
+        raise _bad("malformed_report", "effective must be a list of effective settings.")
+    if len(raw) > MAX_EFFECTIVE_ENTRIES:
+        raise _bad("malformed_report", f"effective may have at most {MAX_EFFECTIVE_ENTRIES} entries.")
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for index, item in enumerate(raw):
+        where = f"effective[{index}]"
+        if (
+            not isinstance(item, Mapping)
+            or set(item) - _EFFECTIVE_KEYS
+            or not {"setting", "source"} <= set(item)
+        ):
+            raise _bad(
+                "malformed_report",
+                f"{where} must have setting, source and optionally entry, value, attempts.",
+            )
+        setting, entry, source = item["setting"], item.get("entry", ""), item["source"]
+        if not isinstance(setting, str) or catalog.get(setting) is None:
+            raise _bad("unknown_setting", f"{where}.setting {str(setting)[:100]!r} isn't a catalog setting.")
+        if not isinstance(entry, str) or len(entry) > 500:
+            raise _bad("malformed_report", f"{where}.entry must be text of at most 500 characters.")
+        if source not in _SOURCES:
+            raise _bad("malformed_report", f"{where}.source must be one of {sorted(_SOURCES)}.")
+        if (setting, entry) in seen:
+            raise _bad("malformed_report", f"{where} repeats {setting} {entry!r}.".replace(" ''", ""))
+        seen.add((setting, entry))
+        attempts = item.get("attempts", [])
+        if not isinstance(attempts, list) or len(attempts) > MAX_EFFECTIVE_ATTEMPTS:
+            raise _bad("malformed_report", f"{where}.attempts must be a list of at most 50 attempts.")
+        checked = []
+        for number, attempt in enumerate(attempts):
+            spot = f"{where}.attempts[{number}]"
+            if not isinstance(attempt, Mapping) or set(attempt) - _ATTEMPT_KEYS or "source" not in attempt:
+                raise _bad("malformed_report", f"{spot} must have source and optionally value, name.")
+            if attempt["source"] not in _SOURCES:
+                raise _bad("malformed_report", f"{spot}.source must be one of {sorted(_SOURCES)}.")
+            name = attempt.get("name", "")
+            if not isinstance(name, str) or len(name) > 255:
+                raise _bad("malformed_report", f"{spot}.name must be text of at most 255 characters.")
+            checked.append((attempt["source"], _effective_value(attempt.get("value"), f"{spot}.value"), name))
+        out.append((setting, entry, _effective_value(item.get("value"), f"{where}.value"), source, checked))
+    return out
 
 
 def parse_report(device: Device, payload: Any, context: ChannelContext) -> ReportPlan:
@@ -585,8 +675,26 @@ def parse_report(device: Device, payload: Any, context: ChannelContext) -> Repor
             context._plans.clear()
         context._plans[memo] = (raw_settings, template)
     plan = template.for_device(device.pk)
-    unchanged = plan.digest == device.desired_fingerprint and (state is None or state == stored_state(device))
-    return ReportPlan(device, plan, state, unchanged)
+    effective = None
+    raw_effective = payload.get("effective")
+    if raw_effective is not None:
+        if not reports_effective(device):
+            raise _bad("malformed_report", "effective settings are reported by Windows devices only.")
+        memo = (key, "effective", id(raw_effective))
+        hit = context._plans.get(memo)
+        if hit is not None and hit[0] is raw_effective:
+            effective = hit[1]
+        else:
+            effective = plan_effective(_effective(raw_effective, context.catalog), resolution.desired)
+            if len(context._plans) >= _RESOLUTION_CACHE_MAX:
+                context._plans.clear()
+            context._plans[memo] = (raw_effective, effective)
+    unchanged = (
+        plan.digest == device.desired_fingerprint
+        and (state is None or state == stored_state(device))
+        and (effective is None or effective.digest == device.effective_digest)
+    )
+    return ReportPlan(device, plan, state, unchanged, effective)
 
 
 def _reports(raw_settings: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, ReportedSetting]:
@@ -716,6 +824,10 @@ def _commit_changed(changed, kind, lease, now, started, next_at, result: CommitR
         return
     plans = [i.plan for i in mine if i.plan.digest != i.device.desired_fingerprint]
     written = ingest(plans, now)
+    effective_rows, _ = ingest_effective(
+        [(i.device.pk, i.effective, not i.device.effective_digest) for i in mine if i.effective_changed], now
+    )
+    result.rows_written += effective_rows
     _record(mine, kind, now, started, written.policies_changed, written.settings_changed)
     result.rows_written += written.rows_written + len(mine)
     result.finished |= {i.device.pk for i in mine}
@@ -764,6 +876,8 @@ def _finish_cas(item: ReportPlan, now, started, next_at, write_status: bool = Fa
         updates["desired_fingerprint"] = item.plan.digest
         if item.agent_state is not None:
             updates["agent_state"] = item.agent_state
+        if item.effective is not None:
+            updates["effective_digest"] = item.effective.digest
     base = (
         Q(last_checkin_at__isnull=True)
         if device.last_checkin_at is None
@@ -799,14 +913,16 @@ def _update_devices(items, lease, now, started, next_at, status: bool = True) ->
             pk = item.device.pk
             state = json.dumps(item.agent_state) if status and item.agent_state is not None else None
             fingerprint = item.plan.digest if status else None
-            rows.append("(%s::bigint, %s::timestamptz, %s::varchar, %s::jsonb)")
-            params.extend([pk, next_at[pk], fingerprint, state])
+            effective = item.effective.digest if status and item.effective is not None else None
+            rows.append("(%s::bigint, %s::timestamptz, %s::varchar, %s::jsonb, %s::varchar)")
+            params.extend([pk, next_at[pk], fingerprint, state, effective])
         sql = (
             f"UPDATE {table} AS d SET last_checkin_at = %s, next_checkin_at = v.next_at, "
             "checkin_lease_until = NULL, desired_fingerprint = COALESCE(v.fp, d.desired_fingerprint), "
-            "agent_state = COALESCE(v.state, d.agent_state), sync_requested_at = CASE WHEN "
+            "agent_state = COALESCE(v.state, d.agent_state), "
+            "effective_digest = COALESCE(v.effective, d.effective_digest), sync_requested_at = CASE WHEN "
             "d.sync_requested_at <= %s THEN NULL ELSE d.sync_requested_at END "
-            f"FROM (VALUES {', '.join(rows)}) AS v(id, next_at, fp, state) "
+            f"FROM (VALUES {', '.join(rows)}) AS v(id, next_at, fp, state, effective) "
             "WHERE d.id = v.id AND d.checkin_lease_until = %s"
         )
         with connection.cursor() as cursor:
@@ -829,6 +945,7 @@ def _update_devices(items, lease, now, started, next_at, status: bool = True) ->
     sql = (
         f"UPDATE {qn(Device._meta.db_table)} SET last_checkin_at = %s, next_checkin_at = %s, "
         "checkin_lease_until = NULL, desired_fingerprint = %s, agent_state = COALESCE(%s, agent_state), "
+        "effective_digest = COALESCE(%s, effective_digest), "
         "sync_requested_at = CASE WHEN sync_requested_at <= %s THEN NULL ELSE sync_requested_at END "
         "WHERE id = %s AND checkin_lease_until = %s"
     )
@@ -839,6 +956,7 @@ def _update_devices(items, lease, now, started, next_at, status: bool = True) ->
             ops.adapt_datetimefield_value(next_at[i.device.pk]),
             i.plan.digest,
             json.dumps(i.agent_state) if i.agent_state is not None else None,
+            i.effective.digest if i.effective is not None else None,
             begun,
             i.device.pk,
             held,

@@ -49,7 +49,7 @@ from policies.models import Policy
 from reports.ingest import COPY_OBSERVERS, remove_devices
 from reports.models import CheckinRecord, DevicePolicyStatus, DeviceSettingStatus
 
-from . import agent, channel, scheduling
+from . import agent, channel, scheduling, sources
 from .models import Device, Group, ManagedBy
 from .scope import scope_group_ids, scoped
 
@@ -90,21 +90,36 @@ def queue_target() -> int:
 # The simulated agent, talking to the channel in-process
 # ---------------------------------------------------------------------------------------------------------
 
-_APPLY_CACHE: dict[tuple[str, str, bool], tuple[dict, dict, bool]] = {}
+_APPLY_CACHE: dict[tuple[str, str, bool, str, str], tuple[dict, dict, bool, list]] = {}
 
 
 def agent_apply(
-    state_text: str, tamper_protection: bool, desired: dict, fingerprint: str, fault_rate: float, rng
-) -> tuple[dict, dict[str, dict], bool]:
+    state_text: str,
+    tamper_protection: bool,
+    desired: dict,
+    fingerprint: str,
+    fault_rate: float,
+    rng,
+    *,
+    ours: str = "mde",
+    others: sources.DeviceSources = sources.NO_SOURCES,
+) -> tuple[dict, dict[str, dict], bool, list[dict]]:
     """One device applies its desired state: (new local state, per-setting results in protocol form, whether
-    the local state changed).
+    the local state changed, the effective settings in protocol form).
 
-    The agent is a pure function of (local state, desired state) when no faults are simulated, so devices in
-    the same state share the work: the cache key is a hash of the stored state's text, not of a decoded copy.
+    The agent is a pure function of (local state, desired state, other sources) when no faults are simulated,
+    so devices in the same state share the work: the cache key is a hash of the stored state's text, not of a
+    decoded copy. ``ours``: "mde" (security settings management) or "mdm" (Intune), for the precedence.
     """
     key = None
     if not fault_rate:
-        key = (hashlib.sha1(state_text.encode()).hexdigest(), fingerprint, bool(tamper_protection))
+        key = (
+            hashlib.sha1(state_text.encode()).hexdigest(),
+            fingerprint,
+            bool(tamper_protection),
+            ours,
+            others.key,
+        )
         hit = _APPLY_CACHE.get(key)
         if hit is not None:
             return hit
@@ -112,6 +127,9 @@ def agent_apply(
     current = agent.set_tamper_protection(agent.AgentState.from_dict(stored), bool(tamper_protection))
     new_state, reports = agent.apply(current, desired, fault_rate=fault_rate, rng=rng)
     state = channel.compact_state(new_state.to_dict())
+    effective = agent.effective_entries(
+        new_state, others.attempts, local_overrides=others.local_overrides, ours=ours
+    )
     out = (
         state,
         {
@@ -119,6 +137,7 @@ def agent_apply(
             for k, r in reports.items()
         },
         state != stored,
+        [entry.to_dict() for entry in effective],
     )
     if key is not None:
         if len(_APPLY_CACHE) >= _APPLY_CACHE_MAX:
@@ -156,6 +175,8 @@ def run_checkins(
     if not devices:
         return run
     context = channel.load_context(devices[0].generation)
+    windows = [d for d in devices if channel.reports_effective(d)]
+    other_sources = sources.load_sources(windows)
     plans: list[channel.ReportPlan] = []
     retire: list[int] = []
     for device in devices:
@@ -167,13 +188,15 @@ def run_checkins(
             else:
                 run.refused[device.pk] = exc.message
             continue
-        state, results, state_changed = agent_apply(
+        state, results, state_changed, effective = agent_apply(
             device.agent_state_text or "",
             device.tamper_protection,
             response["desired"],
             response["desiredFingerprint"],
             fault,
             rng,
+            ours="mdm" if response.get("channel") == "intune" else "mde",
+            others=other_sources.get(device.pk, sources.NO_SOURCES),
         )
         payload = {
             "protocolVersion": response["protocolVersion"],
@@ -181,6 +204,8 @@ def run_checkins(
             "reportToken": response["reportToken"],
             "settings": results,
         }
+        if channel.reports_effective(device):
+            payload["effective"] = effective
         if state_changed:  # the agent sends its local state only when it changed
             payload["agentState"] = state
         try:

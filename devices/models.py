@@ -123,6 +123,8 @@ class Device(models.Model):
     checkin_lease_until = models.DateTimeField(null=True, blank=True)
     sync_requested_at = models.DateTimeField(null=True, blank=True)
     desired_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    # Digest of the effective settings last written (reports.ingest writes only when it changes).
+    effective_digest = models.CharField(max_length=64, blank=True, default="")
     agent_state = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

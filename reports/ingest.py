@@ -35,8 +35,12 @@ from policies.models import Policy
 
 from .models import (
     STATUSES,
+    DeviceEffectiveSetting,
     DevicePolicyStatus,
     DeviceSettingStatus,
+    DriftEvent,
+    EffectiveSettingCount,
+    Intent,
     PolicySettingStatusCount,
     PolicyStatusCount,
     Status,
@@ -451,6 +455,7 @@ def remove_devices(device_ids: Iterable[int]) -> int:
             removed += DeviceSettingStatus.objects.filter(device_id__in=chunk).delete()[0]
             removed += DevicePolicyStatus.objects.filter(device_id__in=chunk).delete()[0]
             apply_deltas(policy_deltas, setting_deltas)
+            removed += remove_effective(chunk)
     return removed
 
 
@@ -682,3 +687,185 @@ def is_retryable(exc: BaseException) -> bool:
     if code in {"40P01", "40001"}:
         return True
     return "locked" in str(exc).lower()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Effective settings (issue 15): plan from the device's effective report, write only what changed, drift
+# ---------------------------------------------------------------------------------------------------------
+
+MAX_EFFECTIVE_ATTEMPTS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveRow:
+    value: Any
+    configured_by: str
+    other_attempts: tuple[tuple[str, Any, str], ...]  # (source, value, name)
+    intended: Any
+    intent: str
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Flat values compare as the device compares them: case-insensitive text, lists item by item."""
+    if isinstance(a, list) or isinstance(b, list):
+        if not isinstance(a, list) or not isinstance(b, list) or len(a) != len(b):
+            return False
+        return all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    if a is None or b is None:
+        return a is b
+    return str(a).lower() == str(b).lower()
+
+
+def intent_of(setting_key: str, entry: str, value: Any, desired: Mapping[str, Any]) -> tuple[Any, str]:
+    """(intended value, Intent) of one effective entry against the device's desired state."""
+    intended = desired.get(setting_key)
+    if intended is None:
+        return None, Intent.NONE
+    if entry:
+        items = intended if isinstance(intended, list) else [intended]
+        if not any(str(item).lower() == entry.lower() for item in items):
+            return None, Intent.NONE
+        return entry, (Intent.MATCHES if value is not None else Intent.DIFFERS)
+    return intended, (Intent.MATCHES if same_value(value, intended) else Intent.DIFFERS)
+
+
+@dataclass
+class EffectivePlan:
+    rows: dict[tuple[str, str], EffectiveRow]
+
+    @cached_property
+    def digest(self) -> str:
+        blob = _DIGEST_ENCODER.encode(
+            [
+                [key, entry, row.value, row.configured_by, [list(a) for a in row.other_attempts], row.intended,
+                 row.intent]
+                for (key, entry), row in sorted(self.rows.items())
+            ]
+        )  # fmt: skip
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def plan_effective(
+    reported: Iterable[tuple[str, str, Any, str, Sequence[tuple[str, Any, str]]]], desired: Mapping[str, Any]
+) -> EffectivePlan:
+    """The effective rows of one device from its report: (setting, entry, value, source, other attempts)."""
+    rows: dict[tuple[str, str], EffectiveRow] = {}
+    for key, entry, value, source, attempts in reported:
+        intended, intent = intent_of(key, entry, value, desired)
+        rows[(key, entry)] = EffectiveRow(value, source, tuple(tuple(a) for a in attempts), intended, intent)
+    return EffectivePlan(rows)
+
+
+EFFECTIVE_COLUMNS = (
+    "device_id",
+    "setting_key",
+    "entry",
+    "value",
+    "configured_by",
+    "other_attempts",
+    "intended_value",
+    "intent",
+    "changed_at",
+)
+DRIFT_COLUMNS = ("device_id", "setting_key", "entry", "old_value", "new_value", "old_source", "source", "at")
+
+
+def _attempts_json(attempts: tuple[tuple[str, Any, str], ...]) -> str:
+    return _ENCODER.encode([{"source": s, "value": v, "name": n} for s, v, n in attempts])
+
+
+def _row_tuple(row: EffectiveRow) -> tuple:
+    return (row.value, row.configured_by, [list(a) for a in row.other_attempts], row.intended, row.intent)
+
+
+def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> tuple[int, int]:
+    """Write the difference between each device's effective plan and its rows; a changed value or source is a
+    drift event (not on a device's first report: that is its baseline). ``plans``: (device id, plan, first).
+    Returns (rows written, drift events). Call inside the caller's transaction, devices locked."""
+    if not plans:
+        return 0, 0
+    existing: dict[int, dict[tuple[str, str], tuple[int, tuple]]] = defaultdict(dict)
+    for chunk in _chunks([p[0] for p in plans], 500):
+        for rid, did, key, entry, value, source, attempts, intended, intent in (
+            DeviceEffectiveSetting.objects.filter(device_id__in=chunk).values_list(
+                "id", "device_id", "setting_key", "entry", "value", "configured_by", "other_attempts",
+                "intended_value", "intent",
+            )
+        ):  # fmt: skip
+            flat = [[a.get("source"), a.get("value"), a.get("name", "")] for a in attempts or []]
+            existing[did][(key, entry)] = (rid, (value, source, flat, intended, intent))
+    deltas: Counter = Counter()
+    delete_ids: list[int] = []
+    new_rows: list[tuple] = []
+    drift: list[tuple] = []
+    for did, plan, first in plans:
+        old_rows = existing.get(did, {})
+        for (key, entry), (rid, old) in old_rows.items():
+            row = plan.rows.get((key, entry))
+            if row is None or list(_row_tuple(row)) != list(old):
+                delete_ids.append(rid)
+                deltas[(key, entry, old[4], old[1])] -= 1
+            if row is None and not first:
+                drift.append((did, key, entry, _json(old[0]), _json(None), old[1], "default", now))
+        for (key, entry), row in plan.rows.items():
+            found = old_rows.get((key, entry))
+            if found is not None and list(_row_tuple(row)) == list(found[1]):
+                continue
+            new_rows.append(
+                (did, key, entry, _json(row.value), row.configured_by, _attempts_json(row.other_attempts),
+                 _json(row.intended), row.intent, now)
+            )  # fmt: skip
+            deltas[(key, entry, row.intent, row.configured_by)] += 1
+            if first:
+                continue
+            if found is None:
+                drift.append((did, key, entry, _json(None), _json(row.value), "", row.configured_by, now))
+            elif not same_value(found[1][0], row.value) or found[1][1] != row.configured_by:
+                drift.append(
+                    (
+                        did,
+                        key,
+                        entry,
+                        _json(found[1][0]),
+                        _json(row.value),
+                        found[1][1],
+                        row.configured_by,
+                        now,
+                    )
+                )
+    written = 0
+    for chunk in _chunks(delete_ids, _CHUNK):
+        written += DeviceEffectiveSetting.objects.filter(pk__in=chunk).delete()[0]
+    written += insert_rows(DeviceEffectiveSetting, EFFECTIVE_COLUMNS, new_rows)
+    written += insert_rows(DriftEvent, DRIFT_COLUMNS, drift)
+    rows = sorted((k, v) for k, v in deltas.items() if v)
+    if rows:
+        written += _upsert(EffectiveSettingCount, ("setting_key", "entry", "intent", "configured_by"), rows)
+    return written, len(drift)
+
+
+def remove_effective(device_ids: Sequence[int]) -> int:
+    """Delete the effective rows of these devices and take them out of the counts (drift history stays)."""
+    deltas: Counter = Counter()
+    for key, entry, intent, source in DeviceEffectiveSetting.objects.filter(
+        device_id__in=device_ids
+    ).values_list("setting_key", "entry", "intent", "configured_by"):
+        deltas[(key, entry, intent, source)] -= 1
+    removed = DeviceEffectiveSetting.objects.filter(device_id__in=device_ids).delete()[0]
+    rows = sorted((k, v) for k, v in deltas.items() if v)
+    if rows:
+        _upsert(EffectiveSettingCount, ("setting_key", "entry", "intent", "configured_by"), rows)
+    Device.objects.filter(pk__in=device_ids).update(effective_digest="")
+    return removed
+
+
+def recount_effective() -> dict[tuple, int]:
+    """The exact effective counts from the rows: {(setting, entry, intent, source): n}."""
+    from django.db.models import Count
+
+    return {
+        (r["setting_key"], r["entry"], r["intent"], r["configured_by"]): r["n"]
+        for r in DeviceEffectiveSetting.objects.values("setting_key", "entry", "intent", "configured_by")
+        .annotate(n=Count("id"))
+        .order_by()
+    }
