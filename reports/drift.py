@@ -14,6 +14,7 @@ or every event when the webhook is set to "Every drift event".
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable
 from datetime import timedelta
 
@@ -23,6 +24,7 @@ from django.utils import timezone
 
 from console import webhooks
 from console.models import WebhookEndpoint
+from devices.models import Device
 from devices.scope import scoped
 from policies.catalog import get_catalog
 
@@ -48,6 +50,18 @@ def announce(events: list[DriftEvent]) -> None:
         transaction.on_commit(lambda: drift_recorded.send(sender=DriftEvent, events=list(events)))
 
 
+def announce_rows(rows: list[tuple]) -> None:
+    """:func:`announce` for the plain tuples ingest inserts (``reports.ingest.DRIFT_COLUMNS``, JSON encoded)."""
+    if rows:
+        announce(
+            [
+                DriftEvent(device_id=did, setting_key=key, entry=entry, old_value=json.loads(old),
+                           new_value=json.loads(new), old_source=old_source, source=source, at=at)
+                for did, key, entry, old, new, old_source, source, at in rows
+            ]
+        )  # fmt: skip
+
+
 def is_asr_rule(setting_key: str) -> bool:
     setting = get_catalog().get(setting_key)
     return setting is not None and setting.asr_guid is not None
@@ -69,8 +83,8 @@ def setting_label(setting_key: str) -> str:
     return setting.display_name if setting is not None and setting.display_name else setting_key
 
 
-def event_data(event: DriftEvent, reason: str) -> dict:
-    device = event.device
+def event_data(event: DriftEvent, reason: str, device=None) -> dict:
+    device = device or event.device
     return {
         "deviceName": device.display_name,
         "deviceId": str(device.device_id),
@@ -93,13 +107,19 @@ def alert_soc(events: Iterable[DriftEvent], *, tamper_protected: Collection[str]
     if not endpoint.enabled or not endpoint.url:
         return 0
     extra = set(endpoint.extra_protected or [])
+    events = list(events)
+    devices = Device.objects.in_bulk({event.device_id for event in events})
     sent = 0
     with transaction.atomic():
         for event in events:
+            if event.device_id not in devices:
+                continue  # deleted since: nothing to tell
             reason = protection_reason(event.setting_key, tamper_protected=tamper_protected, extra=extra)
             if not reason and endpoint.events != WebhookEndpoint.Events.ALL:
                 continue
-            webhooks.enqueue(webhooks.EVENT_DRIFT, event_data(event, reason), endpoint=endpoint)
+            webhooks.enqueue(
+                webhooks.EVENT_DRIFT, event_data(event, reason, devices[event.device_id]), endpoint=endpoint
+            )
             sent += 1
     return sent
 
