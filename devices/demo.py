@@ -459,7 +459,9 @@ def _place_in_active_directory(rng: random.Random, fleet: list[Device]) -> None:
             device.ad_domain = DOMAIN
             if device.display_name.startswith("SRV-SQL-"):
                 device.ad_ou = OU_SQL
-                device.tamper_protection = True  # the data platform servers were in the Tamper Protection rollout
+                device.tamper_protection = (
+                    True  # the data platform servers were in the Tamper Protection rollout
+                )
             else:
                 device.ad_ou = OU_WEB if rng.random() < 0.5 else OU_APP
         elif device.os == OSType.WINDOWS:
