@@ -10,6 +10,7 @@ urlpatterns = [
     path("devices/bulk/jobs/<int:pk>/", views.bulk_job, name="bulk_job"),
     path("devices/<int:pk>/", views.device_detail, name="detail"),
     path("devices/<int:pk>/status/", views.device_status, name="status"),
+    path("devices/<int:pk>/effective-settings/", views.device_effective, name="effective"),
     path("devices/<int:pk>/tags/", views.device_tags, name="tags"),
     path("devices/<int:pk>/delete/", views.device_delete, name="delete"),
     # Device lab (simulation, Global Administrator only): devices, facts, local admin changes, GPOs

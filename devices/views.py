@@ -16,6 +16,7 @@ from django_tables2 import RequestConfig
 from console import audit
 from console.listing import ObjectListView
 from console.models import Job, Platform, TenantSettings
+from reports import effective as effective_reads
 
 from . import bulk, membership, services
 from .filtersets import DeviceFilterSet, GroupFilterSet
@@ -27,7 +28,7 @@ from .forms import (
     ValidateRuleForm,
     parse_ids,
 )
-from .models import Device, DeviceCredential, Group, GroupMember, ManagedBy
+from .models import ConfigSource, Device, DeviceCredential, Group, GroupMember, ManagedBy, OSType
 from .onboarding import LEFT_SCOPE, PLATFORM_OF_OS
 from .scope import scope_group_ids, scoped
 from .selection import SelectionError, read_selection
@@ -210,7 +211,59 @@ def _device_context(request, device: Device, tenant: TenantSettings, tags_form=N
         "tags_form": tags_form or DeviceTagsForm.for_device(device),
         "job": services.latest_job(),
         "left_scope": LEFT_SCOPE,
+        "has_effective": device.os in EFFECTIVE_OS,
+        "drift": effective_reads.device_drift(device) if device.os in EFFECTIVE_OS else [],
     }
+
+
+EFFECTIVE_OS = (OSType.WINDOWS, OSType.WINDOWS_SERVER)
+EFFECTIVE_KINDS = (
+    ("", "All types"),
+    ("asr", "ASR rules"),
+    ("av", "Antivirus settings"),
+    ("exclusion", "Exclusions"),
+)
+
+
+@require_GET
+@permission_required("devices.view_device", raise_exception=True)
+def device_effective(request, pk: int):
+    """Device › Effective settings (Windows): what the device enforces, who configured it, other attempts."""
+    device = get_object_or_404(scoped(Device.objects.defer("agent_state"), request.user), pk=pk)
+    source = request.GET.get("source", "")
+    kind = request.GET.get("kind", "")
+    errors = []
+    if source and source not in ConfigSource.values:
+        errors.append(f"There is no source “{source[:40]}”: showing every source.")
+        source = ""
+    if kind not in dict(EFFECTIVE_KINDS):
+        errors.append(f"There is no type “{kind[:40]}”: showing every type.")
+        kind = ""
+    mismatches = request.GET.get("mismatches") == "1"
+    windows = device.os in EFFECTIVE_OS
+    entries = (
+        effective_reads.device_entries(device, source=source, mismatches=mismatches, kind=kind)
+        if windows
+        else []
+    )
+    return render(
+        request,
+        "devices/device_effective.html",
+        {
+            "device": device,
+            "title": f"Effective settings · {device.display_name}",
+            "breadcrumbs": [("Devices", "devices:list")],
+            "entries": entries,
+            "sources": ConfigSource.choices,
+            "kinds": EFFECTIVE_KINDS,
+            "source": source,
+            "kind": kind,
+            "mismatches": mismatches,
+            "filter_errors": errors,
+            "reported": bool(device.effective_digest),
+            "windows": windows,
+        },
+    )
 
 
 @require_GET

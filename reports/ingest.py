@@ -35,6 +35,7 @@ from policies.models import Policy
 
 from . import drift as drift_alerts
 from .models import (
+    REPORTING_COUNTER,
     STATUSES,
     DeviceEffectiveSetting,
     DevicePolicyStatus,
@@ -800,6 +801,8 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
     new_rows: list[tuple] = []
     drift: list[tuple] = []
     for did, plan, first in plans:
+        if first:
+            deltas[REPORTING_COUNTER] += 1
         old_rows = existing.get(did, {})
         for (key, entry), (rid, old) in old_rows.items():
             row = plan.rows.get((key, entry))
@@ -853,6 +856,9 @@ def remove_effective(device_ids: Sequence[int]) -> int:
         device_id__in=device_ids
     ).values_list("setting_key", "entry", "intent", "configured_by"):
         deltas[(key, entry, intent, source)] -= 1
+    reporting = Device.objects.filter(pk__in=device_ids).exclude(effective_digest="").count()
+    if reporting:
+        deltas[REPORTING_COUNTER] -= reporting
     removed = DeviceEffectiveSetting.objects.filter(device_id__in=device_ids).delete()[0]
     rows = sorted((k, v) for k, v in deltas.items() if v)
     if rows:
@@ -862,10 +868,11 @@ def remove_effective(device_ids: Sequence[int]) -> int:
 
 
 def recount_effective() -> dict[tuple, int]:
-    """The exact effective counts from the rows: {(setting, entry, intent, source): n}."""
+    """The exact effective counts from the rows: {(setting, entry, intent, source): n} (and the reporting devices)."""
     from django.db.models import Count
 
-    return {
+    reporting = Device.objects.exclude(effective_digest="").count()
+    return ({REPORTING_COUNTER: reporting} if reporting else {}) | {
         (r["setting_key"], r["entry"], r["intent"], r["configured_by"]): r["n"]
         for r in DeviceEffectiveSetting.objects.values("setting_key", "entry", "intent", "configured_by")
         .annotate(n=Count("id"))

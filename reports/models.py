@@ -247,6 +247,10 @@ class DeviceEffectiveSetting(models.Model):
         return f"{self.device_id}/{self.setting_key}/{self.entry}: {self.value} ({self.configured_by})"
 
 
+# The EffectiveSettingCount row that counts the Windows devices reporting effective settings at all.
+REPORTING_COUNTER = ("", "", "none", "reporting")
+
+
 class EffectiveSettingCount(models.Model):
     """Devices per (setting, entry, intent, winning source), moved by deltas in the same transaction as the rows."""
 

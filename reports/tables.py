@@ -102,8 +102,10 @@ class PolicyDeviceTable(FastRows, tables.Table):
         attrs = {"class": "grid", "id": "policy-device-table"}
         order_by = ("device",)
 
-    def __init__(self, *args, policy=None, **kwargs):
+    def __init__(self, *args, policy=None, overrides=None, **kwargs):
         self.policy = policy
+        # {device id: [source labels]} where a setting this policy delivered is overridden by another source
+        self.overrides = overrides or {}
         super().__init__(*args, **kwargs)
         # One reverse() per page instead of one per row: the drill-in URL ends with "<device pk>/".
         self._drill = reverse(
@@ -117,7 +119,12 @@ class PolicyDeviceTable(FastRows, tables.Table):
         return link_cell(f"{self._drill}{record.device_id}/", record.device.display_name, "rowlink")
 
     def cell_status(self, record):
-        return status_cell(record.status)
+        cell = status_cell(record.status)
+        sources = self.overrides.get(record.device_id) if self.overrides else None
+        if sources and record.status == "succeeded":
+            labels = ", ".join(escape(label) for label in sources)
+            cell += f'<div class="overridden small" data-overridden="1">Overridden by {labels}</div>'
+        return cell
 
     def cell_settings(self, record):
         return setting_bar(record)

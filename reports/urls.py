@@ -30,6 +30,19 @@ urlpatterns = [
         views.device_panel_live,
         name="device_panel_live",
     ),
+    path(
+        "endpoint-security/reports/effective-settings/", views.effective_settings, name="effective_settings"
+    ),
+    path(
+        "endpoint-security/reports/effective-settings/live/",
+        views.effective_settings_live,
+        name="effective_settings_live",
+    ),
+    path(
+        "endpoint-security/reports/effective-settings/devices/",
+        views.effective_devices,
+        name="effective_devices",
+    ),
     path(POLICY, views.policy_monitor, name="policy_monitor"),
     path(f"{POLICY}live/", views.policy_monitor_live, name="policy_monitor_live"),
     path(f"{POLICY}devices/", views.PolicyDeviceListView.as_view(), name="policy_devices"),

@@ -27,9 +27,9 @@ from devices.scope import scope_group_ids, scoped
 from policies.catalog import get_catalog
 from policies.models import SLUG_OF_TYPE, Policy, PolicyAssignment
 
-from . import charts, live, queries
+from . import charts, effective, live, queries
 from .filtersets import LateDeviceFilterSet, PolicyDeviceFilterSet, ProblemFilterSet, cleaned
-from .models import DevicePolicyStatus, Status
+from .models import DeviceEffectiveSetting, DevicePolicyStatus, Status
 from .queries import STATUS_LABEL, STATUS_ORDER
 from .tables import LateDeviceTable, PolicyDeviceTable, ProblemTable
 
@@ -566,7 +566,7 @@ class PolicyDeviceListView(_ReportListView):
         return queries.policy_device_total(self.policy, self.filters)
 
     def table_kwargs(self) -> dict[str, Any]:
-        return {"policy": self.policy}
+        return {"policy": self.policy, "overrides": effective.policy_device_overrides(self.policy.pk)}
 
     export_columns = [
         ("Device name", lambda r: r.device.display_name),
@@ -613,6 +613,10 @@ def drill_context(policy: Policy, device: Device, row: DevicePolicyStatus | None
     for s in settings:
         counts[s.status] = counts.get(s.status, 0) + 1
     segments = _status_segments(counts)
+    overrides = effective.device_overrides(device.pk)
+    for s in settings:
+        source = overrides.get(s.key) if s.status == Status.SUCCEEDED else None
+        s.overridden_by = effective.source_label(source) if source else ""
     return {
         "device": device,
         "row": row,
@@ -726,6 +730,11 @@ def policy_settings(request, policy_id):
     and every cell is a precomputed link (django-tables2's per-cell machinery costs more than the queries)."""
     policy = _policy(policy_id)
     settings = queries.setting_status_counts(policy)
+    overrides = effective.policy_overrides(policy.pk, [s.key for s in settings])
+    for s in settings:
+        by_source = overrides.get(s.key, {})
+        s.overridden = sum(by_source.values())
+        s.overridden_sources = [(effective.source_label(code), n) for code, n in sorted(by_source.items())]
     q = request.GET.get("q", "").strip()[:200]
     only_problems = request.GET.get("problems") == "1"
     rows = [
@@ -747,8 +756,21 @@ def policy_settings(request, policy_id):
                 "Category",
                 "Configured value",
                 *(STATUS_LABEL[s] for s in STATUS_ORDER),
+                "Succeeded but overridden",
+                "Overridden by",
             ],
-            ([s.name, s.key, s.category, s.configured, *(s.counts[st] for st in STATUS_ORDER)] for s in rows),
+            (
+                [
+                    s.name,
+                    s.key,
+                    s.category,
+                    s.configured,
+                    *(s.counts[st] for st in STATUS_ORDER),
+                    s.overridden,
+                    "; ".join(f"{label} {n}" for label, n in s.overridden_sources),
+                ]
+                for s in rows
+            ),
         )
     devices_url = reverse("reports:policy_devices", kwargs={"policy_id": policy.policy_id})
     table = []
@@ -833,3 +855,172 @@ def device_panel_live(request, pk: int):
         poll_seconds=live.POLL_SECONDS,
     )
     return _poll_response(render(request, "reports/partials/device_panel_live_body.html", context))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Effective settings: the fleet report (a console extension: Defender shows one device at a time)
+# ---------------------------------------------------------------------------------------------------------
+
+EFFECTIVE_KINDS = (
+    ("", "All types"),
+    ("asr", "ASR rules"),
+    ("av", "Antivirus settings"),
+    ("exclusion", "Exclusions"),
+)
+
+
+def _effective_filters(request) -> tuple[dict[str, Any], list[str]]:
+    errors = []
+    kind = request.GET.get("kind", "")
+    if kind not in dict(EFFECTIVE_KINDS):
+        errors.append(f"There is no type “{kind[:40]}”: showing every type.")
+        kind = ""
+    return {
+        "kind": kind,
+        "only_overridden": request.GET.get("overridden") == "1",
+        "q": request.GET.get("q", "").strip()[:200],
+    }, errors
+
+
+def effective_context(request, filters: dict[str, Any]) -> dict[str, Any]:
+    rows, reporting = effective.fleet_rows(request.user, **filters)
+    devices_url = reverse("reports:effective_devices")
+    table = []
+    for r in rows:
+        base = {"setting": r.setting_key, "entry": r.entry}
+
+        def link(bucket, source="", base=base):
+            params = {**base, "bucket": bucket, **({"source": source} if source else {})}
+            return f"{devices_url}?{urlencode({k: v for k, v in params.items() if v != ''})}"
+
+        table.append(
+            {
+                "row": r,
+                "matches_url": link("matches"),
+                "overridden": [(label, n, link("overridden", code)) for code, label, n in r.overridden_list],
+                "unmanaged": [(label, n, link("unmanaged", code)) for code, label, n in r.unmanaged_list],
+                "not_configured_url": link("not_configured"),
+            }
+        )
+    return {
+        "rows": table,
+        "reporting": reporting,
+        "overridden_settings": sum(1 for r in rows if r.overridden_total),
+        "version": effective.fleet_version(request.user),
+        "live_url": reverse("reports:effective_settings_live")
+        + ("?" + request.GET.urlencode() if request.GET else ""),
+        "poll_seconds": live.POLL_SECONDS,
+        "now": timezone.now(),
+        "filters": filters,
+    }
+
+
+@require_GET
+@permission_required(PERMISSION, raise_exception=True)
+def effective_settings(request):
+    """Endpoint security › Reports › Effective settings: per setting, ASR rule and exclusion entry, the devices
+    that enforce what the policies intend, the devices where another source wins (by source), and the devices
+    where nothing configures it."""
+    filters, errors = _effective_filters(request)
+    if request.GET.get("export") == "csv":
+        rows, _ = effective.fleet_rows(request.user, **filters)
+        response = HttpResponse(effective.fleet_csv(rows), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="effective-settings.csv"'
+        return response
+    context = effective_context(request, filters)
+    context.update(
+        title="Effective settings",
+        breadcrumbs=BREADCRUMBS,
+        kinds=EFFECTIVE_KINDS,
+        filter_errors=errors,
+        csv_url="?" + "&".join(p for p in (request.GET.urlencode(), "export=csv") if p),
+    )
+    return render(request, "reports/effective_settings.html", context)
+
+
+@require_GET
+@permission_required(PERMISSION, raise_exception=True)
+def effective_settings_live(request):
+    if _unchanged(request, effective.fleet_version(request.user)):
+        return _poll_response(HttpResponse(status=204))
+    filters, _ = _effective_filters(request)
+    return _poll_response(
+        render(request, "reports/partials/effective_body.html", effective_context(request, filters))
+    )
+
+
+EFFECTIVE_BUCKETS = {
+    "matches": "Devices matching intent",
+    "overridden": "Devices where another source wins",
+    "unmanaged": "Devices configured without a policy intent",
+    "not_configured": "Devices where nothing configures it",
+}
+
+
+@require_GET
+@permission_required(PERMISSION, raise_exception=True)
+def effective_devices(request):
+    """The devices behind one count of the Effective settings report."""
+    setting = request.GET.get("setting", "")
+    entry = request.GET.get("entry", "")
+    bucket = request.GET.get("bucket", "")
+    source = request.GET.get("source", "")
+    problems = []
+    if not request.GET:
+        return render(
+            request,
+            "reports/effective_devices.html",
+            {
+                "title": "Effective settings",
+                "breadcrumbs": BREADCRUMBS,
+                "problems": ["Choose a count in the Effective settings report to see its devices."],
+            },
+        )
+    if get_catalog().get(setting) is None:
+        problems.append("Choose a setting from the Effective settings report: this one isn't in the catalog.")
+    if bucket not in EFFECTIVE_BUCKETS:
+        problems.append(f"There is no count “{bucket[:40]}”; choose one from the report.")
+    if source and source not in effective.SOURCE_LABELS:
+        problems.append(f"There is no source “{source[:40]}”.")
+    if problems:
+        return render(
+            request,
+            "reports/effective_devices.html",
+            {"title": "Effective settings", "breadcrumbs": BREADCRUMBS, "problems": problems},
+            status=400,
+        )
+    devices = effective.fleet_devices(request.user, setting, entry, bucket, source)
+    paginator = Paginator(
+        devices.only("pk", "display_name", "os", "os_version", "managed_by", "last_checkin_at"), 50
+    )
+    page = paginator.get_page(request.GET.get("page"))
+    rows = {
+        r.device_id: r
+        for r in DeviceEffectiveSetting.objects.filter(
+            setting_key=setting, entry=entry, device_id__in=[d.pk for d in page.object_list]
+        )
+    }
+    items = [
+        {
+            "device": d,
+            "value": effective.value_text(setting, entry, rows[d.pk].value) if d.pk in rows else "Default",
+            "source": effective.source_label(rows[d.pk].configured_by) if d.pk in rows else "Default",
+        }
+        for d in page.object_list
+    ]
+    label = EFFECTIVE_BUCKETS[bucket] + (f" ({effective.source_label(source)})" if source else "")
+    params = request.GET.copy()
+    params.pop("page", None)
+    return render(
+        request,
+        "reports/effective_devices.html",
+        {
+            "title": effective.setting_name(setting),
+            "breadcrumbs": BREADCRUMBS,
+            "bucket_label": label,
+            "entry": entry,
+            "items": items,
+            "page": page,
+            "query": params.urlencode(),
+        },
+    )

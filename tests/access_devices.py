@@ -33,6 +33,7 @@ ACCESS = {
     "devices:bulk_job": (_bulk_job, ALL),
     "devices:detail": (_device, ALL),
     "devices:status": (_device, ALL),
+    "devices:effective": (_device, ALL),
     "devices:tags": (_device, CHANGERS),
     "devices:delete": (_device, CHANGERS),
     "devices:group_list": (None, ALL),

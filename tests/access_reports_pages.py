@@ -75,4 +75,7 @@ ACCESS = {
     "reports:policy_device_settings": (_drill_kwargs, ALL),
     "reports:policy_device_settings_live": (_drill_kwargs, ALL),
     "reports:policy_device_setting": (_setting_kwargs, ALL),
+    "reports:effective_settings": (None, ALL),
+    "reports:effective_settings_live": (None, ALL),
+    "reports:effective_devices": (None, ALL),
 }
