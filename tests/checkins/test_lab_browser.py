@@ -4,8 +4,6 @@ and the drift list has the event."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from playwright.sync_api import expect
 
@@ -59,9 +57,13 @@ def test_a_lab_device_follows_its_facts_and_a_local_change_through_policy_sync_i
     expect(page.locator('[data-testid="sync-progress"]')).to_contain_text(
         "Policy sync completed", timeout=15_000
     )
-    expect(page.locator('[data-testid="mp-preference"]')).to_contain_text(
-        re.compile(r"DisableRealtimeMonitoring\s*: True")
-    )
+    # The device page follows: its drift timeline and its Effective settings tab (Local admin wins now).
+    page.reload()
+    expect(page.locator("#drift-timeline")).to_contain_text("Local admin")
+    page.click("nav.tabs >> text=Effective settings")
+    rtp = page.locator('tr[data-setting="device_vendor_msft_policy_config_defender_allowrealtimemonitoring"]')
+    expect(rtp).to_contain_text("Local admin")
+    page.screenshot(path="/tmp/lab-device-effective.png", full_page=True)
 
     # The drift list has the event: real-time monitoring 1 -> 0, configured by the local admin.
     page.goto(f"{live_server.url}/endpoint-security/reports/drift/")
