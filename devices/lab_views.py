@@ -279,7 +279,7 @@ def _gpo_page(request, gpo, form, setting_form, status=200):
         for key, value in sorted(gpo.settings.items()):
             try:
                 shown = ", ".join(value) if isinstance(value, list) else display_value(key, value)
-            except Exception:
+            except Exception:  # a value the catalog cannot label is shown as it is
                 shown = str(value)
             settings.append({"key": key, "label": labels.get(key, key), "value": shown})
     return render(

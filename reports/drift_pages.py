@@ -32,7 +32,7 @@ def _value(event_key: str, value) -> str:
         return ", ".join(str(v) for v in value) or "(empty)"
     try:
         return display_value(event_key, value)
-    except Exception:
+    except Exception:  # a value the catalog cannot label is shown as it is, never a 500
         return str(value)
 
 
