@@ -4,6 +4,9 @@ from django.urls import NoReverseMatch, reverse
 
 from .roles import role_of
 
+# Items only some roles see (the page would answer 403 to the others).
+NAV_PERMS = {"devices:lab": "console.use_device_lab"}
+
 # (label, url name, icon, section). Sections appear as a pages' left navigation, in this order.
 NAV = [
     ("Home", "home", "home", "intune"),
@@ -12,6 +15,7 @@ NAV = [
     ("Endpoint security", "policies:overview", "shield", "intune"),
     ("Groups", "devices:group_list", "groups", "intune"),
     ("Tenant administration", "tenant_admin", "tenant", "intune"),
+    ("Device lab (simulation)", "devices:lab", "devices", "intune"),
     ("Configuration Management", "devices:enforcement_scope", "defender", "defender"),
 ]
 
@@ -20,6 +24,8 @@ def _nav(request) -> list[dict]:
     items = []
     path = request.path
     for label, name, icon, section in NAV:
+        if name in NAV_PERMS and not request.user.has_perm(NAV_PERMS[name]):
+            continue
         try:
             url = reverse(name)
         except NoReverseMatch:

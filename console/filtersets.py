@@ -5,7 +5,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 
-from .models import AuditEvent
+from .models import AuditEvent, WebhookDelivery
 from .rbac import roles
 
 
@@ -66,3 +66,12 @@ class UserFilterSet(django_filters.FilterSet):
             | Q(role_assignments__role__name=value)
             | Q(admin_groups__role_assignments__role__name=value)
         ).distinct()
+
+
+class WebhookDeliveryFilterSet(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=WebhookDelivery.Status.choices, label="Status")
+    event_type = django_filters.CharFilter(lookup_expr="icontains", label="Event")
+
+    class Meta:
+        model = WebhookDelivery
+        fields = ["status", "event_type"]

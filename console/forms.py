@@ -116,3 +116,40 @@ class AdminGroupForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["members"].queryset = get_user_model().objects.order_by("username")
+
+
+class WebhookForm(forms.Form):
+    """Tenant administration › Webhook. The secret is write-only: empty keeps the saved one."""
+
+    enabled = forms.BooleanField(required=False, label="Send events to this webhook")
+    url = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Payload URL",
+        help_text="The SOC endpoint that receives a signed JSON POST per event, e.g. https://soc.contoso.com/hook.",
+    )
+    secret = forms.CharField(
+        max_length=200,
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        label="Secret",
+        help_text="At least 16 characters. Leave empty to keep the saved secret.",
+    )
+    generate_secret = forms.BooleanField(
+        required=False, label="Generate a new secret (shown once after saving)"
+    )
+    events = forms.ChoiceField(label="Events", choices=())
+    extra_protected = forms.MultipleChoiceField(
+        required=False,
+        label="Also protected in this tenant",
+        help_text="Drift of these settings is sent too, beside the Tamper Protection-protected settings and the "
+        "ASR rules that always count as protected.",
+    )
+
+    def __init__(self, *args, setting_choices=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        from .models import WebhookEndpoint
+
+        self.fields["events"].choices = WebhookEndpoint.Events.choices
+        self.fields["extra_protected"].choices = list(setting_choices)
+        self.fields["extra_protected"].widget.attrs["size"] = 8

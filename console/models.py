@@ -346,3 +346,77 @@ class RoleAssignment(models.Model):
     @property
     def all_devices(self) -> bool:
         return not self.scope_groups.exists()
+
+
+class WebhookEndpoint(models.Model):
+    """The tenant's optional outgoing webhook (Tenant administration › Webhook): a SOC is told about drift.
+
+    A singleton (pk=1). The body is JSON signed with HMAC-SHA256 over "<timestamp>.<body>" with the secret
+    (console/webhooks.py); the secret is kept to sign and never shown again after it is saved.
+    """
+
+    class Events(models.TextChoices):
+        PROTECTED = "protected", "Drift of protected settings only"
+        ALL = "all", "Every drift event"
+
+    url = models.URLField("Payload URL", max_length=500, blank=True)
+    secret = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=False)
+    events = models.CharField(max_length=10, choices=Events.choices, default=Events.PROTECTED)
+    # Per-tenant additions to the protected settings (setting definition ids of the catalog), one per line.
+    extra_protected = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "webhook"
+        permissions = [("use_device_lab", "Can use the device lab (simulated devices, GPOs, local changes)")]
+
+    def __str__(self) -> str:
+        return self.url or "Webhook (not configured)"
+
+    @classmethod
+    def load(cls) -> WebhookEndpoint:
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+
+class WebhookDelivery(models.Model):
+    """One event to deliver, persisted before any attempt: a worker restart loses no delivery.
+
+    Attempts are claimed with a short lease (an atomic UPDATE), so two workers never post the same delivery at
+    once and a worker killed mid-attempt leaves a row that the sweep picks up again after the lease.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    event_type = models.CharField(max_length=60)
+    url = models.URLField(max_length=500)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    # [{"at": iso, "status_code": int|None, "error": str, "ms": int}, ...] one entry per attempt
+    history = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event_type} → {self.url} ({self.status})"
+
+    @property
+    def attempt_log(self) -> list[dict]:
+        """The attempts with their times as datetimes (for the one date filter)."""
+        from datetime import datetime
+
+        return [{**h, "at": datetime.fromisoformat(h["at"])} for h in self.history]

@@ -301,7 +301,7 @@ CELERY_TASK_ROUTES = {
     "devices.checkins.policy_sync": {"queue": "sync"},
     "devices.checkins.checkin_batch": {"queue": "checkins"},
 }
-CELERY_IMPORTS = ["devices.checkins"]
+CELERY_IMPORTS = ["devices.checkins", "console.webhooks"]
 # Declared here so that a plain `celery -A console worker` (no -Q) consumes every queue; -Q narrows it.
 CELERY_TASK_QUEUES = [Queue("sync"), Queue("default"), Queue("checkins")]
 CELERY_WORKER_QUEUES = ",".join(q.name for q in CELERY_TASK_QUEUES)
@@ -349,7 +349,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "devices.checkins.prune_checkin_history",
         "schedule": timedelta(days=1),
     },
+    # console/webhooks.py: re-sends due webhook deliveries whose task was lost (a worker restart)
+    "retry-due-webhooks": {
+        "task": "console.webhooks.retry_due_webhooks",
+        "schedule": timedelta(seconds=15),
+        "options": {"expires": 30},
+    },
 }
+# The outgoing webhook's backoff: a failed attempt waits base × 2^(attempts-1) seconds; it gives up after the max.
+WEBHOOK_BACKOFF_SECONDS = env.float("WEBHOOK_BACKOFF_SECONDS", default=30.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 
 # /metrics asks for "Authorization: Bearer <METRICS_TOKEN>" when this is set; without it, anyone may scrape.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

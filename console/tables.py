@@ -6,7 +6,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from .datetimes import when_html
-from .models import AuditEvent
+from .models import AuditEvent, WebhookDelivery
 from .rbac import role_names
 
 
@@ -60,3 +60,36 @@ class UserTable(tables.Table):
 
     def render_roles(self, record):
         return ", ".join(role_names(record)) or "—"
+
+
+class WebhookDeliveryTable(tables.Table):
+    created_at = WhenColumn(verbose_name="Created")
+    event_type = tables.Column(verbose_name="Event")
+    status = tables.Column(verbose_name="Status")
+    attempts = tables.Column(verbose_name="Attempts")
+    last_status_code = tables.Column(verbose_name="Last response", default="—")
+    next_attempt_at = WhenColumn(verbose_name="Next attempt", default="—")
+    delivered_at = WhenColumn(verbose_name="Delivered", default="—")
+    history = tables.TemplateColumn(
+        template_name="console/partials/webhook_attempts.html", verbose_name="Attempts log", orderable=False
+    )
+
+    class Meta:
+        model = WebhookDelivery
+        fields = (
+            "created_at", "event_type", "status", "attempts", "last_status_code", "next_attempt_at",
+            "delivered_at", "history",
+        )  # fmt: skip
+        order_by = ("-created_at",)
+
+    def render_event_type(self, value):
+        return format_html('<span class="mono">{}</span>', value)
+
+    def render_status(self, record, value):
+        css = {"succeeded": "pill-green", "failed": "pill-red"}.get(record.status, "")
+        return format_html('<span class="pill {}">{}</span>', css, value)
+
+    def render_next_attempt_at(self, record, value):
+        if record.status != WebhookDelivery.Status.PENDING:
+            return "—"
+        return mark_safe(when_html(value))

@@ -44,6 +44,11 @@ urlpatterns = [
     path("tenant-admin/api-tokens/", views.api_tokens, name="api_tokens"),
     path("tenant-admin/api-tokens/new/", views.api_token_create, name="api_token_create"),
     path("tenant-admin/api-tokens/<int:pk>/revoke/", views.api_token_revoke, name="api_token_revoke"),
+    path("tenant-admin/webhook/", views.webhook_settings, name="webhook_settings"),
+    path("tenant-admin/webhook/test/", views.webhook_test, name="webhook_test"),
+    path(
+        "tenant-admin/webhook/deliveries/", views.WebhookDeliveryListView.as_view(), name="webhook_deliveries"
+    ),
     path("tenant-admin/sign-in-lockouts/", views.lockouts, name="lockouts"),
     path("tenant-admin/sign-in-lockouts/<int:pk>/unlock/", views.lockout_unlock, name="lockout_unlock"),
     path("jobs/<int:pk>/", views.job_status, name="job_status"),

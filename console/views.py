@@ -10,11 +10,13 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from policies.catalog import get_catalog
+
 from . import health
-from .filtersets import AuditEventFilterSet
+from .filtersets import AuditEventFilterSet, WebhookDeliveryFilterSet
 from .listing import ObjectListView
-from .models import AuditEvent, Job, TenantSettings
-from .tables import AuditEventTable
+from .models import AuditEvent, Job, TenantSettings, WebhookDelivery
+from .tables import AuditEventTable, WebhookDeliveryTable
 
 
 def _service_health() -> dict:
@@ -289,3 +291,123 @@ def lockout_unlock(request, pk: int):
         request, f"Sign-in for {attempt.username or '(no username)'} from {attempt.ip_address} is unlocked."
     )
     return redirect("lockouts")
+
+
+# ---- Tenant administration › Webhook ----------------------------------------------------------------------
+
+WEBHOOK_PERM = "console.change_webhookendpoint"
+
+
+def _protectable_settings() -> list[tuple[str, str]]:
+    """Antivirus settings a tenant may add to its protected set (the catalog's, never invented ids)."""
+    catalog = get_catalog()
+    profile = catalog.profile("microsoft-defender-antivirus")
+    return sorted(
+        ((s.id, s.display_name) for s in profile.settings if s.is_value_key and not s.hidden),
+        key=lambda pair: pair[1].lower(),
+    )
+
+
+@permission_required(WEBHOOK_PERM, raise_exception=True)
+def webhook_settings(request):
+    from django.contrib import messages
+
+    from . import audit, webhooks
+    from .forms import WebhookForm
+    from .models import WebhookDelivery, WebhookEndpoint
+
+    endpoint = WebhookEndpoint.load()
+    choices = _protectable_settings()
+    shown_secret = None
+    status = 200
+    if request.method == "POST":
+        form = WebhookForm(request.POST, setting_choices=choices)
+        if form.is_valid():
+            data = form.cleaned_data
+            secret = data["secret"] or None
+            if data["generate_secret"]:
+                secret = shown_secret = webhooks.generate_secret()
+            try:
+                with audit.acting_as(audit.actor_from_request(request)):
+                    endpoint = webhooks.configure(
+                        url=data["url"],
+                        secret=secret,
+                        enabled=data["enabled"],
+                        events=data["events"],
+                        extra_protected=data["extra_protected"],
+                    )
+            except webhooks.WebhookError as exc:
+                form.add_error(None, str(exc))
+                shown_secret = None
+                status = 400
+            else:
+                if shown_secret is None:
+                    messages.success(request, "The webhook settings were saved.")
+                    from django.shortcuts import redirect
+
+                    return redirect("webhook_settings")
+                form = WebhookForm(initial=_webhook_initial(endpoint), setting_choices=choices)
+        else:
+            status = 400
+    else:
+        form = WebhookForm(initial=_webhook_initial(endpoint), setting_choices=choices)
+    return render(
+        request,
+        "console/webhook.html",
+        {
+            "form": form,
+            "endpoint": endpoint,
+            "shown_secret": shown_secret,
+            "recent": WebhookDelivery.objects.all()[:5],
+        },
+        status=status,
+    )
+
+
+def _webhook_initial(endpoint) -> dict:
+    return {
+        "enabled": endpoint.enabled,
+        "url": endpoint.url,
+        "events": endpoint.events,
+        "extra_protected": endpoint.extra_protected,
+    }
+
+
+@permission_required(WEBHOOK_PERM, raise_exception=True)
+def webhook_test(request):
+    from django.contrib import messages
+    from django.shortcuts import redirect
+
+    from . import audit, webhooks
+
+    if request.method != "POST":
+        return redirect("webhook_settings")
+    try:
+        delivery = webhooks.send_test_event(actor=audit.actor_from_request(request))
+    except webhooks.WebhookError as exc:
+        messages.error(request, str(exc))
+        return redirect("webhook_settings")
+    messages.success(request, f"A test event was queued ({delivery.event_id}); its attempts show in the log.")
+    return redirect("webhook_deliveries")
+
+
+class WebhookDeliveryListView(ObjectListView):
+    permission_required = WEBHOOK_PERM
+    queryset = WebhookDelivery.objects.all()
+    filterset_class = WebhookDeliveryFilterSet
+    table_class = WebhookDeliveryTable
+    title = "Webhook delivery log"
+    breadcrumbs = [("Tenant administration", "tenant_admin"), ("Webhook", "webhook_settings")]
+    per_page = 50
+    export_filename = "webhook-deliveries.csv"
+    export_columns = [
+        ("Created", lambda d: d.created_at.isoformat()),
+        ("Event id", lambda d: str(d.event_id)),
+        ("Event", lambda d: d.event_type),
+        ("URL", lambda d: d.url),
+        ("Status", lambda d: d.get_status_display()),
+        ("Attempts", lambda d: d.attempts),
+        ("Last response", lambda d: d.last_status_code or ""),
+        ("Last error", lambda d: d.last_error),
+        ("Delivered", lambda d: d.delivered_at.isoformat() if d.delivered_at else ""),
+    ]

@@ -29,9 +29,11 @@ from .models import (
     DeviceCredential,
     Group,
     GroupMember,
+    GroupPolicyObject,
     JoinType,
     LanguageMode,
     LicenseSource,
+    LocalAdminChange,
     ManagedBy,
     OnboardingEvent,
     OSType,
@@ -335,6 +337,7 @@ def seed(stdout, devices: int = 300, seed: int = 42, **_) -> None:
 
     fleet = _coverage(rng, names, tenant)[:devices]
     fleet += _random_fleet(rng, names, tenant, max(0, devices - len(fleet)))
+    _place_in_active_directory(rng, fleet)
 
     # Onboarding, decided in memory.
     outcomes = []
@@ -412,6 +415,8 @@ def seed(stdout, devices: int = 300, seed: int = 42, **_) -> None:
     for name, ids in members.items():
         Group.objects.filter(pk=groups[name].pk).update(member_count=len(ids))
 
+    gpos, local = _management_sources(rng, fleet, now)
+
     managed_labels = dict(ManagedBy.choices)
     by_managed = Counter(managed_labels[d.managed_by] for d in fleet)
     by_status = Counter(d.enrollment_status or "Not applicable" for d in fleet)
@@ -424,4 +429,97 @@ def seed(stdout, devices: int = 300, seed: int = 42, **_) -> None:
     stdout.write("  Managed by: " + ", ".join(f"{k} {v:,}" for k, v in by_managed.most_common()))
     stdout.write("  MDE Enrollment status: " + ", ".join(f"{k} {v:,}" for k, v in by_status.most_common()))
     stdout.write(f"  Onboarding timeline rows: {len(events):,}; device credentials: {len(creds):,}")
+    stdout.write(f"  Group Policy objects: {gpos}; local admin changes: {local:,}")
     stdout.write("  Groups: " + ", ".join(f"{name} ({len(members[name]):,})" for name in groups))
+
+
+# ---- other management sources (issue 15): Active Directory, Group Policy, local admin changes --------------
+
+DOMAIN = "contoso.com"
+OU_SERVERS = "OU=Servers,DC=contoso,DC=com"
+OU_WEB = "OU=Web," + OU_SERVERS
+OU_APP = "OU=App," + OU_SERVERS
+OU_SQL = "OU=SQL," + OU_SERVERS
+OU_WORKSTATIONS = "OU=Workstations,DC=contoso,DC=com"
+OU_DEVELOPERS = "OU=Developers," + OU_WORKSTATIONS
+OU_ENGINEERING = "OU=Engineering," + OU_DEVELOPERS
+OU_CONTRACTORS = "OU=Contractors," + OU_DEVELOPERS
+_P = "device_vendor_msft_policy_config_defender_"
+PSEXEC_RULE = _P + "attacksurfacereductionrules_blockprocesscreationsfrompsexecandwmicommands"
+PSEXEC_AUDIT = "d1e49aac-8f56-4280-b9ba-993a6d77406c=2"
+RTP = _P + "allowrealtimemonitoring"
+EXCLUDED_PATHS = _P + "excludedpaths"
+EXCLUDED_EXTENSIONS = _P + "excludedextensions"
+DISABLE_LOCAL_ADMIN_MERGE = "device_vendor_msft_defender_configuration_disablelocaladminmerge"
+DEMO_GPOS = ("Contoso Web servers - PSExec rule in audit", "Contoso Contractors - no local exclusions")
+
+
+def _place_in_active_directory(rng: random.Random, fleet: list[Device]) -> None:
+    """Domain and hybrid-joined Windows devices get the contoso.com domain and an OU (servers by role,
+    some laptops in the developers' OUs), so Group Policy links have something to apply to."""
+    for device in fleet:
+        if device.join_type not in (JoinType.DOMAIN_JOINED, JoinType.HYBRID_JOINED):
+            continue
+        if device.os == OSType.WINDOWS_SERVER:
+            device.ad_domain = DOMAIN
+            if device.display_name.startswith("SRV-SQL-"):
+                device.ad_ou = OU_SQL
+                device.tamper_protection = (
+                    True  # the data platform servers were in the Tamper Protection rollout
+                )
+            else:
+                device.ad_ou = OU_WEB if rng.random() < 0.5 else OU_APP
+        elif device.os == OSType.WINDOWS:
+            device.ad_domain = DOMAIN
+            developer = device.display_name.startswith("CONTOSO-LT-") and rng.random() < 0.4
+            if developer:
+                device.ad_ou = OU_CONTRACTORS if rng.random() < 0.35 else OU_ENGINEERING
+            else:
+                device.ad_ou = OU_WORKSTATIONS
+
+
+def _management_sources(rng: random.Random, fleet: list[Device], now) -> tuple[int, int]:
+    """Realistic overrides for the effective settings reports: a GPO that audits the PSExec/WMI ASR rule on the
+    web servers (our server policy blocks it), developers' local exclusions (blocked by DisableLocalAdminMerge
+    for contractors), and local attempts to turn real-time protection off that Tamper Protection stops."""
+    GroupPolicyObject.objects.filter(name__in=DEMO_GPOS).delete()
+    GroupPolicyObject.objects.create(
+        name=DEMO_GPOS[0],
+        description="Domain GPO left from an application rollout: PSExec and WMI process creation only audited.",
+        settings={PSEXEC_RULE: PSEXEC_AUDIT},
+        link_ou=OU_WEB,
+        link_order=1,
+    )
+    GroupPolicyObject.objects.create(
+        name=DEMO_GPOS[1],
+        description="Contractor laptops: exclusions added by local admins do not count (DisableLocalAdminMerge).",
+        settings={DISABLE_LOCAL_ADMIN_MERGE: 1},
+        link_ou=OU_CONTRACTORS,
+        link_order=1,
+    )
+    changes: list[LocalAdminChange] = []
+    for device in fleet:
+        if device.ad_ou in (OU_ENGINEERING, OU_CONTRACTORS):
+            at = now - timedelta(days=rng.uniform(1, 20))
+            admin = f"CONTOSO\\{device.display_name.lower()}-admin"
+            changes.append(LocalAdminChange(device=device, setting_id=EXCLUDED_PATHS, operation="add",
+                                            value=["C:\\src", "C:\\Users\\dev\\.nuget\\packages"], actor=admin, at=at))  # fmt: skip
+            if rng.random() < 0.5:
+                changes.append(LocalAdminChange(device=device, setting_id=EXCLUDED_EXTENSIONS, operation="add",
+                                                value=[".pdb"], actor=admin, at=at + timedelta(minutes=3)))  # fmt: skip
+        elif (
+            device.tamper_protection
+            and device.is_mde_managed
+            and (
+                device.display_name.startswith("SRV-SQL-")
+                or (device.os == OSType.WINDOWS and rng.random() < 0.03)
+            )
+        ):
+            # A local admin tries to turn real-time protection off. On SQL servers, where the two AV policies
+            # conflict so no policy value is applied, Tamper Protection is what stops it; on workstations the
+            # baseline policy wins and the attempt is listed beside it.
+            changes.append(LocalAdminChange(device=device, setting_id=RTP, operation="set", value=0,
+                                            actor="CONTOSO\\helpdesk-tech",
+                                            at=now - timedelta(hours=rng.uniform(1, 72))))  # fmt: skip
+    LocalAdminChange.objects.bulk_create(changes, batch_size=2000)
+    return len(DEMO_GPOS), len(changes)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import lab_views, views
 
 app_name = "devices"
 urlpatterns = [
@@ -13,6 +13,20 @@ urlpatterns = [
     path("devices/<int:pk>/effective-settings/", views.device_effective, name="effective"),
     path("devices/<int:pk>/tags/", views.device_tags, name="tags"),
     path("devices/<int:pk>/delete/", views.device_delete, name="delete"),
+    # Device lab (simulation, Global Administrator only): devices, facts, local admin changes, GPOs
+    path("lab/", lab_views.lab_home, name="lab"),
+    path("lab/devices/new/", lab_views.lab_device_create, name="lab_device_create"),
+    path("lab/devices/<int:pk>/", lab_views.lab_device, name="lab_device"),
+    path("lab/devices/<int:pk>/local-changes/", lab_views.lab_local_change_add, name="lab_local_change_add"),
+    path(
+        "lab/devices/<int:pk>/local-changes/<int:change_pk>/remove/",
+        lab_views.lab_local_change_remove,
+        name="lab_local_change_remove",
+    ),
+    path("lab/gpos/new/", lab_views.lab_gpo_create, name="lab_gpo_create"),
+    path("lab/gpos/<int:pk>/", lab_views.lab_gpo, name="lab_gpo"),
+    path("lab/gpos/<int:pk>/settings/", lab_views.lab_gpo_setting, name="lab_gpo_setting"),
+    path("lab/gpos/<int:pk>/delete/", lab_views.lab_gpo_delete, name="lab_gpo_delete"),
     # Intune admin center › Groups (Microsoft Entra groups)
     path("groups/", views.GroupListView.as_view(), name="group_list"),
     path("groups/new/", views.group_create, name="group_create"),

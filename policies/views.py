@@ -36,6 +36,7 @@ from policies.models import (
 )
 from policies.preview import impact as compute_impact
 from policies.tables import PolicyTable
+from reports.drift import drift_count
 
 TYPE_DESCRIPTIONS = {
     PolicyType.ANTIVIRUS: "Manage the Microsoft Defender Antivirus settings, its exclusions and the Windows Security "
@@ -129,6 +130,9 @@ def overview(request):
             "recent": recent,
             "type_slugs": SLUG_OF_TYPE,
             "mde_connector_url": _optional_url("devices:mde_connector"),
+            "drift_24h": drift_count(request.user)
+            if request.user.has_perm("reports.view_driftevent")
+            else None,
         },
     )
 

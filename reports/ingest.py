@@ -33,6 +33,7 @@ from devices.models import Device
 from policies.engine import STATUS_CONFLICT, STATUS_NOT_APPLICABLE, Resolution, worst_status
 from policies.models import Policy
 
+from . import drift as drift_alerts
 from .models import (
     REPORTING_COUNTER,
     STATUSES,
@@ -841,6 +842,7 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
         written += DeviceEffectiveSetting.objects.filter(pk__in=chunk).delete()[0]
     written += insert_rows(DeviceEffectiveSetting, EFFECTIVE_COLUMNS, new_rows)
     written += insert_rows(DriftEvent, DRIFT_COLUMNS, drift)
+    drift_alerts.announce_rows(drift)  # the SOC webhook hears of protected drift after commit (reports.drift)
     rows = sorted((k, v) for k, v in deltas.items() if v)
     if rows:
         written += _upsert(EffectiveSettingCount, ("setting_key", "entry", "intent", "configured_by"), rows)

@@ -5,7 +5,7 @@ endpoint-security/reports/ (a one-segment endpoint-security/<slug>/ path is a po
 
 from django.urls import path
 
-from . import views
+from . import drift_pages, views
 
 app_name = "reports"
 
@@ -19,6 +19,7 @@ urlpatterns = [
         views.IssueDeviceListView.as_view(),
         name="issue_devices",
     ),
+    path("endpoint-security/reports/drift/", drift_pages.DriftListView.as_view(), name="drift"),
     path(
         "endpoint-security/reports/devices-not-checking-in/",
         views.LateDeviceListView.as_view(),

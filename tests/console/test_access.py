@@ -43,6 +43,7 @@ for _module in (
     "tests.access_reports",
     "tests.access_reports_pages",
     "tests.access_people",
+    "tests.access_lab",
 ):
     if importlib.util.find_spec(_module) is not None:
         ACCESS.update(importlib.import_module(_module).ACCESS)
