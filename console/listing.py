@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db.models import F
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from django.http import StreamingHttpResponse
 from django.views.generic import TemplateView
 from django_tables2 import RequestConfig
+from django_tables2.data import TableListData
 
 
 class _Echo:
@@ -55,6 +62,9 @@ class ObjectListView(PermissionRequiredMixin, TemplateView):
     title = ""
     breadcrumbs: list[tuple[str, str]] = []
     per_page = 25
+    # Keyset (seek) paging (``?after=``/``?before=``/``?last=1``) instead of page numbers: for big lists.
+    keyset = False
+    max_per_page = 500
     export_filename = ""
     export_columns: list[tuple[str, Callable[[Any], Any]]] = []
     raise_exception = True
@@ -82,8 +92,12 @@ class ObjectListView(PermissionRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
         filterset, qs = self.filtered()
-        table = self.table_class(qs, request=self.request)
-        RequestConfig(self.request, paginate={"per_page": self.per_page}).configure(table)
+        if self.keyset:
+            per_page = keyset_per_page(self.request, self.per_page, self.max_per_page)
+            table = keyset_table(self.request, self.table_class, qs, per_page=per_page)
+        else:
+            table = self.table_class(qs, request=self.request)
+            RequestConfig(self.request, paginate={"per_page": self.per_page}).configure(table)
         ctx.update(
             table=table,
             filterset=filterset,
@@ -97,3 +111,243 @@ class ObjectListView(PermissionRequiredMixin, TemplateView):
         if self.request.htmx and not self.request.htmx.boosted:
             return [self.partial_template_name]
         return [self.template_name]
+
+
+# ---------------------------------------------------------------------------------------------- keyset paging
+
+
+class _Presorted(TableListData):
+    """Rows already in the page's order: django-tables2 must not sort them again (it sorts lists in Python)."""
+
+    def order_by(self, aliases) -> None:
+        return None
+
+
+class BadCursor(ValueError):
+    pass
+
+
+@dataclass
+class KeysetPage:
+    """One page of a keyset (seek) paged list: the rows and the cursors of its neighbours.
+
+    ``after``/``before`` are opaque tokens (the sort alias, the sort value and the primary key of a boundary row,
+    and that row's position for "Showing 26 to 50"): a page is read with an index seek from the boundary, so page
+    20,000 costs what page 1 costs (OFFSET would read and discard every row before it).
+    """
+
+    rows: list
+    start: int  # 1-based position of the first row
+    has_next: bool
+    has_previous: bool
+    next_cursor: str = ""
+    previous_cursor: str = ""
+    total: int | None = None
+    notice: str = ""
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.rows) - 1 if self.rows else 0
+
+    @property
+    def is_paged(self) -> bool:
+        return self.has_next or self.has_previous
+
+
+def _encode(payload: list) -> str:
+    raw = json.dumps(payload, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(token: str) -> list:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadCursor(str(exc)) from None
+    if not (isinstance(payload, list) and len(payload) == 4):
+        raise BadCursor("not a cursor")
+    return payload
+
+
+class KeysetPager:
+    """Pages ``queryset`` ordered by one field (``sort``: ``name`` or ``-name``) with the primary key as tiebreaker.
+
+    NULLs sort after every value ascending and before them descending (PostgreSQL's defaults, so its b-tree
+    indexes serve both directions); a nullable field is read as two segments (values, then NULLs) so every
+    seek is a row comparison ``(field, pk) > (value, id)`` that an index on ``(field, id)`` answers directly.
+    """
+
+    MAX_TOKEN = 2000
+
+    def __init__(self, queryset, *, sort: str, fields: dict[str, str], per_page: int):
+        self.queryset = queryset
+        self.descending = sort.startswith("-")
+        self.alias = sort.lstrip("-")
+        self.sort = sort
+        self.field_name = fields[self.alias]
+        self.field = queryset.model._meta.get_field(self.field_name)
+        self.nullable = bool(self.field.null)
+        self.per_page = per_page
+
+    # segments in the page order: (is_null_segment, queryset ordered within it)
+    def _segments(self, reverse: bool) -> list[tuple[bool, Any]]:
+        desc = self.descending != reverse
+        f, pk = self.field_name, "pk"
+        values = self.queryset
+        if self.nullable:
+            values = values.filter(**{f"{f}__isnull": False})
+        values = values.order_by(*((f"-{f}", f"-{pk}") if desc else (f, pk)))
+        segments = [(False, values)]
+        if self.nullable:
+            nulls = self.queryset.filter(**{f"{f}__isnull": True}).order_by(f"-{pk}" if desc else pk)
+            # ascending (not reversed): values then NULLs; descending: NULLs then values
+            segments.append((True, nulls))
+            if self.descending:
+                segments.reverse()
+            if reverse:
+                segments.reverse()
+        return segments
+
+    def _seek(self, boundary: tuple[Any, int] | None, reverse: bool, limit: int) -> list:
+        desc = self.descending != reverse
+        rows: list = []
+        started = boundary is None
+        for is_null, qs in self._segments(reverse):
+            if not started:
+                value, pk = boundary
+                if (value is None) != is_null:
+                    continue  # the boundary row lies in a later segment
+                started = True
+                if is_null:
+                    qs = qs.filter(pk__lt=pk) if desc else qs.filter(pk__gt=pk)
+                else:
+                    cmp = TupleLessThan if desc else TupleGreaterThan
+                    qs = qs.filter(cmp(Tuple(F(self.field_name), F("pk")), (value, pk)))
+            rows.extend(qs[: limit - len(rows)])
+            if len(rows) >= limit:
+                break
+        return rows
+
+    def _key(self, row) -> tuple[Any, int]:
+        return getattr(row, self.field.attname), row.pk
+
+    def _token(self, row, position: int) -> str:
+        value, pk = self._key(row)
+        if value is not None and not isinstance(value, (str, int, bool)):
+            value = self.field.value_to_string(row)
+        return _encode([self.sort, value, pk, position])
+
+    def _boundary(self, token: str) -> tuple[tuple[Any, int], int] | None:
+        """(value, pk) and position of a cursor; None when it belongs to another sort order."""
+        if len(token) > self.MAX_TOKEN:
+            raise BadCursor("too long")
+        sort, value, pk, position = _decode(token)
+        if sort != self.sort:
+            return None  # the sort changed since the link was made: start again at page 1
+        if not isinstance(pk, int) or not isinstance(position, int) or position < 0:
+            raise BadCursor("bad key")
+        if value is not None:
+            try:
+                value = self.field.to_python(value)
+            except (ValidationError, TypeError, ValueError):
+                raise BadCursor("bad value") from None
+        return (value, pk), position
+
+    def page(self, *, after: str = "", before: str = "", last: bool = False) -> KeysetPage:
+        n = self.per_page
+        notice = ""
+        try:
+            if before:
+                found = self._boundary(before)
+                if found is not None:
+                    boundary, position = found
+                    rows = self._seek(boundary, reverse=True, limit=n + 1)
+                    if len(rows) > n:
+                        return self._page(
+                            rows[:n][::-1], max(2, position - n), has_next=True, has_previous=True
+                        )
+                    # no full page before it: that is the first page
+            elif after:
+                found = self._boundary(after)
+                if found is not None:
+                    boundary, position = found
+                    rows = self._seek(boundary, reverse=False, limit=n + 1)
+                    return self._page(rows[:n], position + 1, has_next=len(rows) > n, has_previous=True)
+            elif last:
+                rows = self._seek(None, reverse=True, limit=n + 1)
+                more = len(rows) > n
+                rows = rows[:n][::-1]
+                page = self._page(rows, 1, has_next=False, has_previous=more)
+                page.start = 0  # known once the total is counted
+                return page
+        except BadCursor:
+            notice = "That page link is not valid any more: showing the first page."
+        rows = self._seek(None, reverse=False, limit=n + 1)
+        page = self._page(rows[:n], 1, has_next=len(rows) > n, has_previous=False)
+        page.notice = notice
+        return page
+
+    def _page(self, rows: list, start: int, *, has_next: bool, has_previous: bool) -> KeysetPage:
+        page = KeysetPage(rows, start, has_next, has_previous)
+        if rows:
+            page.next_cursor = self._token(rows[-1], start + len(rows) - 1) if has_next else ""
+            page.previous_cursor = self._token(rows[0], start) if has_previous else ""
+        return page
+
+
+def keyset_fields(table) -> dict[str, str]:
+    """Sortable columns of a django-tables2 table that keyset paging can seek on: alias -> model field."""
+    model = table._meta.model
+    fields: dict[str, str] = {}
+    for column in table.columns:
+        if not column.orderable:
+            continue
+        accessors = list(column.order_by) if column.order_by else [column.accessor]
+        if len(accessors) != 1:
+            continue
+        name = str(accessors[0]).lstrip("-")
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        if getattr(field, "concrete", False) and not field.is_relation:
+            fields[column.name] = name
+    return fields
+
+
+def keyset_table(request, table_class, queryset, *, per_page: int, count: bool = True, **table_kwargs):
+    """A django-tables2 table of one keyset page of ``queryset`` (``?sort=``, ``?after=``/``?before=``, ``?last=1``).
+
+    Every sortable column is sorted with the primary key as its tiebreaker, so pages never overlap or skip a
+    row. The total is one COUNT (an index-only scan with the list's indexes); ``count=False`` leaves it out.
+    """
+    probe = table_class([], **table_kwargs)
+    fields = keyset_fields(probe)
+    default = str(probe.order_by[0]) if probe.order_by else next(iter(fields))
+    sort = request.GET.get("sort", "") or default
+    if sort.lstrip("-") not in fields:
+        sort = default
+    pager = KeysetPager(queryset, sort=sort, fields=fields, per_page=per_page)
+    page = pager.page(
+        after=request.GET.get("after", ""),
+        before=request.GET.get("before", ""),
+        last=request.GET.get("last") == "1",
+    )
+    if count:
+        page.total = queryset.count()
+        if page.start == 0:
+            page.start = max(1, page.total - len(page.rows) + 1)
+    # no request= here: django-tables2 would paginate the page's rows again (RequestConfig)
+    table = table_class(_Presorted(page.rows), order_by=sort, **table_kwargs)
+    table.request = request
+    table.keyset = page
+    return table
+
+
+def keyset_per_page(request, default: int, maximum: int) -> int:
+    try:
+        value = int(request.GET.get("per_page", default))
+    except (TypeError, ValueError):
+        return default
+    return max(1, min(value, maximum))

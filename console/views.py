@@ -126,6 +126,7 @@ class AuditLogView(ObjectListView):
     title = "Audit logs"
     breadcrumbs = [("Tenant administration", "tenant_admin")]
     per_page = 50
+    keyset = True
     export_filename = "audit-logs.csv"
     export_columns = [
         ("Date", lambda e: e.at.isoformat()),

@@ -31,7 +31,7 @@ from .models import Device, DeviceCredential, Group, GroupMember, ManagedBy
 from .onboarding import LEFT_SCOPE, PLATFORM_OF_OS
 from .scope import scope_group_ids, scoped
 from .selection import SelectionError, read_selection
-from .tables import DeviceTable, GroupTable, MemberTable
+from .tables import MAX_PER_PAGE, DeviceTable, GroupTable, MemberTable
 
 MANAGE_TENANT = "console.manage_tenant"
 # Device fields no list or search needs (the agent's local state can be large).
@@ -60,6 +60,8 @@ class DeviceListView(ObjectListView):
     title = "All devices"
     breadcrumbs = [("Devices", None)]
     per_page = 25
+    keyset = True  # 1,000,000 devices: page 40,000 costs what page 1 costs (console/listing.py)
+    max_per_page = MAX_PER_PAGE
     export_filename = "all-devices.csv"
     export_columns = [
         ("Device name", lambda d: d.display_name),
