@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import io
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -51,6 +52,94 @@ def stream_csv(filename: str, header: list[str], rows: Iterable[Iterable[Any]]) 
     return response
 
 
+@dataclass(frozen=True)
+class CsvColumn:
+    """One column of a fast export: a database field read with values_list, and how to show its value."""
+
+    header: str
+    field: str
+    show: Callable[[Any], Any] | None = None  # None: the value as it is (text is formula-neutralised)
+    text: bool = True  # False: the shown value is never text a spreadsheet could run (numbers, dates, Yes/No)
+
+
+EXPORT_CHUNK_ROWS = 5000  # rows per round trip of the server-side cursor
+_FLUSH_BYTES = 256 * 1024
+
+
+def csv_rows_bytes(header: list[str], rows: Iterable[tuple]) -> Iterable[bytes]:
+    """CSV text in ~256 KB pieces: one write per row into a buffer, not one response chunk per row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(row)
+        if buffer.tell() > _FLUSH_BYTES:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def _neutralised(value: Any) -> Any:
+    if value is None:
+        return ""
+    if value.__class__ is str and value[:1] in _FORMULA_FIRST:
+        return "'" + value
+    return value
+
+
+_FORMULA_FIRST = frozenset(_FORMULA_START)
+
+
+def export_rows(queryset, columns: list[CsvColumn]) -> Iterable[tuple]:
+    """Rows of ``columns`` without model instances: values_list over a server-side cursor (PostgreSQL declares a
+    named cursor for .iterator(), so memory stays constant whatever the row count)."""
+    fields = [c.field for c in columns]
+    plan = [(i, c.show, c.text) for i, c in enumerate(columns)]
+    for values in queryset.values_list(*fields).iterator(chunk_size=EXPORT_CHUNK_ROWS):
+        row = []
+        for i, show, text in plan:
+            value = values[i]
+            if show is not None:
+                value = show(value)
+            row.append(_neutralised(value) if text else ("" if value is None else value))
+        yield row
+
+
+def stream_csv_values(filename: str, queryset, columns: list[CsvColumn]) -> StreamingHttpResponse:
+    """A fast, constant-memory CSV export of ``queryset`` (≥ 50,000 rows/s: see ``manage.py bench_exports``)."""
+    header = [c.header for c in columns]
+    response = StreamingHttpResponse(
+        csv_rows_bytes(header, export_rows(queryset, columns)), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def label_of(choices) -> Callable[[Any], str]:
+    """The display label of a choice value (``get_FOO_display`` without a model instance)."""
+    labels = dict(choices)
+    return lambda value: labels.get(value, value if value is not None else "")
+
+
+def packed_list(value: str) -> str:
+    """ ",a,b," (a packed tag or label field) as "a, b"."""
+    return ", ".join(t for t in (value or "").split(",") if t)
+
+
+def iso(value) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def yes_no(value) -> str:
+    return "Yes" if value else "No"
+
+
+def on_off(value) -> str:
+    return "On" if value else "Off"
+
+
 class ObjectListView(PermissionRequiredMixin, TemplateView):
     """List page with filters, sorting, pagination and CSV export (`?export=csv`)."""
 
@@ -67,6 +156,8 @@ class ObjectListView(PermissionRequiredMixin, TemplateView):
     max_per_page = 500
     export_filename = ""
     export_columns: list[tuple[str, Callable[[Any], Any]]] = []
+    # or, faster (values_list, no model instances): the columns as CsvColumn
+    export_values: list[CsvColumn] = []
     raise_exception = True
 
     def get_queryset(self):
@@ -80,6 +171,9 @@ class ObjectListView(PermissionRequiredMixin, TemplateView):
         return filterset, (filterset.qs if filterset.is_bound and filterset.is_valid() else qs)
 
     def get(self, request, *args, **kwargs):
+        if request.GET.get("export") == "csv" and self.export_values:
+            _, qs = self.filtered()
+            return stream_csv_values(self.export_filename or "export.csv", qs, self.export_values)
         if request.GET.get("export") == "csv" and self.export_columns:
             _, qs = self.filtered()
             return stream_csv(
@@ -103,7 +197,7 @@ class ObjectListView(PermissionRequiredMixin, TemplateView):
             filterset=filterset,
             title=self.title,
             breadcrumbs=self.breadcrumbs,
-            can_export=bool(self.export_columns),
+            can_export=bool(self.export_columns or self.export_values),
         )
         return ctx
 
@@ -316,11 +410,21 @@ def keyset_fields(table) -> dict[str, str]:
     return fields
 
 
-def keyset_table(request, table_class, queryset, *, per_page: int, count: bool = True, **table_kwargs):
+def keyset_table(
+    request,
+    table_class,
+    queryset,
+    *,
+    per_page: int,
+    count: bool = True,
+    total: int | None = None,
+    **table_kwargs,
+):
     """A django-tables2 table of one keyset page of ``queryset`` (``?sort=``, ``?after=``/``?before=``, ``?last=1``).
 
     Every sortable column is sorted with the primary key as its tiebreaker, so pages never overlap or skip a
-    row. The total is one COUNT (an index-only scan with the list's indexes); ``count=False`` leaves it out.
+    row. The total is one COUNT (an index-only scan with the list's indexes), or ``total`` when the caller keeps
+    one (a group's member count); ``count=False`` and no ``total`` leaves it out.
     """
     probe = table_class([], **table_kwargs)
     fields = keyset_fields(probe)
@@ -334,10 +438,12 @@ def keyset_table(request, table_class, queryset, *, per_page: int, count: bool =
         before=request.GET.get("before", ""),
         last=request.GET.get("last") == "1",
     )
-    if count:
-        page.total = queryset.count()
+    if total is not None or count:
+        page.total = total if total is not None else queryset.count()
         if page.start == 0:
             page.start = max(1, page.total - len(page.rows) + 1)
+    if page.start == 0:
+        page.start = 1  # the last page without a total: positions are unknown
     # no request= here: django-tables2 would paginate the page's rows again (RequestConfig)
     table = table_class(_Presorted(page.rows), order_by=sort, **table_kwargs)
     table.request = request

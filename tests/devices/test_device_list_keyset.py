@@ -169,3 +169,27 @@ def test_the_audit_log_pages_by_keyset_newest_first(ga_client):
         query = link(html, "next")
     assert seen == [str(i) for i in range(6, -1, -1)]
     assert AuditEvent.objects.filter(action="policy.update").count() == 7
+
+
+def test_a_group_member_list_pages_by_keyset_with_the_kept_member_count(ga_client, ties):
+    from devices.membership import add_members
+    from tests.devices.device_factories import make_group
+
+    group = make_group("Lab")
+    members = list(Device.objects.order_by("pk").values_list("pk", flat=True))[:17]
+    add_members(group, members)
+    group.refresh_from_db()
+    url = reverse("devices:group_detail", args=[group.pk])
+    seen, query, pages = [], "?per_page=5", 0
+    queries = []
+    while query:
+        with CaptureQueriesContext(connection) as captured:
+            response = ga_client.get(url + query)
+        queries.append(len(captured))
+        html = response.content.decode()
+        seen += ids(response)
+        query = link(html, "next")
+        pages += 1
+    assert sorted(seen) == sorted(members) and len(seen) == 17 and pages == 4
+    assert "Showing 16 to 17 of 17 records" in html
+    assert max(queries) <= min(queries) + 1  # the remove buttons do not query per row
