@@ -32,7 +32,12 @@ def awkward():
     make_device(display_name='Quote "this", please', os="macos", tags=[])
     make_device(display_name="-leading minus", os="windows_server", intune_enrolled=True, tags=["@x"])
     make_device(display_name="plain", os="linux", tamper_protection=False, mde_onboarded=False)
-    stamps = [datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2026, 1, 2, 3, 4, 5, 120, tzinfo=UTC), None, None]
+    stamps = [
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 120, tzinfo=UTC),
+        None,
+        None,
+    ]
     for device, stamp in zip(Device.objects.order_by("pk"), stamps, strict=True):
         Device.objects.filter(pk=device.pk).update(last_checkin_at=stamp, management_type="")
 
@@ -52,7 +57,11 @@ def test_copy_writes_exactly_what_the_python_path_writes(awkward):
     assert [r["Device name"] for r in rows][:2] == ["'-leading minus", "'=cmd|' /C calc'!A0"]
     first = next(r for r in rows if r["Device name"].startswith("'="))
     assert first["Tags"] == "'+SUM(1), a, b" or first["Tags"] == "'+SUM(1), a,b"
-    assert {r["Last check-in"] for r in rows} == {"2026-01-02T03:04:05+00:00", "2026-01-02T03:04:05.000120+00:00", ""}
+    assert {r["Last check-in"] for r in rows} == {
+        "2026-01-02T03:04:05+00:00",
+        "2026-01-02T03:04:05.000120+00:00",
+        "",
+    }
     assert {r["OS"] for r in rows} >= {"macOS", "Linux"}
 
 
