@@ -891,10 +891,10 @@ def _authenticated(request: HttpRequest) -> tuple[Device, ChannelContext]:
         raise ChannelError(
             401, "missing_credential", "Send the device credential as 'Authorization: Bearer …'."
         )
-    found = credentials.authenticate(token.strip())
+    found = credentials.device_pk_of(token.strip())  # the id only: the device is loaded once, below
     if found is None:
         raise ChannelError(401, "invalid_credential", "The device credential is unknown or has been revoked.")
-    device = load_device(found.pk)
+    device = load_device(found)
     if device is None:  # deleted in between
         raise ChannelError(401, "invalid_credential", "The device credential is unknown or has been revoked.")
     context = load_context(device.generation)

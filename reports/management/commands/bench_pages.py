@@ -314,8 +314,14 @@ class Command(BaseCommand):
         nxt = _link(client, devices, "next")
         if nxt:
             urls["devices_next"] = devices + nxt
-        group = Group.objects.order_by("-member_count", "pk").first()
-        if group is not None and group.member_count:
+        group = Group.objects.filter(member_count__gt=0).order_by("-member_count", "pk").first()
+        if group is None:  # counts not kept (a hand-made fleet): count the memberships once
+            from django.db.models import Count
+
+            group = (
+                Group.objects.annotate(n=Count("memberships")).filter(n__gt=0).order_by("-n", "pk").first()
+            )
+        if group is not None:
             members = reverse("devices:group_detail", args=[group.pk])
             urls["group_members"] = members
             urls["group_last"] = f"{members}?last=1"
