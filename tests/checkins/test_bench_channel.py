@@ -37,6 +37,7 @@ def test_it_refuses_bad_arguments(db, args):
         call_command("bench_channel", *args, stdout=io.StringIO())
 
 
+@pytest.mark.postgres
 def test_agents_check_in_apply_and_report_over_http_and_every_check_in_is_recorded(small_fleet):
     before = CheckinRecord.objects.filter(kind="http").count()
     out = io.StringIO()
