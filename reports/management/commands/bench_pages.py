@@ -26,13 +26,13 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import Count, Sum
 from django.test.utils import override_settings
 from django.urls import reverse
 
 from console.roles import GLOBAL_ADMIN, sync_roles
-from devices.models import Device
-from policies.models import Policy
+from devices.models import Device, Group
+from policies.models import SLUG_OF_TYPE, Policy
 
 REPORT_PAGES = (
     "overview",
@@ -297,9 +297,6 @@ class Command(BaseCommand):
 
     def _list_urls(self, policy, client) -> dict[str, str]:
         """The big lists; the cursor pages (next, last) are the links page 1 itself offers."""
-        from devices.models import Group
-        from policies.models import SLUG_OF_TYPE
-
         devices = reverse("devices:list")
         urls = {"devices": devices}
         for column in DEVICE_SORTS:
@@ -316,8 +313,6 @@ class Command(BaseCommand):
             urls["devices_next"] = devices + nxt
         group = Group.objects.filter(member_count__gt=0).order_by("-member_count", "pk").first()
         if group is None:  # counts not kept (a hand-made fleet): count the memberships once
-            from django.db.models import Count
-
             group = (
                 Group.objects.annotate(n=Count("memberships")).filter(n__gt=0).order_by("-n", "pk").first()
             )
