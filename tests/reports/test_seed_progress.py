@@ -13,7 +13,8 @@ def test_progress_prints_done_rate_and_time_left_at_most_every_interval(monkeypa
     clock = iter([0.0, 5.0, 10.0, 10.5, 20.0, 30.0])
     monkeypatch.setattr("reports.demo.time.monotonic", lambda: next(clock))
     out = io.StringIO()
-    progress = Progress(OutputWrapper(out),  # as seed_demo's stdout: a line per write "Check-ins", 1000, every=10.0)  # started at t=0
+    # as seed_demo's stdout (a line per write); started at t=0
+    progress = Progress(OutputWrapper(out), "Check-ins", 1000, every=10.0)
     progress.update(100)  # t=5: too soon
     progress.update(200)  # t=10: 200 in 10 s = 20/s, 800 left = 40 s
     progress.update(250)  # t=10.5: too soon
