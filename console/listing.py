@@ -331,7 +331,7 @@ def _decode(token: str) -> list:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadCursor(str(exc)) from None
-    if not (isinstance(payload, list) and len(payload) == 4):
+    if not (isinstance(payload, list) and len(payload) in (4, 5)):
         raise BadCursor("not a cursor")
     return payload
 
@@ -355,6 +355,8 @@ class KeysetPager:
         self.field = queryset.model._meta.get_field(self.field_name)
         self.nullable = bool(self.field.null)
         self.per_page = per_page
+        self.carried_total: int | None = None  # the total a page link carried
+        self.link_total: int | None = None  # the total the links of this page carry
 
     # segments in the page order: (is_null_segment, queryset ordered within it)
     def _segments(self, reverse: bool) -> list[tuple[bool, Any]]:
@@ -407,17 +409,22 @@ class KeysetPager:
         value, pk = self._key(row)
         if value is not None and not isinstance(value, (str, int, bool)):
             value = self.field.value_to_string(row)
-        return _encode([self.sort, value, pk, position])
+        # the list's total travels with the link: only the first page counts (a COUNT over a million rows is
+        # most of a page's SQL time); a forged total changes nothing but the "of N" a person sees
+        return _encode([self.sort, value, pk, position, self.link_total])
 
     def _boundary(self, token: str) -> tuple[tuple[Any, int], int] | None:
         """(value, pk) and position of a cursor; None when it belongs to another sort order."""
         if len(token) > self.MAX_TOKEN:
             raise BadCursor("too long")
-        sort, value, pk, position = _decode(token)
+        sort, value, pk, position, *rest = _decode(token)
         if sort != self.sort:
             return None  # the sort changed since the link was made: start again at page 1
         if not isinstance(pk, int) or not isinstance(position, int) or position < 0:
             raise BadCursor("bad key")
+        carried = rest[0] if rest else None
+        if isinstance(carried, int) and not isinstance(carried, bool) and carried >= 0:
+            self.carried_total = carried
         if value is not None:
             try:
                 value = self.field.to_python(value)
@@ -461,10 +468,15 @@ class KeysetPager:
 
     def _page(self, rows: list, start: int, *, has_next: bool, has_previous: bool) -> KeysetPage:
         page = KeysetPage(rows, start, has_next, has_previous)
-        if rows:
-            page.next_cursor = self._token(rows[-1], start + len(rows) - 1) if has_next else ""
-            page.previous_cursor = self._token(rows[0], start) if has_previous else ""
+        self.link(page)
         return page
+
+    def link(self, page: KeysetPage) -> None:
+        """The page's Next and Previous cursors (again once the total is known: the links carry it)."""
+        rows, start = page.rows, page.start
+        if rows:
+            page.next_cursor = self._token(rows[-1], start + len(rows) - 1) if page.has_next else ""
+            page.previous_cursor = self._token(rows[0], start) if page.has_previous else ""
 
 
 def keyset_fields(table) -> dict[str, str]:
@@ -515,12 +527,16 @@ def keyset_table(
         before=request.GET.get("before", ""),
         last=request.GET.get("last") == "1",
     )
+    if total is None and pager.carried_total is not None and not page.notice:
+        total = pager.carried_total
     if total is not None or count:
         page.total = total if total is not None else queryset.count()
+        pager.link_total = page.total
         if page.start == 0:
             page.start = max(1, page.total - len(page.rows) + 1)
     if page.start == 0:
         page.start = 1  # the last page without a total: positions are unknown
+    pager.link(page)
     # no request= here: django-tables2 would paginate the page's rows again (RequestConfig)
     table = table_class(_Presorted(page.rows), order_by=sort, **table_kwargs)
     table.request = request

@@ -152,6 +152,9 @@ def test_a_deep_page_costs_the_same_queries_as_the_first(reader_client, ties):
         reader_client.get(LIST + deep)
     assert len(last) <= len(first) + 1  # a nullable column may read its second segment
     assert not any("OFFSET" in q["sql"] for q in last.captured_queries)
+    # the total travels with the page links: only the first page counts
+    assert any("COUNT(" in q["sql"] for q in first.captured_queries)
+    assert not any("COUNT(" in q["sql"] for q in last.captured_queries)
 
 
 def test_the_audit_log_pages_by_keyset_newest_first(ga_client):
