@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import django_tables2 as tables
 from django.contrib.auth import get_user_model
+from django.template import Context
+from django.template.loader import get_template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
@@ -21,6 +23,23 @@ class WhenColumn(tables.Column):
         return mark_safe(when_html(value, ago=self.ago))
 
 
+class RowTemplateColumn(tables.TemplateColumn):
+    """A TemplateColumn that renders each row without re-running the context processors.
+
+    django-tables2 renders a ``template_name`` with ``request=``, so every row re-ran the shell's context
+    processors (two queries a row: the audit log had 57 queries at 25 rows). The page's context, already
+    computed once (csrf_token, perms, ...), is passed down flattened instead: the query count stays constant.
+    """
+
+    def render(self, record, table, value, bound_column, **kwargs):
+        parent_context = getattr(table, "context", None) or Context()
+        context = self.get_context_data(
+            record=record, table=table, value=value, bound_column=bound_column, **kwargs
+        )
+        with parent_context.update(context):
+            return get_template(self.template_name).render(parent_context.flatten())
+
+
 class AuditEventTable(tables.Table):
     at = WhenColumn(verbose_name="Date")
     actor_name = tables.Column(verbose_name="Initiated by")
@@ -29,7 +48,7 @@ class AuditEventTable(tables.Table):
     object_type = tables.Column(verbose_name="Object type")
     object_repr = tables.Column(verbose_name="Target")
     ip = tables.Column(verbose_name="IP address")
-    changes = tables.TemplateColumn(
+    changes = RowTemplateColumn(
         template_name="console/partials/audit_changes.html", verbose_name="Changes", orderable=False
     )
 

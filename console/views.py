@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required, permission_required
@@ -14,7 +13,7 @@ from policies.catalog import get_catalog
 
 from . import health
 from .filtersets import AuditEventFilterSet, WebhookDeliveryFilterSet
-from .listing import ObjectListView
+from .listing import CsvColumn, ObjectListView
 from .models import AuditEvent, Job, TenantSettings, WebhookDelivery
 from .tables import AuditEventTable, WebhookDeliveryTable
 
@@ -128,18 +127,19 @@ class AuditLogView(ObjectListView):
     title = "Audit logs"
     breadcrumbs = [("Tenant administration", "tenant_admin")]
     per_page = 50
+    keyset = True
     export_filename = "audit-logs.csv"
-    export_columns = [
-        ("Date", lambda e: e.at.isoformat()),
-        ("Initiated by", lambda e: e.actor_name),
-        ("Source", lambda e: e.get_source_display()),
-        ("Activity", lambda e: e.action),
-        ("Object type", lambda e: e.object_type),
-        ("Object id", lambda e: e.object_id),
-        ("Target", lambda e: e.object_repr),
-        ("IP address", lambda e: e.ip),
-        ("Before", lambda e: json.dumps(e.before, sort_keys=True) if e.before is not None else ""),
-        ("After", lambda e: json.dumps(e.after, sort_keys=True) if e.after is not None else ""),
+    export_values = [
+        CsvColumn("Date", "at", "iso"),
+        CsvColumn("Initiated by", "actor_name"),
+        CsvColumn("Source", "source", "choice", tuple(AuditEvent.Source.choices)),
+        CsvColumn("Activity", "action"),
+        CsvColumn("Object type", "object_type"),
+        CsvColumn("Object id", "object_id"),
+        CsvColumn("Target", "object_repr"),
+        CsvColumn("IP address", "ip", "str"),
+        CsvColumn("Before", "before", "json"),
+        CsvColumn("After", "after", "json"),
     ]
 
     def get(self, request, *args, **kwargs):

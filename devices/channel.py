@@ -10,6 +10,12 @@ Replay protection without per-request state: the report token is an HMAC over (d
 the device's last check-in time when the token was issued). Accepting a report moves ``last_checkin_at`` with a
 compare-and-set UPDATE, so the same report (or any report answering an older check-in) is refused with 409.
 
+Serving: these views run on gunicorn's sync workers like every page (README, Production). ``manage.py
+bench_channel`` drives them over HTTP with simulated agents; profiled, a full check-in (GET, apply, POST) spends
+most of its time in PostgreSQL round trips rather than in Python, so an async server would not carry more by
+itself: the work goes into fewer statements per request (authentication reads the device id only, then the
+device once).
+
 The policy set is loaded once per process and cached behind reports.models.PolicyGeneration, a token that
 changes with every policy, assignment, filter or tenant change; the token is read in the same statement that
 loads the devices, so the check that the cache is current costs no extra query.
@@ -975,10 +981,10 @@ def _authenticated(request: HttpRequest) -> tuple[Device, ChannelContext]:
         raise ChannelError(
             401, "missing_credential", "Send the device credential as 'Authorization: Bearer …'."
         )
-    found = credentials.authenticate(token.strip())
+    found = credentials.device_pk_of(token.strip())  # the id only: the device is loaded once, below
     if found is None:
         raise ChannelError(401, "invalid_credential", "The device credential is unknown or has been revoked.")
-    device = load_device(found.pk)
+    device = load_device(found)
     if device is None:  # deleted in between
         raise ChannelError(401, "invalid_credential", "The device credential is unknown or has been revoked.")
     context = load_context(device.generation)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import django_tables2 as tables
 from django.utils.html import format_html, format_html_join
 
-from console.tables import WhenColumn
+from console.tables import RowTemplateColumn, WhenColumn
 
 from .models import MDE_JOINED, MDE_MANAGED, Device, Group, ManagedBy
 from .onboarding import SUCCESS
@@ -150,7 +150,7 @@ class MemberTable(tables.Table):
     managed_by = tables.Column(verbose_name="Managed by")
     management_type = tables.Column(verbose_name="managementType", default="—")
     labels = tables.Column(verbose_name="Labels", accessor="system_labels", orderable=False)
-    remove = tables.TemplateColumn(
+    remove = RowTemplateColumn(
         template_name="devices/partials/member_remove.html", verbose_name="", orderable=False
     )
 

@@ -11,10 +11,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_tables2 import RequestConfig
 
 from console import audit, scopetags
-from console.listing import ObjectListView
+from console.listing import CsvColumn, ObjectListView, keyset_per_page, keyset_table
 from console.models import Job, Platform, TenantSettings
 from reports import effective as effective_reads
 
@@ -28,11 +27,11 @@ from .forms import (
     ValidateRuleForm,
     parse_ids,
 )
-from .models import ConfigSource, Device, DeviceCredential, Group, GroupMember, ManagedBy, OSType
+from .models import ConfigSource, Device, DeviceCredential, Group, GroupMember, JoinType, ManagedBy, OSType
 from .onboarding import LEFT_SCOPE, PLATFORM_OF_OS
 from .scope import scope_group_ids, scoped, visible_groups
 from .selection import SelectionError, read_selection
-from .tables import DeviceTable, GroupTable, MemberTable
+from .tables import MAX_PER_PAGE, DeviceTable, GroupTable, MemberTable
 
 MANAGE_TENANT = "console.manage_tenant"
 # Device fields no list or search needs (the agent's local state can be large).
@@ -47,10 +46,6 @@ def bad_request(request, reason: str):
     return render(request, "devices/bad_request.html", {"reason": reason, "title": "Bad request"}, status=400)
 
 
-def _label_list(d: Device) -> str:
-    return ", ".join(d.label_list)
-
-
 class DeviceListView(ObjectListView):
     permission_required = "devices.view_device"
     queryset = Device.objects.defer(*HEAVY_FIELDS)
@@ -61,22 +56,25 @@ class DeviceListView(ObjectListView):
     title = "All devices"
     breadcrumbs = [("Devices", None)]
     per_page = 25
+    keyset = True  # 1,000,000 devices: page 40,000 costs what page 1 costs (console/listing.py)
+    max_per_page = MAX_PER_PAGE
     export_filename = "all-devices.csv"
-    export_columns = [
-        ("Device name", lambda d: d.display_name),
-        ("Device ID", lambda d: str(d.device_id)),
-        ("Managed by", lambda d: d.get_managed_by_display()),
-        ("OS", lambda d: d.get_os_display()),
-        ("OS version", lambda d: d.os_version),
-        ("Join type", lambda d: d.get_join_type_display()),
-        ("managementType", lambda d: d.management_type),
-        ("Labels", _label_list),
-        ("MDE Enrollment status", lambda d: d.enrollment_status),
-        ("Enrollment status code", lambda d: d.enrollment_status_code),
-        ("Tags", lambda d: ", ".join(d.tag_list)),
-        ("Tamper Protection", lambda d: "On" if d.tamper_protection else "Off"),
-        ("Onboarded to MDE", lambda d: "Yes" if d.mde_onboarded else "No"),
-        ("Last check-in", lambda d: d.last_checkin_at.isoformat() if d.last_checkin_at else ""),
+    # PostgreSQL writes the CSV (COPY), no Device instances (console/listing.py): ≥ 50,000 rows/s
+    export_values = [
+        CsvColumn("Device name", "display_name"),
+        CsvColumn("Device ID", "device_id", "str"),
+        CsvColumn("Managed by", "managed_by", "choice", tuple(ManagedBy.choices)),
+        CsvColumn("OS", "os", "choice", tuple(OSType.choices)),
+        CsvColumn("OS version", "os_version"),
+        CsvColumn("Join type", "join_type", "choice", tuple(JoinType.choices)),
+        CsvColumn("managementType", "management_type"),
+        CsvColumn("Labels", "system_labels", "packed"),
+        CsvColumn("MDE Enrollment status", "enrollment_status"),
+        CsvColumn("Enrollment status code", "enrollment_status_code", "str"),
+        CsvColumn("Tags", "tags", "packed"),
+        CsvColumn("Tamper Protection", "tamper_protection", "on_off"),
+        CsvColumn("Onboarded to MDE", "mde_onboarded", "yes_no"),
+        CsvColumn("Last check-in", "last_checkin_at", "iso"),
     ]
 
     def get_queryset(self):
@@ -623,8 +621,17 @@ def _member_candidates(group: Group, q: str):
 def _group_context(request, group: Group) -> dict:
     members = Device.objects.filter(memberships__group=group).defer(*HEAVY_FIELDS)
     can_edit = request.user.has_perm("devices.change_group")
-    table = MemberTable(members, group=group, can_edit=can_edit, request=request)
-    RequestConfig(request, paginate={"per_page": 25}).configure(table)
+    # keyset paged like All devices (the largest group may hold most of a million devices); the total is the
+    # group's kept member count, not a COUNT over the join
+    table = keyset_table(
+        request,
+        MemberTable,
+        members,
+        per_page=keyset_per_page(request, 25, MAX_PER_PAGE),
+        total=group.member_count,
+        group=group,
+        can_edit=can_edit,
+    )
     q = request.GET.get("q", "")
     return {
         "group": group,

@@ -62,6 +62,39 @@ def _tamper_pilot(stdout) -> None:
     stdout.write(f"  Tamper Protection pilot: {', '.join(d.display_name for d in pilots)}")
 
 
+class Progress:
+    """A line every ``every`` seconds on a long seed: done, rate and the time left (100,000 devices take minutes)."""
+
+    def __init__(self, stdout, what: str, total: int, every: float = 10.0):
+        self.stdout, self.what, self.total, self.every = stdout, what, total, every
+        self.started = self.last = time.monotonic()
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every or done >= self.total:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-6)
+        left = (self.total - done) / rate if rate else 0
+        self.stdout.write(
+            f"  {self.what}: {done:,} of {self.total:,} ({done * 100 // max(self.total, 1)} %), "
+            f"{rate:,.0f}/s, about {_duration(left)} left"
+        )
+        if hasattr(self.stdout, "flush"):
+            self.stdout.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
 def seed(stdout, seed: int = 42, **_) -> None:
     from reports.ingest import rebuild_aggregates
 
@@ -72,6 +105,7 @@ def seed(stdout, seed: int = 42, **_) -> None:
     now = timezone.now()
     ids = list(Device.objects.filter(checkins.checking_in()).order_by("pk").values_list("pk", flat=True))
     totals: Counter = Counter()
+    progress = Progress(stdout, "Check-ins", len(ids))
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         lease = timezone.now() + checkins.LEASE  # per chunk: a long seed must not outlive its leases
@@ -79,6 +113,7 @@ def seed(stdout, seed: int = 42, **_) -> None:
         run = checkins.run_checkins(chunk, kind="scheduled", lease=lease, fault_rate=DEMO_FAULT_RATE, rng=rng)
         totals["checked_in"] += run.checked_in
         totals["changed"] += run.changed
+        progress.update(start + len(chunk))
     # The next check-ins get a random phase over the interval, so the 90-minute cadence never comes in waves.
     updates = [Device(pk=pk, next_checkin_at=scheduling.first_checkin_at(now, rng)) for pk in ids]
     with transaction.atomic():

@@ -52,3 +52,6 @@ def test_it_runs_end_to_end_on_postgresql_redis_and_a_real_worker(transactional_
     assert per <= 2
     assert "Floor - PostgreSQL COPY" in text
     assert "Policy sync round trip" in text
+    storage = re.search(r"Storage: ([\d,]+) MB for ([\d,]+) devices = ([\d,]+) bytes per device", text)
+    assert storage and int(storage.group(2).replace(",", "")) == 400
+    assert int(storage.group(3).replace(",", "")) > 1000  # a device, its rows and indexes: kilobytes

@@ -64,3 +64,24 @@ def test_audit_events_are_newest_first(db):
     audit.record("a.first")
     audit.record("a.second")
     assert list(AuditEvent.objects.values_list("action", flat=True)) == ["a.second", "a.first"]
+
+
+def _audit_log_queries(client, rows: int) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    AuditEvent.objects.all().delete()
+    for i in range(rows):
+        audit.record(
+            "policy.update", object_type="Policy", object_repr=f"P{i}", before={"x": i}, after={"x": i + 1}
+        )
+    client.get("/tenant-admin/audit-logs/")  # session and caches warm
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get("/tenant-admin/audit-logs/")
+    assert response.status_code == 200
+    assert response.content.count(b"policy.update") == min(rows, 50)
+    return len(captured)
+
+
+def test_audit_log_query_count_does_not_grow_with_rows_shown(ga_client):
+    assert _audit_log_queries(ga_client, 10) == _audit_log_queries(ga_client, 50)

@@ -67,3 +67,32 @@ def test_check_fails_when_a_page_is_over_budget(world):
             "bench_pages", "--iterations", "2", "--pages", "overview", "--budget-ms", "0.001", "--check",
             stdout=io.StringIO(),
         )  # fmt: skip
+
+
+def test_it_times_the_big_lists_with_their_cursor_pages(world):
+    out = io.StringIO()
+    call_command(
+        "bench_pages", "--pages", "lists", "--iterations", "2", "--warmup", "1", "--budget-ms", "60000",
+        "--per-page", "2", stdout=out,
+    )  # fmt: skip
+    text = out.getvalue()
+    for page in [
+        "devices",
+        "devices_by_display_name",
+        "devices_by_last_checkin_at",
+        "devices_desc_checkin",
+        "devices_mde",
+        "devices_os",
+        "devices_search",
+        "devices_last",
+        "group_members",
+        "group_last",
+        "audit_log",
+        "audit_last",
+        "device_page",
+        "policy_list",
+    ]:
+        line = re.search(rf"^{page}\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d-]+)\s+/", text, re.M)
+        assert line, f"no line for {page}:\n{text}"
+        assert int(line.group(1)) == 200
+    assert re.search(r"^devices_last\s+200 .*\?last=1$", text, re.M)

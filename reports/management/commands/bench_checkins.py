@@ -320,11 +320,34 @@ class Command(BaseCommand):
         )
         if o["sync_sample"]:
             self._sync_sample(o["sync_sample"])
+        self._storage()
         goal = 185
         self.stdout.write(
             f"Goal ≥ {goal} check-ins/s (1,000,000 devices every 90 minutes): pass 1 {first['rate']:,.1f}/s "
             f"{'met' if first['rate'] >= goal else 'NOT met'}, pass 2 {second['rate']:,.1f}/s "
             f"{'met' if second['rate'] >= goal else 'NOT met'}."
+        )
+
+    # ---- storage per device ------------------------------------------------------------------------------
+
+    def _storage(self) -> None:
+        """Bytes per device: every table of the database with its indexes and TOAST (pg_total_relation_size)."""
+        devices = Device.objects.count()
+        if connection.vendor != "postgresql" or not devices:
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY 2 DESC"
+            )
+            sizes = cursor.fetchall()
+        total = sum(size for _, size in sizes)
+        top = ", ".join(f"{name} {size / devices:,.0f}" for name, size in sizes[:4])
+        verdict = "met" if total / devices <= 8192 else "NOT met"
+        self.stdout.write(
+            f"Storage: {total / 1e6:,.0f} MB for {devices:,} devices = {total / devices:,.0f} bytes per device "
+            f"(target ≤ 8 KB: {verdict}; largest, bytes per device: {top})"
         )
 
     # ---- the COPY floor ----------------------------------------------------------------------------------

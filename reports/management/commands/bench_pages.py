@@ -9,11 +9,16 @@ then timed ``--iterations`` times; the SQL statements of every request are count
 (unchanged: 204). The policy is the one that
 reaches the most devices (from the aggregates) unless ``--policy`` names one.
 
+The big lists (keyset paged): All devices page 1 sorted by each sortable column (and check-in time descending),
+filtered by Managed by and by OS, searched, its second page (a cursor) and its last page; the largest group's
+members (page 1 and last); the audit log (page 1 and last); a device's page; the list of the policy's type.
+
 Build the fleet first, e.g. ``manage.py seed_demo --devices 100000 --policies 20`` on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,15 +27,15 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import Count, Sum
 from django.test.utils import override_settings
 from django.urls import reverse
 
 from console.roles import GLOBAL_ADMIN, sync_roles
-from devices.models import Device
-from policies.models import Policy
+from devices.models import Device, Group
+from policies.models import SLUG_OF_TYPE, Policy
 
-PAGES = (
+REPORT_PAGES = (
     "overview",
     "monitor",
     "view_report",
@@ -41,6 +46,35 @@ PAGES = (
     "effective",
     "effective_live",
 )
+# All devices sorted by each sortable column (keyset paged: console/listing.py)
+DEVICE_SORTS = (
+    "display_name",
+    "managed_by",
+    "os",
+    "os_version",
+    "join_type",
+    "enrollment_status",
+    "tamper_protection",
+    "mde_onboarded",
+    "last_checkin_at",
+)
+LIST_PAGES = (
+    "devices",
+    *(f"devices_by_{column}" for column in DEVICE_SORTS),
+    "devices_desc_checkin",
+    "devices_mde",
+    "devices_os",
+    "devices_search",
+    "devices_next",
+    "devices_last",
+    "group_members",
+    "group_last",
+    "audit_log",
+    "audit_last",
+    "device_page",
+    "policy_list",
+)
+PAGES = REPORT_PAGES + LIST_PAGES
 BENCH_USER = "bench-pages-ga"
 
 
@@ -72,6 +106,12 @@ class Result:
         return percentile(self.times_ms, 95)
 
 
+def _link(client, url: str, rel: str) -> str:
+    """The ``rel`` link (next/prev) of a keyset paged list, "" when it has none."""
+    found = re.search(rf'<a href="(\?[^"]*)" rel="{rel}"', client.get(url).content.decode())
+    return found.group(1).replace("&amp;", "&") if found else ""
+
+
 def _positive(name: str, value: int, low: int, high: int) -> int:
     if value < low or value > high:
         raise CommandError(f"--{name} must be between {low:,} and {high:,} (got {value}).")
@@ -91,7 +131,9 @@ class Command(BaseCommand):
             "--policy", default="", help="policy id (GUID) or exact name; default: the largest"
         )
         parser.add_argument(
-            "--pages", default=",".join(PAGES), help=f"comma-separated subset of: {', '.join(PAGES)}"
+            "--pages",
+            default=",".join(PAGES),
+            help=f"comma-separated subset of: reports, lists (each a group of pages), {', '.join(PAGES)}",
         )
         parser.add_argument(
             "--budget-ms",
@@ -121,7 +163,10 @@ class Command(BaseCommand):
         per_page = _positive("per-page", options["per_page"], 1, 200)
         if not 0 < options["budget_ms"] <= 60_000:
             raise CommandError("--budget-ms must be between 0 and 60,000.")
-        pages = [p.strip() for p in options["pages"].split(",") if p.strip()]
+        groups = {"reports": REPORT_PAGES, "lists": LIST_PAGES}
+        pages = [
+            q for p in options["pages"].split(",") if p.strip() for q in groups.get(p.strip(), [p.strip()])
+        ]
         unknown = sorted(set(pages) - set(PAGES))
         if unknown or not pages:
             raise CommandError(
@@ -147,13 +192,13 @@ class Command(BaseCommand):
             f"DEBUG: {'on' if options['debug'] and settings.DEBUG else 'off'}"
         )
         self.stdout.write("")
-        header = f"{'page':<14} {'status':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'queries':>8}  url"
+        header = f"{'page':<28} {'status':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'queries':>8}  url"
         self.stdout.write(header)
         self.stdout.write("-" * len(header))
         results = []
         for page in pages:
             if page not in urls:
-                self.stdout.write(f"{page:<14} {'skip':>6}  (no device has a status for this policy)")
+                self.stdout.write(f"{page:<28} {'skip':>6}  (nothing to show it with)")
                 continue
             with override_settings(DEBUG=settings.DEBUG if options["debug"] else False):
                 result = self._measure(client, page, urls[page], iterations, warmup, options["cold"])
@@ -164,7 +209,7 @@ class Command(BaseCommand):
                 else f"{min(result.queries)}-{max(result.queries)}"
             )
             self.stdout.write(
-                f"{page:<14} {result.status:>6} {result.p50:>8.1f} {result.p95:>8.1f} "
+                f"{page:<28} {result.status:>6} {result.p50:>8.1f} {result.p95:>8.1f} "
                 f"{max(result.times_ms):>8.1f} {q:>8}  {result.url}"
             )
         over = [r for r in results if r.p95 > options["budget_ms"]]
@@ -255,6 +300,43 @@ class Command(BaseCommand):
         urls["effective"] = reverse("reports:effective_settings")
         urls["effective_live"] = (
             f"{reverse('reports:effective_settings_live')}?v={effective.fleet_version(None)}"
+        )
+        urls.update(self._list_urls(policy, client))
+        return urls
+
+    def _list_urls(self, policy, client) -> dict[str, str]:
+        """The big lists; the cursor pages (next, last) are the links page 1 itself offers."""
+        devices = reverse("devices:list")
+        urls = {"devices": devices}
+        for column in DEVICE_SORTS:
+            urls[f"devices_by_{column}"] = f"{devices}?sort={column}"
+        urls["devices_desc_checkin"] = f"{devices}?sort=-last_checkin_at"
+        urls["devices_mde"] = f"{devices}?managed_by=mde"
+        urls["devices_os"] = f"{devices}?os=macos&sort=-last_checkin_at"
+        sample = Device.objects.order_by("pk").values_list("display_name", flat=True).first()
+        if sample:
+            urls["devices_search"] = f"{devices}?q={sample[-6:]}"
+        urls["devices_last"] = f"{devices}?last=1"
+        nxt = _link(client, devices, "next")
+        if nxt:
+            urls["devices_next"] = devices + nxt
+        group = Group.objects.filter(member_count__gt=0).order_by("-member_count", "pk").first()
+        if group is None:  # counts not kept (a hand-made fleet): count the memberships once
+            group = (
+                Group.objects.annotate(n=Count("memberships")).filter(n__gt=0).order_by("-n", "pk").first()
+            )
+        if group is not None:
+            members = reverse("devices:group_detail", args=[group.pk])
+            urls["group_members"] = members
+            urls["group_last"] = f"{members}?last=1"
+        audit = reverse("audit_logs")
+        urls["audit_log"] = audit
+        urls["audit_last"] = f"{audit}?last=1"
+        device = Device.objects.order_by("pk").values_list("pk", flat=True).first()
+        if device is not None:
+            urls["device_page"] = reverse("devices:detail", args=[device])
+        urls["policy_list"] = reverse(
+            "policies:list", kwargs={"policy_type": SLUG_OF_TYPE[policy.policy_type]}
         )
         return urls
 
