@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from policies.catalog import DATA_FILE
+from policies.catalog import DATA_FILE, MAC_LINUX_DATA_FILE
 from tests.api.shapes import AV_TEMPLATE, CPU_LOAD, EXTENSIONS, GRAPH, REALTIME, assert_graph_error
 
 TEMPLATES = "/beta/deviceManagement/configurationPolicyTemplates"
@@ -36,7 +36,9 @@ def _all(ga_api, path: str, **params) -> list[dict]:
 def _reference_defaults() -> dict[str, object]:
     """The defaults the shared reference data gives, read from the data file itself (not through the catalog):
     a choice's as the item ids of the options whose value is the default, a simple setting's as the value."""
-    data = json.loads(DATA_FILE.read_text())
+    data = {}
+    for data_file in (DATA_FILE, MAC_LINUX_DATA_FILE):  # Windows, then macOS and Linux
+        data.update(json.loads(data_file.read_text()))
     found: dict[str, object] = {}
     for name, settings in data.items():
         if name == "_meta":

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,7 +178,7 @@ class Command(BaseCommand):
             if not url:
                 server, url = self._start_server(options["workers"])
             headers = {"X-Tenant-Id": str(tenant.tenant_id), "X-Forwarded-Proto": "https"}
-            tally, wall, server_cpu, own_cpu = asyncio.run(
+            tally, wall, server_cpu, own_cpu = _run_loop(
                 self._run(url, agents, headers, concurrency, options, server.pid if server else None)
             )
         finally:
@@ -366,3 +367,11 @@ def _code(response) -> str:
         return str(response.json().get("error", {}).get("code", ""))
     except ValueError:
         return ""
+
+
+def _run_loop(coroutine):
+    """asyncio.run on a thread of its own: a caller may already run an event loop in this thread (a Jupyter
+    shell, or a test process where Playwright's sync API left one), and asyncio.run refuses that. The agents touch
+    no ORM, so the thread needs no database connection."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-channel") as pool:
+        return pool.submit(asyncio.run, coroutine).result()
