@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import rbac, scopetags
+from . import rbac, scopetags, sso
 from .filtersets import UserFilterSet
 from .forms import AdminGroupForm, AssignmentForm, RoleForm, ScopeTagForm, UserCreateForm
 from .listing import ObjectListView
@@ -399,7 +399,16 @@ ADMIN_GROUP_CRUMBS = [*ADMIN_CRUMBS, ("Admin groups", "admin_groups")]
 @permission_required("auth.view_user", raise_exception=True)
 def admin_group_list(request):
     groups = AdminGroup.objects.prefetch_related("members", "role_assignments__role")
-    return render(request, "console/admin_groups.html", {"groups": groups})
+    return render(
+        request,
+        "console/admin_groups.html",
+        {"groups": groups, "sso_managed": _sso_managed(), "sso_provider": sso.provider_name()},
+    )
+
+
+def _sso_managed() -> set[int]:
+    """The admin groups whose membership follows the single sign-on claims (OIDC_GROUP_MAP)."""
+    return {group.pk for group in sso.managed_admin_groups()} if sso.enabled() else set()
 
 
 @require_http_methods(["GET", "POST"])
@@ -470,6 +479,8 @@ def admin_group_detail(request, pk: int):
             "breadcrumbs": ADMIN_GROUP_CRUMBS,
             "button": "Save",
             "assignments": group.role_assignments.select_related("role"),
+            "sso_managed": group.pk in _sso_managed(),
+            "sso_provider": sso.provider_name(),
         },
         status=400 if request.method == "POST" else 200,
     )

@@ -163,28 +163,39 @@ AUTHENTICATION_BACKENDS = [
 ]
 
 
-def _role_map(raw: str) -> dict[str, str]:
-    """OIDC_ROLE_MAP: "claim value=Role name" pairs separated by ";" (role names have spaces, group ids commas)."""
+def _claim_map(raw: str, variable: str = "OIDC_ROLE_MAP", target: str = "Role name") -> dict[str, str]:
+    """OIDC_ROLE_MAP / OIDC_GROUP_MAP: "claim value=name" pairs separated by ";" (names have spaces, values may have
+    commas)."""
+    example = _CLAIM_MAP_EXAMPLES[variable]
     mapping: dict[str, str] = {}
     for entry in filter(None, (part.strip() for part in raw.split(";"))):
-        value, sep, role = (piece.strip() for piece in entry.partition("="))
-        if not sep or not value or not role:
+        value, sep, name = (piece.strip() for piece in entry.partition("="))
+        if not sep or not value or not name:
             raise ImproperlyConfigured(
-                f"OIDC_ROLE_MAP entry {entry!r} is not 'claim value=Role name'. Example: "
-                "OIDC_ROLE_MAP='console-admins=Global Administrator;secops=Endpoint Security Manager'."
+                f"{variable} entry {entry!r} is not 'claim value={target}'. Example: {variable}='{example}'."
             )
-        mapping[value] = role
+        mapping[value] = name
     return mapping
 
 
+_CLAIM_MAP_EXAMPLES = {
+    "OIDC_ROLE_MAP": "console-admins=Global Administrator;secops=Endpoint Security Manager",
+    "OIDC_GROUP_MAP": "3f2b7c1e-8d4a-4e5b-9c6f-1a2b3c4d5e6f=Server operators;helpdesk=Helpdesk",
+}
+
+
 # Single sign-on with OpenID Connect (console.sso). On when OIDC_ISSUER is set; the provider's endpoints come from
-# its discovery document. Claim values in OIDC_ROLE_CLAIM map to roles (Django groups) through OIDC_ROLE_MAP.
+# its discovery document. Claim values in OIDC_ROLE_CLAIM map to roles (Django groups) through OIDC_ROLE_MAP, and
+# values of the OIDC_GROUP_CLAIMS claims to admin groups (role assignment members) through OIDC_GROUP_MAP.
 OIDC_ISSUER = env.str("OIDC_ISSUER", default="").rstrip("/")
 OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
 OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
 OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="single sign-on")
 OIDC_ROLE_CLAIM = env.str("OIDC_ROLE_CLAIM", default="roles")
-OIDC_ROLE_MAP = _role_map(env.str("OIDC_ROLE_MAP", default=""))
+OIDC_ROLE_MAP = _claim_map(env.str("OIDC_ROLE_MAP", default=""))
+OIDC_GROUP_CLAIMS = [name.strip() for name in env.str("OIDC_GROUP_CLAIMS", default="groups,roles").split(",")]
+OIDC_GROUP_CLAIMS = [name for name in OIDC_GROUP_CLAIMS if name]
+OIDC_GROUP_MAP = _claim_map(env.str("OIDC_GROUP_MAP", default=""), "OIDC_GROUP_MAP", "Admin group name")
 OIDC_LOCAL_PASSWORDS = env.bool("OIDC_LOCAL_PASSWORDS", default=True)
 OIDC_RP_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
 OIDC_RP_SIGN_ALGO = env.str("OIDC_SIGN_ALGO", default="RS256")
@@ -195,10 +206,15 @@ if OIDC_ISSUER and not (OIDC_CLIENT_ID and OIDC_CLIENT_SECRET):
     raise ImproperlyConfigured(
         "OIDC_ISSUER is set but OIDC_CLIENT_ID or OIDC_CLIENT_SECRET is not: set both."
     )
-if OIDC_ISSUER and not OIDC_ROLE_MAP:
+if OIDC_ISSUER and not OIDC_ROLE_MAP and not OIDC_GROUP_MAP:
     raise ImproperlyConfigured(
-        "OIDC_ISSUER is set but OIDC_ROLE_MAP is empty, so nobody could sign in with a role. Example: "
-        "OIDC_ROLE_MAP='console-admins=Global Administrator;secops=Endpoint Security Manager'."
+        "OIDC_ISSUER is set but OIDC_ROLE_MAP is empty and so is OIDC_GROUP_MAP, so nobody could sign in with a "
+        "role. Example: OIDC_ROLE_MAP='console-admins=Global Administrator;secops=Endpoint Security Manager', or "
+        "OIDC_GROUP_MAP='<group object id>=<admin group name>' with a role assignment made to that admin group."
+    )
+if OIDC_GROUP_MAP and not OIDC_GROUP_CLAIMS:
+    raise ImproperlyConfigured(
+        "OIDC_GROUP_MAP is set but OIDC_GROUP_CLAIMS names no claim. Example: groups,roles."
     )
 if not OIDC_LOCAL_PASSWORDS and not OIDC_ISSUER:
     raise ImproperlyConfigured(

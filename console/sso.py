@@ -7,17 +7,23 @@ account app, middleware, templates and a dozen routed pages (sign-up, e-mail man
 the console does not want and would each need an access decision, and it keeps its provider settings in the
 database while this console is configured by environment variables. What mozilla-django-oidc leaves to us is
 small and lives here: the endpoints come from the provider's discovery document (OIDC_ISSUER), the ID token's
-issuer and audience are checked too, users are matched by subject (then e-mail) or created, and the role claim
-maps to roles.
+issuer and audience are checked too, users are matched by subject (then e-mail) or created, the role claim maps
+to roles, and group (and app role) claims map to admin groups, the members of role assignments.
 
 Configuration (console/settings.py, README "Single sign-on"): OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET,
 OIDC_PROVIDER_NAME (the button: "Sign in with ..."), OIDC_ROLE_CLAIM ("roles" for Entra app roles, "groups" for
 group claims), OIDC_ROLE_MAP ("claim value=Role name;..."; any role that exists as a group, built-in or custom),
+OIDC_GROUP_CLAIMS ("groups,roles"), OIDC_GROUP_MAP ("claim value=Admin group name;..."; admin groups that exist),
 OIDC_LOCAL_PASSWORDS (off: only "Sign in with ..." remains).
 
-The provider decides the roles: at every sign-in the user's roles are set to what the claims map to, so taking
-someone out of a group at the provider takes the role away at their next sign-in. Someone whose claims map to no
-role is refused with the reason, and nothing is created or changed for them.
+The provider decides the roles: at every sign-in the user's roles are set to what the role claim maps to (when
+OIDC_ROLE_MAP is set), and their membership of the admin groups OIDC_GROUP_MAP names is set to the groups their
+group claims map to (admin groups it does not name are left alone), so a role assignment made to such an admin
+group gives them its role and scope, and taking someone out of a group at the provider takes the role away at their
+next sign-in. The two maps are separate mechanisms on purpose: OIDC_ROLE_MAP grants a role over all devices,
+OIDC_GROUP_MAP hands the role and scope over to role assignments managed in the console. Someone who then holds no
+role is refused with the reason: on a first sign-in nothing is created or linked for them; someone who signed in
+before keeps what was taken away taken away.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 
 from . import audit, text
-from .models import AuditEvent, SingleSignOnIdentity
+from .models import AdminGroup, AuditEvent, SingleSignOnIdentity
+from .rbac import role_names
 
 logger = logging.getLogger(__name__)
 
@@ -123,9 +130,10 @@ def setting(attr: str, *default):
 # ---------------------------------------------------------------------------------------------------- roles
 
 
-def claim_values(claims: dict) -> list[str]:
-    """The role claim as a list of strings (providers send a list, a single string, or nothing)."""
-    raw = claims.get(settings.OIDC_ROLE_CLAIM)
+def claim_values(claims: dict, name: str | None = None) -> list[str]:
+    """A claim (the role claim by default) as a list of strings (providers send a list, a single string, or
+    nothing)."""
+    raw = claims.get(settings.OIDC_ROLE_CLAIM if name is None else name)
     if isinstance(raw, str):
         raw = [raw]
     if not isinstance(raw, list):
@@ -133,25 +141,102 @@ def claim_values(claims: dict) -> list[str]:
     return [value for value in raw if isinstance(value, str)]
 
 
-def mapped_roles(claims: dict) -> list[Group]:
-    """The roles (groups, built-in or custom) that the user's claim values map to; refused when there are none."""
-    values = claim_values(claims)
-    names = sorted({settings.OIDC_ROLE_MAP[value] for value in values if value in settings.OIDC_ROLE_MAP})
-    roles = list(Group.objects.filter(name__in=names).order_by("name"))
-    unknown = sorted(set(names) - {role.name for role in roles})
+def _warn_unknown(names: set[str], known: set[str], variable: str, kind: str) -> None:
+    unknown = sorted(names - known)
     if unknown:
-        logger.warning("OIDC_ROLE_MAP names roles that do not exist: %s", ", ".join(unknown))
-    if roles:
-        return roles
-    who = text.strip_unsafe(str(claims.get("email") or claims.get("preferred_username") or claims.get("sub")))
+        logger.warning("%s names %s that do not exist: %s", variable, kind, ", ".join(unknown))
+
+
+def mapped_roles(claims: dict) -> list[Group]:
+    """The roles (groups, built-in or custom) that the user's role claim values map to (OIDC_ROLE_MAP)."""
+    values = claim_values(claims)
+    names = {settings.OIDC_ROLE_MAP[value] for value in values if value in settings.OIDC_ROLE_MAP}
+    roles = list(Group.objects.filter(name__in=names).order_by("name"))
+    _warn_unknown(names, {role.name for role in roles}, "OIDC_ROLE_MAP", "roles")
+    return roles
+
+
+def group_claim_values(claims: dict) -> set[str]:
+    """The values of every OIDC_GROUP_CLAIMS claim: Entra sends security groups (object ids) as "groups" and app
+    roles as "roles"; Keycloak and Okta send group names as "groups"."""
+    return {value for name in settings.OIDC_GROUP_CLAIMS for value in claim_values(claims, name)}
+
+
+def _mapped_admin_group_names() -> set[str]:
+    return {name.casefold() for name in settings.OIDC_GROUP_MAP.values()}
+
+
+def managed_admin_groups() -> list[AdminGroup]:
+    """The admin groups whose membership the provider decides: those OIDC_GROUP_MAP names (case aside)."""
+    names = _mapped_admin_group_names()
+    return [group for group in AdminGroup.objects.order_by("name") if group.name.casefold() in names]
+
+
+def mapped_admin_groups(claims: dict) -> list[AdminGroup]:
+    """The admin groups the user's group (and app role) claims map to through OIDC_GROUP_MAP."""
+    values = group_claim_values(claims)
+    names = {
+        settings.OIDC_GROUP_MAP[value].casefold() for value in values if value in settings.OIDC_GROUP_MAP
+    }
+    groups = [group for group in managed_admin_groups() if group.name.casefold() in names]
+    _warn_unknown(names, {group.name.casefold() for group in groups}, "OIDC_GROUP_MAP", "admin groups")
+    return groups
+
+
+def follow_claims(user, claims: dict, actor: audit.Actor) -> None:
+    """The provider decides: the user's roles become exactly what OIDC_ROLE_MAP maps their role claim to (when it
+    is set), and their membership of the admin groups OIDC_GROUP_MAP names becomes exactly the mapped groups
+    (other admin groups untouched). Each change is audit-logged with before and after."""
+    if settings.OIDC_ROLE_MAP:
+        _set_roles(user, mapped_roles(claims), actor)
+    if settings.OIDC_GROUP_MAP:
+        _set_admin_groups(user, managed_admin_groups(), mapped_admin_groups(claims), actor)
+
+
+def no_role_reason(user, claims: dict) -> str:
+    """Why the user holds no role after their claims were followed, as the sign-in page tells them; "" when they
+    hold one (directly, through a role assignment, or through an admin group's)."""
+    if user.is_superuser or role_names(user):
+        return ""
+    role_values = set(claim_values(claims))
+    roles = {settings.OIDC_ROLE_MAP[v] for v in role_values if v in settings.OIDC_ROLE_MAP}
+    group_values = group_claim_values(claims)
+    groups = {settings.OIDC_GROUP_MAP[v] for v in group_values if v in settings.OIDC_GROUP_MAP}
+    existing_roles = set(Group.objects.filter(name__in=roles).values_list("name", flat=True))
+    existing_groups = {g.name.casefold() for g in managed_admin_groups()}
+    unknown = sorted(roles - existing_roles)
+    unknown_groups = sorted(name for name in groups if name.casefold() not in existing_groups)
     if unknown:
         reason = f"your groups map to {', '.join(unknown)}, which is not a role in this console"
+    elif unknown_groups:
+        reason = (
+            f"your groups map to {', '.join(unknown_groups)}, which is not an admin group in this console"
+        )
+    elif groups:
+        reason = (
+            f"your groups make you a member of {', '.join(sorted(groups))}, but no role assignment is made to that "
+            "admin group"
+        )
     else:
-        reason = f"none of your “{settings.OIDC_ROLE_CLAIM}” claims maps to a role in this console"
-    raise SignInRefused(
+        claims_named = " or ".join(f"“{name}”" for name in _claims_consulted())
+        reason = f"none of your {claims_named} claims maps to a role in this console"
+    who = text.strip_unsafe(str(claims.get("email") or claims.get("preferred_username") or claims.get("sub")))
+    return (
         f"{provider_name()} signed you in as {who[:120]}, but you have no role here: {reason}. Ask a Global "
-        f"Administrator to give you a role at {provider_name()} (or to add it to OIDC_ROLE_MAP)."
+        f"Administrator to give you a role at {provider_name()} (or to add it to {_maps_named()})."
     )
+
+
+def _claims_consulted() -> list[str]:
+    names = [settings.OIDC_ROLE_CLAIM] if settings.OIDC_ROLE_MAP else []
+    if settings.OIDC_GROUP_MAP:
+        names += [name for name in settings.OIDC_GROUP_CLAIMS if name not in names]
+    return names
+
+
+def _maps_named() -> str:
+    names = [name for name in ("OIDC_ROLE_MAP", "OIDC_GROUP_MAP") if getattr(settings, name)]
+    return " or ".join(names) or "OIDC_ROLE_MAP"
 
 
 def _set_roles(user, roles: list[Group], actor: audit.Actor) -> None:
@@ -167,6 +252,27 @@ def _set_roles(user, roles: list[Group], actor: audit.Actor) -> None:
         object_type="User",
         before={"roles": before},
         after={"roles": after},
+        actor=actor,
+    )
+
+
+def _set_admin_groups(user, managed: list[AdminGroup], wanted: list[AdminGroup], actor: audit.Actor) -> None:
+    """The user's membership of the ``managed`` admin groups becomes ``wanted``; other admin groups stay."""
+    before = sorted(user.admin_groups.values_list("name", flat=True))
+    current = set(user.admin_groups.values_list("pk", flat=True))
+    wanted_pks = {group.pk for group in wanted}
+    leave = [group for group in managed if group.pk in current and group.pk not in wanted_pks]
+    join = [group for group in wanted if group.pk not in current]
+    if not leave and not join:
+        return
+    user.admin_groups.remove(*leave)
+    user.admin_groups.add(*join)
+    audit.record(
+        "user.admin_groups.update",
+        user,
+        object_type="User",
+        before={"admin_groups": before},
+        after={"admin_groups": sorted(user.admin_groups.values_list("name", flat=True))},
         actor=actor,
     )
 
@@ -253,27 +359,37 @@ class OIDCBackend(OIDCAuthenticationBackend):
         claims = self.get_userinfo(access_token, id_token, payload)
         if not claims.get("sub"):
             raise SuspiciousOperation("the provider sent no subject")
-        roles = mapped_roles(claims)
         with transaction.atomic():
-            identity = self._identity(claims)
-            _set_roles(identity.user, roles, _actor(self.request, identity.user))
-            identity.last_sign_in_at = timezone.now()
-            identity.email = str(claims.get("email") or "")[:254]
-            identity.save(update_fields=["last_sign_in_at", "email"])
+            identity = self._linked_identity(claims)
+            first_time = identity is None
+            if first_time:
+                identity = self._link(claims)
+            follow_claims(identity.user, claims, _actor(self.request, identity.user))
+            refusal = no_role_reason(identity.user, claims)
+            if refusal and first_time:
+                raise SignInRefused(refusal)  # rolled back: no account is created or linked for them
+            if not refusal:
+                identity.last_sign_in_at = timezone.now()
+                identity.email = str(claims.get("email") or "")[:254]
+                identity.save(update_fields=["last_sign_in_at", "email"])
+        if refusal:
+            # someone already linked: what the provider no longer grants stays taken away, and they are refused
+            raise SignInRefused(refusal)
         return identity.user
 
-    def _identity(self, claims: dict) -> SingleSignOnIdentity:
-        """The link for this subject: found, or made to the user with this (verified) e-mail, or to a new user."""
+    def _linked_identity(self, claims: dict) -> SingleSignOnIdentity | None:
+        """The link for this subject, if they signed in before (refused when their account is disabled)."""
         issuer, subject = settings.OIDC_ISSUER, str(claims["sub"])[:255]
         identity = (
             SingleSignOnIdentity.objects.select_related("user").filter(issuer=issuer, subject=subject).first()
         )
-        if identity is not None:
-            if not identity.user.is_active:
-                raise SignInRefused(
-                    "Your console account is disabled. Ask a Global Administrator to enable it."
-                )
-            return identity
+        if identity is not None and not identity.user.is_active:
+            raise SignInRefused("Your console account is disabled. Ask a Global Administrator to enable it.")
+        return identity
+
+    def _link(self, claims: dict) -> SingleSignOnIdentity:
+        """A first sign-in: linked to the user with this (verified) e-mail, or to a new user."""
+        issuer, subject = settings.OIDC_ISSUER, str(claims["sub"])[:255]
         user = self._user_by_email(claims) or self._create_user(claims)
         try:
             with transaction.atomic():
@@ -338,6 +454,8 @@ def settings_snapshot() -> dict:
         "provider_name": settings.OIDC_PROVIDER_NAME,
         "role_claim": settings.OIDC_ROLE_CLAIM,
         "role_map": dict(settings.OIDC_ROLE_MAP),
+        "group_claims": list(settings.OIDC_GROUP_CLAIMS),
+        "group_map": dict(settings.OIDC_GROUP_MAP),
         "local_passwords": settings.OIDC_LOCAL_PASSWORDS,
     }
 
@@ -351,6 +469,8 @@ NEVER_CONFIGURED = {
     "provider_name": "single sign-on",
     "role_claim": "roles",
     "role_map": {},
+    "group_claims": ["groups", "roles"],
+    "group_map": {},
     "local_passwords": True,
 }
 
@@ -385,7 +505,7 @@ def audit_sign_in(request, user, method: str) -> None:
         "login.succeeded",
         user,
         object_type="User",
-        after={"method": method, "roles": sorted(user.groups.values_list("name", flat=True))},
+        after={"method": method, "roles": role_names(user)},
         actor=_actor(request, user),
     )
 

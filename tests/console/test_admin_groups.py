@@ -107,3 +107,20 @@ def test_an_admin_group_that_is_an_assignments_only_member_is_not_deleted():
     with pytest.raises(rbac.RbacError, match="only member of the role assignment Helpdesk readers"):
         rbac.delete_admin_group(helpdesk)
     assert AdminGroup.objects.filter(pk=helpdesk.pk).exists()
+
+
+def test_an_admin_group_whose_members_follow_sso_group_claims_says_so(ga_client, settings):
+    settings.OIDC_ISSUER = "https://login.contoso.test/o"
+    settings.OIDC_PROVIDER_NAME = "Contoso ID"
+    settings.OIDC_GROUP_MAP = {"3f2b7c1e": "Server operators"}
+    operators = rbac.create_admin_group(name="Server operators")
+    helpdesk = rbac.create_admin_group(name="Helpdesk")
+
+    listing = ga_client.get(reverse("admin_groups")).content.decode()
+    assert listing.count("Members follow Contoso ID group claims") == 1
+    managed = ga_client.get(reverse("admin_group_detail", args=[operators.pk])).content.decode()
+    assert 'id="sso-managed"' in managed
+    assert (
+        'id="sso-managed"'
+        not in ga_client.get(reverse("admin_group_detail", args=[helpdesk.pk])).content.decode()
+    )

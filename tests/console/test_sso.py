@@ -1,8 +1,8 @@
 """Single sign-on with OpenID Connect, end to end against a real provider on loopback.
 
 The provider is django-oauth-toolkit in a second Django process (tests/oidc_provider): its own SQLite database, an
-RSA key generated here, users whose groups it sends as the "roles" claim, and the console registered as a
-confidential client. A real Chromium signs in through the provider's own login form.
+RSA key generated here, users whose groups it sends as the "roles" claim and whose security groups it sends as the
+"groups" claim (object ids, as Entra does), and the console registered as a confidential client. A real Chromium signs in through the provider's own login form.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import pytest
@@ -22,17 +23,25 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from playwright.sync_api import expect
 
+from console import rbac
 from console.models import AuditEvent, SingleSignOnIdentity
-from console.roles import ENDPOINT_SECURITY_MANAGER, GLOBAL_ADMIN, sync_roles
+from console.roles import ENDPOINT_SECURITY_MANAGER, GLOBAL_ADMIN, READ_ONLY_OPERATOR, sync_roles
+from devices import membership
+from devices.models import Device
+from devices.models import Group as DeviceGroup
 from tests.helpers import PASSWORD, ROOT, child_process, wait_for
 
 PROVIDER_PASSWORD = "contoso-provider-passphrase-1"
 CUSTOM_ROLE = "Tier 2 Operator"
+SERVER_OPS_GROUP_ID = (
+    "3f2b7c1e-8d4a-4e5b-9c6f-1a2b3c4d5e6f"  # an Entra group's object id, as "groups" sends it
+)
 PROVIDER_USERS = {
     "alice": {"email": "alice@contoso.test", "groups": ["console-admins", "everyone"]},
     "sam": {"email": "sam@contoso.test", "groups": ["secops"]},
     "olga": {"email": "olga@contoso.test", "groups": ["tier2"]},
     "mallory": {"email": "mallory@contoso.test", "groups": ["marketing"]},
+    "gail": {"email": "gail@contoso.test", "groups": [], "security_groups": [SERVER_OPS_GROUP_ID]},
 }
 ROLE_MAP = {
     "console-admins": GLOBAL_ADMIN,
@@ -46,6 +55,20 @@ class Provider:
     issuer: str
     client_id: str
     client_secret: str
+    env: dict = field(default_factory=dict, compare=False)
+
+    def set_groups(self, username: str, groups: list[str]) -> None:
+        """Change a provider user's groups, as an administrator at the provider would ("group:<id>": security)."""
+        command = [
+            sys.executable,
+            "-m",
+            "django",
+            "set_provider_groups",
+            username,
+            f"--groups={json.dumps(groups)}",
+        ]
+        done = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
 
 
 def _free_port() -> int:
@@ -72,13 +95,13 @@ def oidc_provider(live_server, tmp_path_factory):
     console = urlparse(live_server.url)
     host = "127.0.0.1" if console.hostname != "127.0.0.1" else "localhost"
     port = _free_port()
-    provider = Provider(f"http://{host}:{port}/o", "mde-console", secrets.token_urlsafe(32))
     env = {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": str(ROOT),
         "DJANGO_SETTINGS_MODULE": "tests.oidc_provider.settings",
         "OIDC_PROVIDER_DATA": str(data),
     }
+    provider = Provider(f"http://{host}:{port}/o", "mde-console", secrets.token_urlsafe(32), env)
     django = [sys.executable, "-m", "django"]
     with child_process([*django, "migrate", "--noinput"], env, data / "migrate.log") as proc:
         assert proc.wait(timeout=120) == 0, (data / "migrate.log").read_text()
@@ -216,3 +239,49 @@ def test_it_refuses_a_disabled_console_account_and_changes_nothing(sso, page, li
     expect(page.locator(".banner-error")).to_contain_text("Your console account is disabled")
     assert list(alice.groups.values_list("name", flat=True)) == [ENDPOINT_SECURITY_MANAGER]
     assert not SingleSignOnIdentity.objects.exists()
+
+
+@pytest.mark.browser
+def test_a_group_claim_gives_the_role_assigned_to_the_mapped_admin_group_until_the_claim_is_gone(
+    sso, settings, page, live_server, browser
+):
+    settings.OIDC_GROUP_MAP = {SERVER_OPS_GROUP_ID: "Server operators"}
+    server = Device.objects.create(display_name="SRV-SSO-1", os="windows")
+    Device.objects.create(display_name="WS-SSO-1", os="windows")
+    servers = DeviceGroup.objects.create(name="Servers")
+    membership.add_members(servers, [server.pk])
+    operators = rbac.create_admin_group(name="Server operators")
+    rbac.create_assignment(
+        name="Server operators: servers",
+        role=Group.objects.get(name=READ_ONLY_OPERATOR),
+        members=[],
+        member_groups=[operators],
+        scope_groups=[servers],
+    )
+
+    _sign_in_at_provider(page, live_server, "gail", path="/devices/")
+
+    expect(page).to_have_url(f"{live_server.url}/devices/")
+    expect(page.locator("main")).to_contain_text("SRV-SSO-1")  # the role, within the assignment's scope
+    expect(page.locator("main")).not_to_contain_text("WS-SSO-1")
+    gail = get_user_model().objects.get(email="gail@contoso.test")
+    assert list(gail.admin_groups.values_list("name", flat=True)) == ["Server operators"]
+    assert list(gail.groups.all()) == []  # no direct role: the role comes through the admin group
+    assert rbac.role_names(gail) == [READ_ONLY_OPERATOR]
+    joined = AuditEvent.objects.get(action="user.admin_groups.update", object_id=str(gail.pk))
+    assert (joined.before, joined.after) == ({"admin_groups": []}, {"admin_groups": ["Server operators"]})
+
+    sso.set_groups("gail", [])  # taken out of the group at the provider
+    second = browser.new_page()
+    try:
+        _sign_in_at_provider(second, live_server, "gail", path="/devices/")
+        expect(second.locator(".banner-error")).to_contain_text("you have no role here")
+    finally:
+        second.close()
+
+    assert not gail.admin_groups.exists()
+    assert rbac.role_names(gail) == []
+    left = AuditEvent.objects.filter(action="user.admin_groups.update", object_id=str(gail.pk)).latest("id")
+    assert (left.before, left.after) == ({"admin_groups": ["Server operators"]}, {"admin_groups": []})
+    page.goto(f"{live_server.url}/devices/")  # the session still open in the first browser has lost it too
+    expect(page.locator("h1")).to_have_text("Access denied")

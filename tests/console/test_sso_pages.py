@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from console import sso
-from console.models import AuditEvent
+from console import rbac, sso
+from console.models import AdminGroup, AuditEvent
 from console.roles import GLOBAL_ADMIN, READ_ONLY_OPERATOR, sync_roles
 from tests.console.test_settings_env import load_settings
 from tests.helpers import PASSWORD
@@ -133,8 +133,78 @@ def test_it_maps_claim_values_to_any_role_that_exists_as_a_group(sso_on, db):
 
 def test_it_refuses_a_mapping_to_a_role_that_does_not_exist_and_says_which(sso_on, db):
     sso_on.OIDC_ROLE_MAP = {"ops": "Night Shift"}
-    with pytest.raises(sso.SignInRefused, match="Night Shift, which is not a role in this console"):
-        sso.mapped_roles({"sub": "1", "email": "x@contoso.test", "roles": ["ops"]})
+    claims = {"sub": "1", "email": "x@contoso.test", "roles": ["ops"]}
+    user = get_user_model().objects.create_user("x")
+    sso.follow_claims(user, claims, sso.audit.SYSTEM)
+    assert sso.mapped_roles(claims) == []
+    assert "Night Shift, which is not a role in this console" in sso.no_role_reason(user, claims)
+
+
+def test_group_claims_set_membership_of_the_mapped_admin_groups_and_leave_the_others(sso_on, db):
+    sync_roles()
+    sso_on.OIDC_GROUP_MAP = {"3f2b7c1e": "Server operators", "helpdesk": "Helpdesk", "gone": "Night Shift"}
+    operators = rbac.create_admin_group(name="Server operators")
+    helpdesk = rbac.create_admin_group(name="Helpdesk")
+    rbac.create_admin_group(name="Auditors (managed in the console)")
+    user = get_user_model().objects.create_user("ann")
+    user.admin_groups.add(helpdesk, AdminGroup.objects.get(name="Auditors (managed in the console)"))
+
+    # Entra: security groups as object ids in "groups", app roles in "roles"; both are consulted
+    sso.follow_claims(
+        user, {"sub": "1", "groups": ["3f2b7c1e", "unmapped"], "roles": "gone"}, sso.audit.SYSTEM
+    )
+
+    assert sorted(user.admin_groups.values_list("name", flat=True)) == [
+        "Auditors (managed in the console)",  # not in OIDC_GROUP_MAP: untouched
+        "Server operators",
+    ]
+    change = AuditEvent.objects.get(action="user.admin_groups.update")
+    assert change.before == {"admin_groups": ["Auditors (managed in the console)", "Helpdesk"]}
+    assert change.after == {"admin_groups": ["Auditors (managed in the console)", "Server operators"]}
+    assert list(user.groups.all()) == []  # OIDC_ROLE_MAP: nothing in the role claim maps, so no direct role
+
+    sso.follow_claims(user, {"sub": "1", "groups": ["3f2b7c1e"]}, sso.audit.SYSTEM)  # nothing changes
+    assert AuditEvent.objects.filter(action="user.admin_groups.update").count() == 1
+    assert operators.members.filter(pk=user.pk).exists()
+
+
+def test_it_says_why_a_mapped_admin_group_gives_no_role(sso_on, db):
+    sso_on.OIDC_ROLE_MAP = {}
+    sso_on.OIDC_GROUP_MAP = {"ops": "Server operators", "night": "Night Shift"}
+    rbac.create_admin_group(name="Server operators")
+    user = get_user_model().objects.create_user("ann")
+
+    no_assignment = {"sub": "1", "email": "ann@contoso.test", "groups": ["ops"]}
+    sso.follow_claims(user, no_assignment, sso.audit.SYSTEM)
+    reason = sso.no_role_reason(user, no_assignment)
+    assert "member of Server operators, but no role assignment is made to that admin group" in reason
+    assert "OIDC_GROUP_MAP" in reason
+
+    unknown = {"sub": "1", "email": "ann@contoso.test", "groups": ["night"]}
+    sso.follow_claims(user, unknown, sso.audit.SYSTEM)
+    assert "Night Shift, which is not an admin group in this console" in sso.no_role_reason(user, unknown)
+    assert "none of your “groups” or “roles” claims" in sso.no_role_reason(
+        user, {"sub": "1", "groups": ["x"]}
+    )
+
+
+def test_a_role_assignment_to_the_mapped_admin_group_is_a_role(sso_on, db):
+    sync_roles()
+    sso_on.OIDC_ROLE_MAP = {}
+    sso_on.OIDC_GROUP_MAP = {"ops": "Server operators"}
+    operators = rbac.create_admin_group(name="Server operators")
+    rbac.create_assignment(
+        name="Operators",
+        role=rbac.get_role(READ_ONLY_OPERATOR),
+        members=[],
+        member_groups=[operators],
+        scope_groups=[],
+    )
+    user = get_user_model().objects.create_user("ann")
+    claims = {"sub": "1", "groups": ["ops"]}
+    sso.follow_claims(user, claims, sso.audit.SYSTEM)
+    assert sso.no_role_reason(user, claims) == ""
+    assert rbac.role_names(user) == [READ_ONLY_OPERATOR]
 
 
 @pytest.mark.parametrize(
@@ -145,7 +215,15 @@ def test_it_refuses_a_mapping_to_a_role_that_does_not_exist_and_says_which(sso_o
         ({"OIDC_ISSUER": ISSUER}, "OIDC_CLIENT_ID or OIDC_CLIENT_SECRET is not"),
         (
             {"OIDC_ISSUER": ISSUER, "OIDC_CLIENT_ID": "c", "OIDC_CLIENT_SECRET": "s"},
-            "OIDC_ROLE_MAP is empty",
+            "OIDC_ROLE_MAP is empty and so is OIDC_GROUP_MAP",
+        ),
+        (
+            {"OIDC_GROUP_MAP": "3f2b7c1e"},
+            "OIDC_GROUP_MAP entry '3f2b7c1e' is not 'claim value=Admin group name'",
+        ),
+        (
+            {"OIDC_GROUP_MAP": "ops=Server operators", "OIDC_GROUP_CLAIMS": " , "},
+            "OIDC_GROUP_CLAIMS names no claim",
         ),
         (
             {
@@ -162,6 +240,18 @@ def test_it_refuses_to_start_on_bad_sign_in_settings_and_says_why(tmp_path, over
     result = load_settings(tmp_path, **overrides)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_it_starts_with_only_group_claims_mapped(tmp_path):
+    result = load_settings(
+        tmp_path,
+        OIDC_ISSUER=ISSUER,
+        OIDC_CLIENT_ID="mde-console",
+        OIDC_CLIENT_SECRET="s3cret",
+        OIDC_GROUP_MAP="3f2b7c1e-8d4a-4e5b-9c6f-1a2b3c4d5e6f=Server operators; helpdesk=Helpdesk",
+        OIDC_GROUP_CLAIMS="groups",
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_it_starts_with_sso_configured_and_local_passwords_off(tmp_path):

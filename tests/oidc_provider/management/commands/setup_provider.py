@@ -1,4 +1,5 @@
-"""Creates the test provider's users (their groups become the "roles" claim) and the console's application."""
+"""Creates the test provider's users (their groups become the "roles" claim, their security groups the "groups"
+claim) and the console's application."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("--client-secret", required=True)
         parser.add_argument("--password", required=True)
         parser.add_argument(
-            "--users", required=True, help='JSON: {"username": {"email": ..., "groups": [...]}, ...}'
+            "--users",
+            required=True,
+            help='JSON: {"username": {"email": ..., "groups": [...], "security_groups": [object ids]}, ...}',
         )
 
     def handle(self, *args, **options):
@@ -29,7 +32,8 @@ class Command(BaseCommand):
                 password=options["password"],
                 first_name=spec.get("first_name", ""),
             )
-            for name in spec.get("groups", []):
+            names = [*spec.get("groups", []), *(f"group:{oid}" for oid in spec.get("security_groups", []))]
+            for name in names:
                 user.groups.add(Group.objects.get_or_create(name=name)[0])
         Application.objects.create(
             name="MDE console",
