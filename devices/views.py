@@ -18,6 +18,7 @@ from console.models import Job, Platform, TenantSettings
 from reports import effective as effective_reads
 
 from . import bulk, membership, services
+from .agent import effective_defaults
 from .filtersets import DeviceFilterSet, GroupFilterSet
 from .forms import (
     ConnectorForm,
@@ -238,9 +239,17 @@ def device_effective(request, pk: int):
         errors.append(f"There is no type “{kind[:40]}”: showing every type.")
         kind = ""
     mismatches = request.GET.get("mismatches") == "1"
+    hide_defaults = request.GET.get("hide_defaults") == "1"
     windows = device.os in EFFECTIVE_OS
     entries = (
-        effective_reads.device_entries(device, source=source, mismatches=mismatches, kind=kind)
+        effective_reads.device_entries(
+            device,
+            source=source,
+            mismatches=mismatches,
+            kind=kind,
+            defaults=effective_defaults(),
+            hide_defaults=hide_defaults,
+        )
         if windows
         else []
     )
@@ -257,6 +266,7 @@ def device_effective(request, pk: int):
             "source": source,
             "kind": kind,
             "mismatches": mismatches,
+            "hide_defaults": hide_defaults,
             "filter_errors": errors,
             "reported": bool(device.effective_digest),
             "windows": windows,

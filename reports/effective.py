@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,16 +90,59 @@ class DeviceEntry:
 
 
 def device_entries(
-    device: Device, *, source: str = "", mismatches: bool = False, kind: str = ""
+    device: Device,
+    *,
+    source: str = "",
+    mismatches: bool = False,
+    kind: str = "",
+    defaults: Mapping[str, Any] | None = None,
+    hide_defaults: bool = False,
 ) -> list[DeviceEntry]:
-    """The device's effective entries as Defender shows them (sorted: ASR rules, AV settings, exclusions)."""
+    """The device's effective entries as Defender shows them (sorted: ASR rules, AV settings, exclusions).
+
+    ``defaults``: every setting / ASR rule the view lists with its Windows default (devices.agent
+    ``effective_defaults``); the ones the device reports no entry for are listed as configured by *Default*
+    (once the device has reported at all). They are computed here, not stored: a row per default per device
+    would multiply the table by ~76 for nothing a device said. ``hide_defaults`` leaves out every entry
+    configured by *Default* (stored ones included, e.g. exclusions blocked by DisableLocalAdminMerge)."""
     rows = DeviceEffectiveSetting.objects.filter(device=device)
     if source:
         rows = rows.filter(configured_by=source)
+    if hide_defaults:
+        rows = rows.exclude(configured_by=ConfigSource.DEFAULT)
     if mismatches:
         rows = rows.filter(intent=Intent.DIFFERS)
     out = []
-    for row in rows.order_by("setting_key", "entry"):
+    stored = list(rows.order_by("setting_key", "entry"))
+    show_defaults = bool(defaults) and bool(device.effective_digest)
+    if show_defaults and not hide_defaults and not mismatches and source in ("", ConfigSource.DEFAULT):
+        configured = set(
+            DeviceEffectiveSetting.objects.filter(device=device, entry="").values_list(
+                "setting_key", flat=True
+            )
+        )
+        for key, value in defaults.items():
+            if key in configured:
+                continue
+            k = kind_of(key)
+            if kind and k != kind:
+                continue
+            out.append(
+                DeviceEntry(
+                    key,
+                    "",
+                    setting_name(key),
+                    k,
+                    value_text(key, "", value),
+                    ConfigSource.DEFAULT,
+                    source_label(ConfigSource.DEFAULT),
+                    "",
+                    Intent.NONE,
+                    [],
+                    None,
+                )
+            )
+    for row in stored:
         k = kind_of(row.setting_key)
         if kind and k != kind:
             continue
@@ -219,11 +263,16 @@ def _count_rows(user) -> tuple[list[tuple[str, str, str, str, int]], int]:
 
 
 def fleet_rows(
-    user, *, kind: str = "", only_overridden: bool = False, q: str = ""
+    user, *, kind: str = "", only_overridden: bool = False, q: str = "", universe: Iterable[str] = ()
 ) -> tuple[list[FleetRow], int]:
-    """One row per setting / ASR rule / exclusion entry any device reports, and the number of reporting devices."""
+    """One row per setting / ASR rule / exclusion entry any device reports, plus one per setting of ``universe``
+    (every AV setting and ASR rule, devices.agent ``effective_defaults``) that no device reports, and the number
+    of reporting devices. "Nothing configured" is the reporting devices minus those where a source configures
+    it, from the aggregate counts: defaults are never stored per device."""
     counts, reporting = _count_rows(user)
     by_key: dict[tuple[str, str], FleetRow] = {}
+    for key in universe if reporting else ():
+        by_key[(key, "")] = FleetRow(key, "", setting_name(key), kind_of(key))
     for key, entry, intent, source, n in counts:
         row = by_key.get((key, entry))
         if row is None:

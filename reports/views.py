@@ -22,6 +22,7 @@ from django.views.generic import TemplateView
 
 from console import audit, scopetags
 from console.listing import CsvColumn, ObjectListView, stream_csv, stream_csv_values
+from devices.agent import effective_defaults
 from devices.checkins import panel_context
 from devices.models import Device, ManagedBy, OSType
 from devices.scope import scope_group_ids, scoped, visible_devices
@@ -921,6 +922,7 @@ def _effective_filters(request) -> tuple[dict[str, Any], list[str]]:
         "kind": kind,
         "only_overridden": request.GET.get("overridden") == "1",
         "q": request.GET.get("q", "").strip()[:200],
+        "universe": tuple(effective_defaults()),
     }, errors
 
 
