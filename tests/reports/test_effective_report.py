@@ -193,3 +193,19 @@ def test_the_fleet_report_counts_nothing_configured_for_every_setting_and_rule(
         reverse("reports:effective_devices"), {"setting": WEBSHELL, "bucket": "not_configured"}
     )
     assert {i["device"].display_name for i in nothing.context["items"]} == {"SRV-1", "SRV-2", "WS-1"}
+
+
+def test_the_view_report_csv_says_which_source_overrides_each_device(fleet, ga_client):
+    from policies.models import Policy
+
+    policy = Policy.objects.get(name="ASR")
+    url = reverse("reports:policy_devices", args=[policy.policy_id])
+    exported = ga_client.get(url, {"export": "csv"})
+    assert exported.status_code == 200
+    body = b"".join(exported.streaming_content).decode().lstrip("\ufeff")
+    table = {r["Device name"]: r for r in csv.DictReader(io.StringIO(body))}
+    assert (table["SRV-1"]["Overridden by"], table["SRV-2"]["Overridden by"]) == (
+        "Group Policy",
+        "Group Policy",
+    )
+    assert table["WS-1"]["Overridden by"] == ""  # the desktop enforces the policy's Block
