@@ -209,3 +209,38 @@ def test_the_view_report_csv_says_which_source_overrides_each_device(fleet, ga_c
         "Group Policy",
     )
     assert table["WS-1"]["Overridden by"] == ""  # the desktop enforces the policy's Block
+
+
+def test_a_linux_devices_tab_shows_managed_local_and_default_values_from_the_agents_merge(ga_client):
+    from django.utils import timezone
+
+    from devices.models import Device
+
+    cloud = "linux_mdatp_managed_cloudservice_enabled"
+    device = Device.objects.create(
+        display_name="lnx-app-01",
+        os="linux",
+        managed_by="mde",
+        last_checkin_at=timezone.now(),
+        agent_state={
+            "preferences": {},
+            "applied": {cloud: True},
+            "managed": [cloud],
+            "local": {"cloudService.enabled": False, "cloudService.diagnosticLevel": "required"},
+        },
+    )
+    detail = ga_client.get(reverse("devices:detail", args=[device.pk])).content.decode()
+    url = reverse("devices:effective", args=[device.pk])
+    assert url in detail  # the device page has the Effective settings tab
+    page = ga_client.get(url)
+    entries = {e.setting_key: e for e in page.context["entries"]}
+    managed = entries["cloudService.enabled"]
+    assert (managed.value, managed.source, managed.intent) == ("true", "intune", "matches")
+    assert managed.attempts == [{"source": "Local admin", "value": "false", "name": "mdatp config"}]
+    local = entries["cloudService.diagnosticLevel"]
+    assert (local.value, local.source_label) == ("required", "Local admin")
+    assert {e.source for e in entries.values()} == {"intune", "local_admin", "default"}
+    assert "Windows devices only" not in page.content.decode().split('id="mdatp-effective-note"')[0]
+    only_local = ga_client.get(url, {"source": "local_admin"}).context["entries"]
+    assert [e.setting_key for e in only_local] == ["cloudService.diagnosticLevel"]
+    assert "default" not in {e.source for e in ga_client.get(url, {"hide_defaults": "1"}).context["entries"]}
