@@ -105,6 +105,7 @@ __all__ = [
     "apply",
     "default_preferences",
     "desired_fingerprint",
+    "effective_defaults",
     "effective_entries",
     "effective_preferences",
     "effective_value",
@@ -891,6 +892,25 @@ def is_effective_setting(setting_id: str, catalog: Catalog | None = None) -> boo
     """Settings Defender's Effective settings view covers: AV settings with an MpPreference property, ASR rules,
     exclusions."""
     return mapping_for(setting_id, catalog) is not None
+
+
+def effective_defaults(catalog: Catalog | None = None) -> dict[str, Any]:
+    """Every setting Defender's Effective settings view lists even when nothing configures it, with its Windows
+    default (flat value, ``None`` where the catalog gives none): each Microsoft Defender Antivirus setting with an
+    MpPreference property and each ASR rule. Exclusion lists are left out: they are shown entry by entry, and a
+    list nothing configures has no entry. A row "Configured by Default" is what this gives for a setting the
+    device reports no entry for (no source configures it, so :func:`devices.precedence.resolve` gives none)."""
+    cat = _catalog(catalog)
+    out: dict[str, Any] = {}
+    for setting_id in MP_MAPPINGS:
+        if setting_id in precedence.EXCLUSION_SETTINGS:
+            continue
+        sd = _setting(cat, setting_id)
+        out[setting_id] = copy.deepcopy(sd.default) if sd is not None else None
+    for sd in cat.all_settings():
+        if _is_asr_rule(sd):
+            out[sd.id] = copy.deepcopy(sd.default)
+    return out
 
 
 def effective_entries(

@@ -793,17 +793,25 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
     }
 
 
+def mdatp_effective(
+    platform: str, stored: dict[str, Any]
+) -> tuple[agent.AgentState, dict[str, Any], list[mdatp.EffectiveRow]]:
+    """macOS / Linux: the agent state, the managed values it applied and what is effective on the device
+    (:func:`devices.mdatp.effective`: managed over local ``mdatp config``, the merge policies, the defaults)."""
+    state = agent.AgentState.from_dict(stored)
+    managed = {key: state.applied[key] for key in state.managed if key in state.applied}
+    return state, managed, mdatp.effective(platform, managed, state.local, get_catalog())
+
+
 def managed_file_context(platform: str, stored: dict[str, Any] | None) -> dict[str, Any] | None:
     """macOS / Linux: the managed configuration file the agent wrote (from what it applied), its check against
     the documented keys, the effective values with their source and an ``mdatp health`` summary."""
     if not stored:
         return None
-    state = agent.AgentState.from_dict(stored)
-    managed = {key: state.applied[key] for key in state.managed if key in state.applied}
+    state, managed, rows = mdatp_effective(platform, stored)
     catalog = get_catalog()
     text = mdatp.render(managed, platform, catalog)
     problems = mdatp.check_linux(text, catalog) if platform == "linux" else mdatp.check_macos(text, catalog)
-    rows = mdatp.effective(platform, managed, state.local, catalog)
     return {
         "platform": platform,
         "name": mdatp.FILE_NAME[platform],

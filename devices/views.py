@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
@@ -17,7 +19,9 @@ from console.listing import CsvColumn, ObjectListView, keyset_per_page, keyset_t
 from console.models import Job, Platform, TenantSettings
 from reports import effective as effective_reads
 
-from . import bulk, membership, services
+from . import bulk, checkins, mdatp, membership, services
+from .agent import effective_defaults
+from .channel import stored_state
 from .filtersets import DeviceFilterSet, GroupFilterSet
 from .forms import (
     ConnectorForm,
@@ -210,11 +214,85 @@ def _device_context(request, device: Device, tenant: TenantSettings, tags_form=N
         "job": services.latest_job(),
         "left_scope": LEFT_SCOPE,
         "has_effective": device.os in EFFECTIVE_OS,
+        "has_effective_tab": device.os in EFFECTIVE_OS or device.os in MDATP_OS,
         "drift": effective_reads.device_drift(device) if device.os in EFFECTIVE_OS else [],
     }
 
 
 EFFECTIVE_OS = (OSType.WINDOWS, OSType.WINDOWS_SERVER)
+MDATP_OS = (OSType.LINUX, OSType.MACOS)
+# devices.mdatp's sources in the tab's "Configured by" vocabulary (security settings management is this console).
+MDATP_SOURCES = {
+    mdatp.SOURCE_MANAGED: ConfigSource.INTUNE,
+    mdatp.SOURCE_LOCAL: ConfigSource.LOCAL_ADMIN,
+    mdatp.SOURCE_DEFAULT: ConfigSource.DEFAULT,
+    f"{mdatp.SOURCE_MANAGED} + {mdatp.SOURCE_LOCAL}": ConfigSource.INTUNE,
+}
+
+
+def _mdatp_text(value) -> str:
+    if value is None:
+        return "Not configured"
+    if isinstance(value, list):
+        if not value:
+            return "None"
+        items = [
+            ", ".join(f"{k}: {v}" for k, v in e.items()) if isinstance(e, dict) else str(e) for e in value
+        ]
+        return f"{len(items)} entr{'y' if len(items) == 1 else 'ies'}: " + "; ".join(items)
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def mdatp_entries(
+    device: Device, *, source: str = "", mismatches: bool = False, kind: str = "", hide_defaults: bool = False
+) -> list[effective_reads.DeviceEntry]:
+    """Linux / macOS: what is effective per managed key, computed at page time from the stored agent state by
+    the function the agent's managed file view uses (devices.checkins.mdatp_effective -> devices.mdatp.effective:
+    managed over local ``mdatp config``, exclusion and threat type merge policies, defaults). A local value that
+    the managed one beats is listed as an other attempt; local list entries a merge policy drops likewise."""
+    stored = stored_state(device)
+    if not stored:
+        return []
+    platform = "linux" if device.os == OSType.LINUX else "macos"
+    state, _, rows = checkins.mdatp_effective(platform, stored)
+    out = []
+    for row in rows:
+        code = MDATP_SOURCES.get(row.source, ConfigSource.UNKNOWN)
+        row_kind = "exclusion" if row.path.endswith("exclusions") else "av"
+        attempts = []
+        local = state.local.get(row.path)
+        overruled = code == ConfigSource.INTUNE and local is not None and local != row.value
+        if overruled and not isinstance(row.value, list):
+            attempts.append({"source": "Local admin", "value": _mdatp_text(local), "name": "mdatp config"})
+        if row.source.endswith(f"+ {mdatp.SOURCE_LOCAL}"):
+            attempts.append({"source": "Local admin", "value": "entries merged", "name": "mdatp config"})
+        if row.note:
+            attempts.append({"source": "Local admin", "value": row.note, "name": "mdatp config"})
+        intent = "matches" if code == ConfigSource.INTUNE else "none"
+        if source and code != source:
+            continue
+        if hide_defaults and code == ConfigSource.DEFAULT:
+            continue
+        if mismatches or (kind and kind != row_kind):
+            continue  # managed values always win on macOS / Linux: nothing differs from intent
+        out.append(
+            effective_reads.DeviceEntry(
+                row.path,
+                "",
+                row.name,
+                row_kind,
+                _mdatp_text(row.value),
+                code,
+                effective_reads.source_label(code),
+                _mdatp_text(row.value) if intent == "matches" else "",
+                intent,
+                attempts,
+                None,
+            )
+        )
+    return out
+
+
 EFFECTIVE_KINDS = (
     ("", "All types"),
     ("asr", "ASR rules"),
@@ -238,12 +316,23 @@ def device_effective(request, pk: int):
         errors.append(f"There is no type “{kind[:40]}”: showing every type.")
         kind = ""
     mismatches = request.GET.get("mismatches") == "1"
+    hide_defaults = request.GET.get("hide_defaults") == "1"
     windows = device.os in EFFECTIVE_OS
-    entries = (
-        effective_reads.device_entries(device, source=source, mismatches=mismatches, kind=kind)
-        if windows
-        else []
-    )
+    if windows:
+        entries = effective_reads.device_entries(
+            device,
+            source=source,
+            mismatches=mismatches,
+            kind=kind,
+            defaults=effective_defaults(),
+            hide_defaults=hide_defaults,
+        )
+    elif device.os in MDATP_OS:
+        entries = mdatp_entries(
+            device, source=source, mismatches=mismatches, kind=kind, hide_defaults=hide_defaults
+        )
+    else:
+        entries = []
     return render(
         request,
         "devices/device_effective.html",
@@ -257,9 +346,11 @@ def device_effective(request, pk: int):
             "source": source,
             "kind": kind,
             "mismatches": mismatches,
+            "hide_defaults": hide_defaults,
             "filter_errors": errors,
-            "reported": bool(device.effective_digest),
+            "reported": bool(device.effective_digest) if windows else bool(device.last_checkin_at),
             "windows": windows,
+            "mdatp": device.os in MDATP_OS,
         },
     )
 

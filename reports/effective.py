@@ -13,10 +13,12 @@ import hashlib
 import io
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Case, Count, Exists, OuterRef, Q, TextField, Value, When
+from django.db.models.functions import Concat, Substr
 
 from devices.models import ConfigSource, Device
 from devices.scope import scope_group_ids, scoped
@@ -89,16 +91,59 @@ class DeviceEntry:
 
 
 def device_entries(
-    device: Device, *, source: str = "", mismatches: bool = False, kind: str = ""
+    device: Device,
+    *,
+    source: str = "",
+    mismatches: bool = False,
+    kind: str = "",
+    defaults: Mapping[str, Any] | None = None,
+    hide_defaults: bool = False,
 ) -> list[DeviceEntry]:
-    """The device's effective entries as Defender shows them (sorted: ASR rules, AV settings, exclusions)."""
+    """The device's effective entries as Defender shows them (sorted: ASR rules, AV settings, exclusions).
+
+    ``defaults``: every setting / ASR rule the view lists with its Windows default (devices.agent
+    ``effective_defaults``); the ones the device reports no entry for are listed as configured by *Default*
+    (once the device has reported at all). They are computed here, not stored: a row per default per device
+    would multiply the table by ~76 for nothing a device said. ``hide_defaults`` leaves out every entry
+    configured by *Default* (stored ones included, e.g. exclusions blocked by DisableLocalAdminMerge)."""
     rows = DeviceEffectiveSetting.objects.filter(device=device)
     if source:
         rows = rows.filter(configured_by=source)
+    if hide_defaults:
+        rows = rows.exclude(configured_by=ConfigSource.DEFAULT)
     if mismatches:
         rows = rows.filter(intent=Intent.DIFFERS)
     out = []
-    for row in rows.order_by("setting_key", "entry"):
+    stored = list(rows.order_by("setting_key", "entry"))
+    show_defaults = bool(defaults) and bool(device.effective_digest)
+    if show_defaults and not hide_defaults and not mismatches and source in ("", ConfigSource.DEFAULT):
+        configured = set(
+            DeviceEffectiveSetting.objects.filter(device=device, entry="").values_list(
+                "setting_key", flat=True
+            )
+        )
+        for key, value in defaults.items():
+            if key in configured:
+                continue
+            k = kind_of(key)
+            if kind and k != kind:
+                continue
+            out.append(
+                DeviceEntry(
+                    key,
+                    "",
+                    setting_name(key),
+                    k,
+                    value_text(key, "", value),
+                    ConfigSource.DEFAULT,
+                    source_label(ConfigSource.DEFAULT),
+                    "",
+                    Intent.NONE,
+                    [],
+                    None,
+                )
+            )
+    for row in stored:
         k = kind_of(row.setting_key)
         if kind and k != kind:
             continue
@@ -219,11 +264,16 @@ def _count_rows(user) -> tuple[list[tuple[str, str, str, str, int]], int]:
 
 
 def fleet_rows(
-    user, *, kind: str = "", only_overridden: bool = False, q: str = ""
+    user, *, kind: str = "", only_overridden: bool = False, q: str = "", universe: Iterable[str] = ()
 ) -> tuple[list[FleetRow], int]:
-    """One row per setting / ASR rule / exclusion entry any device reports, and the number of reporting devices."""
+    """One row per setting / ASR rule / exclusion entry any device reports, plus one per setting of ``universe``
+    (every AV setting and ASR rule, devices.agent ``effective_defaults``) that no device reports, and the number
+    of reporting devices. "Nothing configured" is the reporting devices minus those where a source configures
+    it, from the aggregate counts: defaults are never stored per device."""
     counts, reporting = _count_rows(user)
     by_key: dict[tuple[str, str], FleetRow] = {}
+    for key in universe if reporting else ():
+        by_key[(key, "")] = FleetRow(key, "", setting_name(key), kind_of(key))
     for key, entry, intent, source, n in counts:
         row = by_key.get((key, entry))
         if row is None:
@@ -387,3 +437,37 @@ def policy_device_overrides(policy_id: int, device_ids=None) -> dict[int, list[s
     for device_id, source in rows.filter(Exists(succeeded)).values_list("device_id", "configured_by"):
         out[device_id].add(source)
     return {d: sorted(source_label(s) for s in sources) for d, sources in out.items()}
+
+
+def overridden_by_expression(policy_id: int):
+    """For the View report CSV (rows of DevicePolicyStatus): "Group Policy; Local admin" - the sources that win
+    over a setting this policy delivered (Succeeded) on the row's device, "" where none. One SQL expression so the
+    CSV stays a COPY export: each ``device_id IN (...)`` is uncorrelated (driven from the small side, the
+    effective rows whose intent differs), so PostgreSQL runs it once as a hashed subplan instead of once per row
+    (a correlated EXISTS per row cut the export from ~250,000 to ~27,000 rows/s). Labels sort as the page shows
+    them."""
+    succeeded = DeviceSettingStatus.objects.filter(
+        policy_id=policy_id,
+        device_id=OuterRef("device_id"),
+        setting_key=OuterRef("setting_key"),
+        status="succeeded",
+    )
+    overridden = (
+        DeviceEffectiveSetting.objects.filter(intent=Intent.DIFFERS)
+        .exclude(configured_by=OUR_SOURCE)
+        .filter(Exists(succeeded))
+    )
+    parts = []
+    for code, label in sorted(
+        ((c, lbl) for c, lbl in SOURCE_LABELS.items() if c != OUR_SOURCE), key=lambda item: item[1]
+    ):
+        ids = overridden.filter(configured_by=code).values("device_id")
+        parts.append(Case(When(device_id__in=ids, then=Value("; " + str(label))), default=Value("")))
+    return Case(
+        When(
+            device_id__in=overridden.values("device_id"),
+            then=Substr(Concat(*parts, output_field=TextField()), 3),
+        ),
+        default=Value(""),
+        output_field=TextField(),
+    )

@@ -22,6 +22,7 @@ from django.views.generic import TemplateView
 
 from console import audit, scopetags
 from console.listing import CsvColumn, ObjectListView, stream_csv, stream_csv_values
+from devices.agent import effective_defaults
 from devices.checkins import panel_context
 from devices.models import Device, ManagedBy, OSType
 from devices.scope import scope_group_ids, scoped, visible_devices
@@ -602,6 +603,12 @@ class PolicyDeviceListView(_ReportListView):
     def known_count(self, filterset) -> int | None:
         return queries.policy_device_total(self.policy, self.filters)
 
+    def in_scope(self):
+        filterset, qs = super().in_scope()
+        if self.request.GET.get("export") == "csv":
+            qs = qs.annotate(overridden_by=effective.overridden_by_expression(self.policy.pk))
+        return filterset, qs
+
     def table_kwargs(self) -> dict[str, Any]:
         policy_id = self.policy.pk
         return {
@@ -624,6 +631,7 @@ class PolicyDeviceListView(_ReportListView):
         CsvColumn("Managed by", "device__managed_by", "choice", tuple(ManagedBy.choices)),
         CsvColumn("Last report time", "last_reported_at", "iso"),
         CsvColumn("Message", "message"),
+        CsvColumn("Overridden by", "overridden_by", "str"),  # fixed labels: one use of the bare column
     ]
 
     def get_context_data(self, **kwargs):
@@ -921,6 +929,7 @@ def _effective_filters(request) -> tuple[dict[str, Any], list[str]]:
         "kind": kind,
         "only_overridden": request.GET.get("overridden") == "1",
         "q": request.GET.get("q", "").strip()[:200],
+        "universe": tuple(effective_defaults()),
     }, errors
 
 

@@ -28,12 +28,16 @@ from console.api.common import (
     ADVANCED_QUERIES,
     BOOL,
     CONSISTENCY,
+    COUNT,
     DATETIME,
     NDATETIME,
     NEVER,
     NSTRING,
+    SKIP,
+    SKIPTOKEN,
     STRING,
     STRINGS,
+    TOP,
     GraphAutoSchema,
     bool_field,
     collection_of,
@@ -46,6 +50,7 @@ from console.api.common import (
     iso,
     json_request,
     label_field,
+    list_collection,
     list_params,
     name_text,
     nullable,
@@ -58,9 +63,19 @@ from console.api.errors import GraphError
 from console.api.odata import apply_select, parse_query
 from console.api.views import CountNegotiation, GraphView
 from devices import membership, services
+from devices.agent import effective_defaults
 from devices.checkins import request_policy_sync
 from devices.forms import GroupForm
-from devices.models import ENTRA_OS_TYPE, ENTRA_TRUST_TYPE, ConfigSource, Device, Group, JoinType, ManagedBy
+from devices.models import (
+    ENTRA_OS_TYPE,
+    ENTRA_TRUST_TYPE,
+    ConfigSource,
+    Device,
+    Group,
+    JoinType,
+    ManagedBy,
+    OSType,
+)
 from devices.scope import scoped, visible_groups
 from reports import effective as effective_reads
 from reports.models import DeviceEffectiveSetting
@@ -916,7 +931,7 @@ EFFECTIVE_SETTING = obj(
                 {"source": _SOURCE, "value": NSTRING, "name": STRING}, required=["source", "value", "name"]
             ),
         },
-        "lastChangeDateTime": DATETIME,
+        "lastChangeDateTime": NDATETIME,
     },
     required=[
         "settingDefinitionId", "displayName", "entry", "effectiveValue", "configuredBy", "intendedValue",
@@ -951,6 +966,21 @@ def effective_setting_json(row) -> dict[str, Any]:
     }
 
 
+def default_setting_json(setting_key: str, value) -> dict[str, Any]:
+    """A setting or ASR rule nothing configures on the device: its Windows default, configured by Default."""
+    return {
+        "settingDefinitionId": setting_key,
+        "displayName": effective_reads.setting_name(setting_key),
+        "entry": "",
+        "effectiveValue": _flat_text(value),
+        "configuredBy": ConfigSource.DEFAULT,
+        "intendedValue": None,
+        "matchesIntent": None,
+        "otherAttempts": [],
+        "lastChangeDateTime": None,
+    }
+
+
 class ManagedDeviceEffectiveSettings(VersionedView):
     required_perms = {"GET": "devices.view_device"}
 
@@ -961,8 +991,11 @@ class ManagedDeviceEffectiveSettings(VersionedView):
             "tab: for each Defender Antivirus setting, ASR rule and exclusion entry of a Windows device, the value "
             "it enforces, the source that configured it (intune, group_policy, configmgr, tamper_protection, "
             "local_admin, default, unknown), this console's intended value and the attempts that did not take "
-            "effect. Empty for devices that are not Windows or have not reported yet."
+            "effect. Every Antivirus setting and ASR rule is listed: the ones nothing configures with their Windows "
+            "default, configured by default (lastChangeDateTime null). Empty for devices that are not Windows or "
+            "have not reported yet. Paged like Graph collections ($top, $skiptoken in @odata.nextLink)."
         ),
+        parameters=[TOP, SKIP, SKIPTOKEN, COUNT],
         responses={200: OpenApiResponse(collection_of(EFFECTIVE_SETTING)), **errors()},
         tags=["managedDevices"],
         extensions={"x-console-extension": True},
@@ -970,9 +1003,18 @@ class ManagedDeviceEffectiveSettings(VersionedView):
     def get(self, request, device_id: str):
         device = _managed_device(device_id, request)
         rows = DeviceEffectiveSetting.objects.filter(device=device).order_by("setting_key", "entry")
-        return Response(
-            {
-                "@odata.context": request.build_absolute_uri("/beta/$metadata#effectiveSettings"),
-                "value": [effective_setting_json(r) for r in rows],
-            }
-        )
+        items = [effective_setting_json(r) for r in rows]
+        if device.effective_digest and device.os in (OSType.WINDOWS, OSType.WINDOWS_SERVER):
+            configured = {item["settingDefinitionId"] for item in items if not item["entry"]}
+            items.extend(
+                default_setting_json(key, value)
+                for key, value in effective_defaults().items()
+                if key not in configured
+            )
+            items.sort(key=lambda item: (item["settingDefinitionId"], item["entry"]))
+        response = list_collection(request, items)
+        response.data = {
+            "@odata.context": request.build_absolute_uri("/beta/$metadata#effectiveSettings"),
+            **response.data,
+        }
+        return response

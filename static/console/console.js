@@ -19,12 +19,16 @@
       event.preventDefault();
     }
   }, true);
-  // Auto-submit filter forms on change (the submit button stays for no-JS use).
+  // Auto-submit filter forms on change (the submit button stays for no-JS use). requestSubmit() fires a real
+  // submit event: htmx takes it inside an hx-boost region, a plain form (no htmx around it) navigates. A
+  // synthetic "submit" event (htmx.trigger) submits nothing on a plain form.
   document.addEventListener("change", function (event) {
     var el = event.target;
     var form = el.form;
     if (form && form.hasAttribute("data-autosubmit") && !el.matches("input[type=search],input[type=text]")) {
-      if (window.htmx) { window.htmx.trigger(form, "submit"); } else { form.submit(); }
+      if (form.requestSubmit) { form.requestSubmit(); }
+      else if (window.htmx && form.closest("[hx-boost]")) { window.htmx.trigger(form, "submit"); }
+      else { form.submit(); }
     }
   });
 })();

@@ -98,3 +98,26 @@ def test_both_operations_are_marked_as_console_extensions_in_the_schema(client):
         "x-console-extension"
         not in schema["paths"]["/beta/deviceManagement/reports/getConfigurationPolicyDevicesReport"]["post"]
     )
+
+
+def test_every_av_setting_and_asr_rule_is_listed_with_default_where_nothing_configures_it(ga_api, overridden):
+    from devices.agent import effective_defaults
+    from policies.catalog import asr_rules, get_catalog
+
+    device = overridden[1]
+    url = f"/beta/deviceManagement/managedDevices/{device.managed_device_id}/effectiveSettings"
+    items = {i["settingDefinitionId"]: i for i in ga_api.get(url + "?$top=999").json()["value"]}
+    defaults = effective_defaults()
+    assert set(defaults) <= set(items)
+    rule = asr_rules(get_catalog())[0][0].id
+    assert (items[rule]["configuredBy"], items[rule]["effectiveValue"], items[rule]["matchesIntent"]) == (
+        "default", defaults[rule], None,
+    )  # fmt: skip
+    assert items[rule]["lastChangeDateTime"] is None
+    assert items[REALTIME]["configuredBy"] == "intune"  # configured rows are not replaced by defaults
+    first = ga_api.get(url + "?$top=10&$count=true").json()
+    assert len(first["value"]) == 10 and first["@odata.count"] == len(items)
+    following = ga_api.get(first["@odata.nextLink"]).json()["value"]
+    assert {i["settingDefinitionId"] for i in following}.isdisjoint(
+        i["settingDefinitionId"] for i in first["value"]
+    )

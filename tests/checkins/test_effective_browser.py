@@ -104,3 +104,31 @@ def test_a_gpo_that_audits_an_asr_rule_the_policy_blocks_shows_everywhere_after_
     fleet.locator('[data-count="overridden"] a').click()
     expect(page.locator("#effective-devices")).to_contain_text("CONTOSO-SRV-0007")
     expect(page.locator("#effective-devices")).not_to_contain_text("CONTOSO-SRV-0008")
+
+
+def test_the_effective_settings_filters_apply_on_change_without_the_apply_button(
+    login, security_manager, live_server
+):
+    servers = f.group("Servers")
+    d = f.device("CONTOSO-SRV-0009", os="windows_server", groups=[servers])
+    f.policy("ASR servers", {ADOBE: f"{GUID}=1"}, profile="Attack Surface Reduction Rules", include=[servers])
+    f.checkin(d)
+    webshell = f.P + "attacksurfacereductionrules_blockwebshellcreationforservers"
+
+    page = login(security_manager, reverse("devices:effective", args=[d.pk]))
+    default_row = page.locator(f'#effective-settings tr[data-setting="{webshell}"]')
+    expect(default_row.locator(".configured-by")).to_have_text("Default")
+    page.check('#effective-filters input[name="hide_defaults"]')
+    page.wait_for_url("**hide_defaults=1**")
+    expect(page.locator('#effective-settings tr[data-source="default"]')).to_have_count(0)
+    expect(page.locator(f'#effective-settings tr[data-setting="{ADOBE}"]')).to_have_count(1)
+
+    page.goto(live_server.url + reverse("reports:effective_settings"))
+    page.select_option('#effective-filters select[name="kind"]', "av")
+    page.wait_for_url("**kind=av**")
+    expect(page.locator(f'#effective-report tr[data-setting="{ADOBE}"]')).to_have_count(0)
+
+    page.goto(live_server.url + reverse("reports:drift"))
+    page.select_option('#list form.filters select[name="window"]', "7d")
+    page.wait_for_url("**window=7d**")  # the boosted list (htmx) still submits on change
+    expect(page.locator("#drift-summary")).to_contain_text("Last 7 days")

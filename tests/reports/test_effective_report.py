@@ -131,7 +131,7 @@ def test_the_live_poll_is_204_until_a_count_changes(fleet, ga_client, global_adm
 
 def test_the_device_tab_filters_by_source_and_mismatch(fleet, ga_client):
     url = reverse("devices:effective", args=[fleet["w1"].pk])
-    everything = ga_client.get(url).context["entries"]
+    everything = ga_client.get(url, {"hide_defaults": "1"}).context["entries"]
     assert {e.source for e in everything} == {"intune", "group_policy", "local_admin"}
     assert [e.setting_key for e in ga_client.get(url, {"source": "local_admin"}).context["entries"]] == [
         f.EXCLUDED_PATHS
@@ -148,3 +148,99 @@ def test_get_mppreference_on_the_device_panel_shows_the_effective_values(fleet, 
     servers = ga_client.get(reverse("checkins:device_panel", args=[fleet["s1"].pk])).content.decode()
     block = servers.split('data-testid="mp-preference"', 1)[1].split("</pre>", 1)[0]
     assert "AttackSurfaceReductionRules_Actions" in block and ": {2}" in block  # the domain GPO's Audit
+
+
+WEBSHELL = f.P + "attacksurfacereductionrules_blockwebshellcreationforservers"
+
+
+def test_the_device_tab_lists_every_av_setting_and_asr_rule_with_default_where_nothing_configures_it(
+    fleet, ga_client
+):
+    from devices.agent import effective_defaults
+
+    url = reverse("devices:effective", args=[fleet["w1"].pk])
+    entries = {(e.setting_key, e.entry): e for e in ga_client.get(url).context["entries"]}
+    assert {(key, "") for key in effective_defaults()} <= set(entries)
+    webshell = entries[(WEBSHELL, "")]
+    assert (webshell.source, webshell.source_label, webshell.value, webshell.intent) == (
+        "default", "Default", "Off", "none",
+    )  # fmt: skip
+    assert entries[(ADOBE, "")].source == "intune"  # configured entries are not shadowed by a default
+    only_defaults = ga_client.get(url, {"source": "default"}).context["entries"]
+    assert only_defaults and {e.source for e in only_defaults} == {"default"}
+    assert (WEBSHELL, "") in {(e.setting_key, e.entry) for e in only_defaults}
+    hidden = ga_client.get(url, {"hide_defaults": "1"}).context["entries"]
+    assert "default" not in {e.source for e in hidden}
+
+
+def test_the_fleet_report_counts_nothing_configured_for_every_setting_and_rule(
+    fleet, ga_client, global_admin
+):
+    from devices.agent import effective_defaults
+
+    rows, reporting = effective.fleet_rows(global_admin, universe=tuple(effective_defaults()))
+    by_key = rows_by_key(rows)
+    assert {(key, "") for key in effective_defaults()} <= set(by_key)
+    webshell = by_key[(WEBSHELL, "")]
+    assert (webshell.matches, webshell.overridden, webshell.not_configured) == (0, {}, reporting)
+    assert by_key[(ADOBE, "")].not_configured == 0
+
+    exported = ga_client.get(reverse("reports:effective_settings"), {"export": "csv"})
+    table = list(csv.DictReader(io.StringIO(exported.content.decode())))
+    name = effective.setting_name(WEBSHELL)
+    assert next(r for r in table if r["Setting"] == name)["Nothing configured"] == "3"
+    nothing = ga_client.get(
+        reverse("reports:effective_devices"), {"setting": WEBSHELL, "bucket": "not_configured"}
+    )
+    assert {i["device"].display_name for i in nothing.context["items"]} == {"SRV-1", "SRV-2", "WS-1"}
+
+
+def test_the_view_report_csv_says_which_source_overrides_each_device(fleet, ga_client):
+    from policies.models import Policy
+
+    policy = Policy.objects.get(name="ASR")
+    url = reverse("reports:policy_devices", args=[policy.policy_id])
+    exported = ga_client.get(url, {"export": "csv"})
+    assert exported.status_code == 200
+    body = b"".join(exported.streaming_content).decode().lstrip("\ufeff")
+    table = {r["Device name"]: r for r in csv.DictReader(io.StringIO(body))}
+    assert (table["SRV-1"]["Overridden by"], table["SRV-2"]["Overridden by"]) == (
+        "Group Policy",
+        "Group Policy",
+    )
+    assert table["WS-1"]["Overridden by"] == ""  # the desktop enforces the policy's Block
+
+
+def test_a_linux_devices_tab_shows_managed_local_and_default_values_from_the_agents_merge(ga_client):
+    from django.utils import timezone
+
+    from devices.models import Device
+
+    cloud = "linux_mdatp_managed_cloudservice_enabled"
+    device = Device.objects.create(
+        display_name="lnx-app-01",
+        os="linux",
+        managed_by="mde",
+        last_checkin_at=timezone.now(),
+        agent_state={
+            "preferences": {},
+            "applied": {cloud: True},
+            "managed": [cloud],
+            "local": {"cloudService.enabled": False, "cloudService.diagnosticLevel": "required"},
+        },
+    )
+    detail = ga_client.get(reverse("devices:detail", args=[device.pk])).content.decode()
+    url = reverse("devices:effective", args=[device.pk])
+    assert url in detail  # the device page has the Effective settings tab
+    page = ga_client.get(url)
+    entries = {e.setting_key: e for e in page.context["entries"]}
+    managed = entries["cloudService.enabled"]
+    assert (managed.value, managed.source, managed.intent) == ("true", "intune", "matches")
+    assert managed.attempts == [{"source": "Local admin", "value": "false", "name": "mdatp config"}]
+    local = entries["cloudService.diagnosticLevel"]
+    assert (local.value, local.source_label) == ("required", "Local admin")
+    assert {e.source for e in entries.values()} == {"intune", "local_admin", "default"}
+    assert "Windows devices only" not in page.content.decode().split('id="mdatp-effective-note"')[0]
+    only_local = ga_client.get(url, {"source": "local_admin"}).context["entries"]
+    assert [e.setting_key for e in only_local] == ["cloudService.diagnosticLevel"]
+    assert "default" not in {e.source for e in ga_client.get(url, {"hide_defaults": "1"}).context["entries"]}
