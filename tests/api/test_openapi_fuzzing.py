@@ -158,6 +158,7 @@ def test_no_operation_answers_5xx_or_breaks_its_schema(live_api, client):
             phases=[Phase.explicit, Phase.generate],
             suppress_health_check=list(HealthCheck),
             database=None,
+            derandomize=True,  # the same cases every run: a finding is reproducible, CI is not a lottery
         )
         @given(
             case=st.one_of(
