@@ -337,11 +337,12 @@ DIRECTORY_OBJECT_URL = (
 RULE_SUBSET = (
     r'^\(device\.(?:displayName|deviceOSType|managementType) -(?:eq|ne|startsWith) "[A-Za-z0-9 ._-]{0,30}"\)$'
 )
+MAIL_NICKNAME = r"^[A-Za-z0-9._-]{1,64}$"  # the schema's pattern, enforced by _group_form_data
 _GROUP_COMMON = {
     "displayName": name_text(256),
     "description": nullable(free_text(1024)),
     "mailEnabled": {"type": "boolean", "enum": [False]},
-    "mailNickname": {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,64}$"},
+    "mailNickname": {"type": "string", "pattern": MAIL_NICKNAME},
     "securityEnabled": {"type": "boolean", "enum": [True]},
     "visibility": nullable({"type": "string", "enum": ["Public", "Private"]}),
 }
@@ -554,6 +555,16 @@ def _group_form_data(body: Mapping[str, Any], group: Group | None) -> dict[str, 
     for key in ("displayName", "description", "membershipRule", "mailNickname"):
         if body.get(key) is not None and not isinstance(body[key], str):
             raise GraphError(400, f"{key} must be text.")
+    nickname = body.get("mailNickname")
+    # re.search, like the schema's own validation ("" on create is answered below: required).
+    if (
+        nickname is not None
+        and (nickname != "" or group is not None)
+        and not re.search(MAIL_NICKNAME, nickname)
+    ):
+        raise GraphError(
+            400, "mailNickname must be 1 to 64 letters (A-Z, a-z), digits, dots, hyphens or underscores."
+        )
     if group is None:
         # Graph's create group: displayName, mailEnabled, mailNickname and securityEnabled are required.
         missing = [

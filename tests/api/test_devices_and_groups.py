@@ -201,6 +201,27 @@ def test_bad_groups_are_refused(ga_api, body, text):
     assert not Group.objects.exists()
 
 
+@pytest.mark.parametrize("nickname", ["Ð£!Āl^«", "pilot group", "a" * 65])
+def test_a_mail_nickname_outside_the_schema_pattern_is_refused(ga_api, make_group, nickname):
+    # Seen with random schemathesis seeds: POST /beta/groups accepted a mailNickname its schema's pattern refuses.
+    body = {"displayName": "Pilot", "mailEnabled": False, "mailNickname": nickname, "securityEnabled": True}
+    assert_graph_error(ga_api.post("/beta/groups", body), 400, text="mailNickname")
+    assert not Group.objects.exists()
+    group = make_group("Ring 1")
+    patched = ga_api.patch(f"/beta/groups/{group.group_id}", {"mailNickname": nickname})
+    assert_graph_error(patched, 400, text="mailNickname")
+
+
+def test_a_mail_nickname_in_the_schema_pattern_is_accepted(ga_api):
+    body = {
+        "displayName": "Pilot",
+        "mailEnabled": False,
+        "mailNickname": "Pilot.ring-1_a",
+        "securityEnabled": True,
+    }
+    assert ga_api.post("/beta/groups", body).status_code == 201
+
+
 def test_assigned_group_members_ref_add_and_remove(ga_api, fleet, make_group):
     group = make_group("Pilot")
     device = fleet["mde"]
