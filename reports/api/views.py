@@ -66,6 +66,9 @@ REPORT_OUT = obj(
 )
 
 
+BLANK = r"[^\S\x0b\x0c\x1c-\x1f]"  # whitespace (str.isspace) a JSON body may hold: not the C0 controls
+
+
 def report_in(report: Report) -> dict[str, Any]:
     """The request body of one report action: its own columns for select and orderBy, and a filter pattern of
     its text columns (a subset of the filter grammar any value passes; the description gives the rest)."""
@@ -86,10 +89,13 @@ def report_in(report: Report) -> dict[str, Any]:
         }
     else:
         properties["orderBy"] = {"type": "array", "maxItems": 0}
+    # An empty or blank filter is no filter (Graph's clients send "filter": ""), and blanks around it are
+    # ignored: what the server takes (JSON control characters aside, which every body refuses).
     if text:
-        properties["filter"] = {"type": "string", "pattern": text_filter_pattern(text)}
+        clauses = text_filter_pattern(text).removeprefix("^").removesuffix("$")
+        properties["filter"] = {"type": "string", "pattern": rf"^{BLANK}*(?:{clauses}{BLANK}*)?$"}
     else:
-        properties["filter"] = {"type": "string", "maxLength": 0}
+        properties["filter"] = {"type": "string", "pattern": rf"^{BLANK}*$"}
     properties["search"] = {"type": "string", "maxLength": 100, "pattern": SAFE_TEXT_PATTERN}
     properties["name"] = {"type": "string", "maxLength": 100, "pattern": SAFE_TEXT_PATTERN}
     properties["sessionId"] = {"type": "string", "maxLength": 100, "pattern": SAFE_TEXT_PATTERN}
