@@ -167,6 +167,9 @@ def to_graph_settings(
 # from Graph
 
 
+SETTING_TYPE = GRAPH + "deviceManagementConfigurationSetting"  # a settings array's element (the wrapper)
+
+
 def _odata(obj: Mapping[str, Any]) -> str | None:
     """Normalised ``@odata.type`` ("#microsoft.graph.x"), tolerant of a missing '#' / namespace; None if absent."""
     raw = obj.get("@odata.type")
@@ -180,6 +183,11 @@ def _odata(obj: Mapping[str, Any]) -> str | None:
 
 def _is(sent_type: str | None, expected: str) -> bool:
     return sent_type is not None and sent_type.lower() == expected.lower()
+
+
+def sent_type_is(obj: Mapping[str, Any], expected: str) -> bool:
+    """Whether an object's ``@odata.type``, when it sends one, is ``expected`` (normalised as ``_odata`` does)."""
+    return obj.get("@odata.type") is None or _is(_odata(obj), expected)
 
 
 def _short_type(odata_type: str) -> str:
@@ -406,6 +414,10 @@ def from_graph_settings(
         return {}, decoder.errors
     for index, element in enumerate(settings):
         if isinstance(element, Mapping) and "settingInstance" in element:
+            if not sent_type_is(element, SETTING_TYPE):
+                sent = str(element["@odata.type"])[:80]
+                decoder.error("", f"Setting #{index}: @odata.type must be {SETTING_TYPE}, not {sent!r}.")
+                continue
             instance = element["settingInstance"]
         elif isinstance(element, Mapping) and "settingDefinitionId" in element:
             instance = element

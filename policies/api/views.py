@@ -56,7 +56,7 @@ from policies.api.definitions import DEFINITION
 from policies.catalog import FIREWALL_RULE_GROUP_ID, get_catalog
 from policies.definitions import definitions_of_instance
 from policies.graph import GRAPH as GRAPH_TYPE
-from policies.graph import SENT_TWICE, References, from_graph_settings, template_references
+from policies.graph import SENT_TWICE, References, from_graph_settings, sent_type_is, template_references
 from policies.models import GRAPH_PLATFORM, Policy, PolicyAssignment
 
 PERMS = {
@@ -288,6 +288,7 @@ def _with_definitions(element: dict[str, Any], expand: set[str]) -> dict[str, An
 
 
 NOT_IN_TENANT = "doesn't exist in this tenant"
+POLICY_TYPE = GRAPH_TYPE + "deviceManagementConfigurationPolicy"
 
 
 def policy_error(exc: services.PolicyError) -> GraphError:
@@ -458,6 +459,10 @@ class PolicyList(PolicyView):
     def post(self, request):
         body = self.json_body(request)
         _check_keys(body)
+        if not sent_type_is(body, POLICY_TYPE):
+            raise GraphError(
+                400, f"@odata.type must be {POLICY_TYPE}, not {str(body['@odata.type'])[:80]!r}."
+            )
         with_assignments = body.get("assignments") is not None
         if with_assignments and body["assignments"]:
             self.require_perm(request, services.ASSIGN_PERM, services.NO_ASSIGN)

@@ -258,6 +258,25 @@ def test_settings_are_served_with_ids_and_post_adds_one(ga_api):
     assert_graph_error(ga_api.post(f"{BASE}/{policy_id}/settings", {"settingInstance": "x"}), 400)
 
 
+def test_a_setting_whose_odata_type_is_not_a_setting_is_refused(ga_api):
+    # Seen with random schemathesis seeds: POST …/settings with "@odata.type": "__not_in_enum__" answered 201.
+    policy_id = ga_api.post(BASE, av_body(settings=[choice(REALTIME, "1")])).json()["id"]
+    wrong = {**integer(CPU_LOAD, 30), "@odata.type": "__not_in_enum__"}
+    assert_graph_error(ga_api.post(f"{BASE}/{policy_id}/settings", wrong), 400, text="@odata.type")
+    assert_graph_error(ga_api.post(BASE, av_body(settings=[wrong])), 400, text="@odata.type")
+    assert Policy.objects.get(policy_id=policy_id).values == {REALTIME: 1}
+    assert Policy.objects.count() == 1
+
+
+def test_a_policy_whose_odata_type_is_not_a_policy_is_refused(ga_api):
+    # Seen with random schemathesis seeds: POST configurationPolicies with another @odata.type answered 201.
+    body = av_body(**{"@odata.type": "#microsoft.graph.deviceManagementConfigurationSetting"})
+    assert_graph_error(ga_api.post(BASE, body), 400, text="@odata.type")
+    assert not Policy.objects.exists()
+    typed = av_body(**{"@odata.type": GRAPH + "deviceManagementConfigurationPolicy"})
+    assert ga_api.post(BASE, typed).status_code == 201
+
+
 def test_assign_replaces_the_whole_set_and_assignments_lists_it(ga_api, make_group):
     include, exclude, other = make_group("Include"), make_group("Exclude"), make_group("Other")
     policy_id = ga_api.post(BASE, av_body()).json()["id"]
