@@ -259,6 +259,12 @@ def parse_query(
         if key.startswith("$") and key not in known:
             raise GraphError(400, f"Query option {key!r} is not supported.")
     for key in known:
+        if len(params.getlist(key) if hasattr(params, "getlist") else ()) > 1:
+            # As Graph answers it (the last value silently winning would hide a client's mistake).
+            raise GraphError(
+                400,
+                f"Query option '{key}' was specified more than once, but it must be specified at most once.",
+            )
         if key in params and not str(params.get(key, "")).strip():
             raise GraphError(400, f"Query option {key} has no value.")
     q = ODataQuery()
