@@ -15,6 +15,7 @@ Structure:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -168,6 +169,7 @@ def to_graph_settings(
 
 
 SETTING_TYPE = GRAPH + "deviceManagementConfigurationSetting"  # a settings array's element (the wrapper)
+SETTING_ID = re.compile(r"^[0-9]{1,3}$")  # a wrapper's id: its position, as served (the schema's pattern)
 
 
 def _odata(obj: Mapping[str, Any]) -> str | None:
@@ -417,6 +419,12 @@ def from_graph_settings(
             if not sent_type_is(element, SETTING_TYPE):
                 sent = str(element["@odata.type"])[:80]
                 decoder.error("", f"Setting #{index}: @odata.type must be {SETTING_TYPE}, not {sent!r}.")
+                continue
+            if "id" in element and not (isinstance(element["id"], str) and SETTING_ID.search(element["id"])):
+                decoder.error(
+                    "",
+                    f"Setting #{index}: id must be its position, 0 to 999 (as listed), not {element['id']!r:.80}.",
+                )
                 continue
             instance = element["settingInstance"]
         elif isinstance(element, Mapping) and "settingDefinitionId" in element:

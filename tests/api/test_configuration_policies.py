@@ -268,6 +268,19 @@ def test_a_setting_whose_odata_type_is_not_a_setting_is_refused(ga_api):
     assert Policy.objects.count() == 1
 
 
+@pytest.mark.parametrize("setting_id", ["71*", "1000", "", 5])
+def test_a_setting_whose_id_is_not_a_position_is_refused(ga_api, setting_id):
+    # Seen with random schemathesis seeds: POST …/settings with "id": "71*" (the schema's pattern: 0 to 999)
+    # answered 201.
+    policy_id = ga_api.post(BASE, av_body(settings=[choice(REALTIME, "1")])).json()["id"]
+    wrong = {**integer(CPU_LOAD, 30), "id": setting_id}
+    assert_graph_error(
+        ga_api.post(f"{BASE}/{policy_id}/settings", wrong), 400, text="id must be its position"
+    )
+    assert Policy.objects.get(policy_id=policy_id).values == {REALTIME: 1}
+    assert ga_api.post(f"{BASE}/{policy_id}/settings", {**wrong, "id": "71"}).status_code == 201
+
+
 def test_a_policy_whose_odata_type_is_not_a_policy_is_refused(ga_api):
     # Seen with random schemathesis seeds: POST configurationPolicies with another @odata.type answered 201.
     body = av_body(**{"@odata.type": "#microsoft.graph.deviceManagementConfigurationSetting"})
