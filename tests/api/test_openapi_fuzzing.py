@@ -119,6 +119,19 @@ def _authorization_sent(case, token_headers: dict[str, str]) -> dict[str, str] |
     return headers
 
 
+def _query_mutation_lost(case) -> bool:
+    """Whether a negative case's mutated query parameter is an object or list of at most one entry: the HTTP client
+    sends one value per key or item, so the server gets the parameter absent or as one plain value (e.g. `$skip`
+    {} is no `$skip`, {"5": …} is `$skip=5`), not the invalid value the case meant. Two or more entries repeat the
+    option, which the server refuses."""
+    query = case.query or {}
+    for name, where in negated_parameters(case.meta):
+        value = query.get(name)
+        if where == ParameterLocation.QUERY and isinstance(value, dict | list) and len(value) <= 1:
+            return True
+    return False
+
+
 def _bounded(schema: object) -> object:
     """Smaller generated requests (arrays of at most 2, strings of at most 40): only to keep generation fast.
 
@@ -192,7 +205,7 @@ def test_no_operation_answers_5xx_or_breaks_its_schema(live_api, client):
         )
         def run(case):
             sent = _authorization_sent(case, headers)
-            if sent is None:
+            if sent is None or _query_mutation_lost(case):
                 return
             case.headers = sent
             response = case.call(base_url=base_url, timeout=10)
