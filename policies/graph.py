@@ -15,6 +15,7 @@ Structure:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -173,10 +174,15 @@ SETTING_ID = re.compile(r"^[0-9]{1,3}$")  # a wrapper's id: its position, as ser
 
 
 def _odata(obj: Mapping[str, Any]) -> str | None:
-    """Normalised ``@odata.type`` ("#microsoft.graph.x"), tolerant of a missing '#' / namespace; None if absent."""
-    raw = obj.get("@odata.type")
-    if not isinstance(raw, str) or not raw.strip():
+    """Normalised ``@odata.type`` ("#microsoft.graph.x"), tolerant of a missing '#' / namespace; None if absent.
+
+    A sent one that is no type name (null, "", a number) is returned as its JSON text, which matches no type.
+    """
+    if "@odata.type" not in obj:
         return None
+    raw = obj["@odata.type"]
+    if not isinstance(raw, str) or not raw.strip():
+        return json.dumps(raw)[:40]
     name = raw.strip().lstrip("#")
     if name.lower().startswith("microsoft.graph."):
         name = name[len("microsoft.graph.") :]
@@ -189,7 +195,7 @@ def _is(sent_type: str | None, expected: str) -> bool:
 
 def sent_type_is(obj: Mapping[str, Any], expected: str) -> bool:
     """Whether an object's ``@odata.type``, when it sends one, is ``expected`` (normalised as ``_odata`` does)."""
-    return obj.get("@odata.type") is None or _is(_odata(obj), expected)
+    return "@odata.type" not in obj or _is(_odata(obj), expected)
 
 
 def _short_type(odata_type: str) -> str:

@@ -281,6 +281,20 @@ def test_a_setting_whose_id_is_not_a_position_is_refused(ga_api, setting_id):
     assert ga_api.post(f"{BASE}/{policy_id}/settings", {**wrong, "id": "71"}).status_code == 201
 
 
+@pytest.mark.parametrize("sent", ["", "   ", None, 5])
+def test_a_setting_value_whose_odata_type_is_blank_or_no_text_is_refused(ga_api, sent):
+    # Seen with random schemathesis seeds: a choiceSettingValue with "@odata.type": "" (the schema's enum names
+    # the one type) answered 201: a blank type counted as none sent.
+    policy_id = ga_api.post(BASE, av_body(settings=[choice(REALTIME, "1")])).json()["id"]
+    wrong = integer(CPU_LOAD, 30)
+    wrong["settingInstance"]["simpleSettingValue"]["@odata.type"] = sent
+    assert_graph_error(ga_api.post(f"{BASE}/{policy_id}/settings", wrong), 400, text="IntegerSettingValue")
+    blank_choice = choice(REALTIME, "0")
+    blank_choice["settingInstance"]["choiceSettingValue"]["@odata.type"] = sent
+    assert_graph_error(ga_api.post(BASE, av_body(settings=[blank_choice])), 400, text="ChoiceSettingValue")
+    assert Policy.objects.get(policy_id=policy_id).values == {REALTIME: 1}
+
+
 def test_a_policy_whose_odata_type_is_not_a_policy_is_refused(ga_api):
     # Seen with random schemathesis seeds: POST configurationPolicies with another @odata.type answered 201.
     body = av_body(**{"@odata.type": "#microsoft.graph.deviceManagementConfigurationSetting"})
