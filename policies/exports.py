@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from console import scopetags
+from console import scopetags, text
 from devices.models import Group
 from policies.catalog import Catalog, PolicyValues, Profile, get_catalog
 from policies.graph import from_graph_settings
@@ -175,6 +175,14 @@ def _profile_of(document: Mapping[str, Any], catalog: Catalog, problems: list[Pr
             )
         )
         return None
+    for key in ("templateDisplayName", "templateDisplayVersion"):  # informational, but text the schema states
+        shown = reference.get(key)
+        if shown is None:
+            continue
+        if not isinstance(shown, str) or not shown.strip():
+            problems.append(Problem(f"templateReference.{key}", f"{key} is text (or null), not “{shown}”."))
+        elif message := text.problem(shown, key):
+            problems.append(Problem(f"templateReference.{key}", message))
     family = reference.get("templateFamily")
     if family is not None and family != profile.template_family:
         problems.append(

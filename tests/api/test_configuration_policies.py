@@ -304,6 +304,22 @@ def test_a_policy_whose_odata_type_is_not_a_policy_is_refused(ga_api):
     assert ga_api.post(BASE, typed).status_code == 201
 
 
+@pytest.mark.parametrize("shown", ["", "   ", 7, ["x"], "Antivirus\u202e"])
+def test_a_template_display_name_or_version_that_is_not_plain_text_is_refused(ga_api, shown):
+    # Seen with a schemathesis seed: a templateDisplayVersion outside the schema's anyOf answered 201.
+    for key in ("templateDisplayName", "templateDisplayVersion"):
+        reference = {"templateFamily": "endpointSecurityAntivirus", "templateId": AV_TEMPLATE, key: shown}
+        assert_graph_error(ga_api.post(BASE, av_body(templateReference=reference)), 400, text=key)
+    assert not Policy.objects.exists()
+    reference = {
+        "templateFamily": "endpointSecurityAntivirus",
+        "templateId": AV_TEMPLATE,
+        "templateDisplayName": "Microsoft Defender Antivirus",
+        "templateDisplayVersion": "Version 1",
+    }
+    assert ga_api.post(BASE, av_body(templateReference=reference)).status_code == 201
+
+
 def test_assign_replaces_the_whole_set_and_assignments_lists_it(ga_api, make_group):
     include, exclude, other = make_group("Include"), make_group("Exclude"), make_group("Other")
     policy_id = ga_api.post(BASE, av_body()).json()["id"]
