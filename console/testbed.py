@@ -2,7 +2,7 @@
 
 Each server gets a private data folder and a free loopback port, so a benchmark never touches a configured
 database or broker and can restart them at will (the faults it injects). As root, PostgreSQL runs as the
-``postgres`` user (it refuses to run as root). Nothing here is used by the console itself.
+``postgres`` user (it refuses to run as root). Also the one percentile helper the benchmarks print with. Nothing here is used by the console itself.
 """
 
 from __future__ import annotations
@@ -21,6 +21,16 @@ from pathlib import Path
 
 class TestbedError(RuntimeError):
     pass
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Linear-interpolated percentile (p in 0..100) of the benchmarks' timings; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def free_port() -> int:

@@ -38,6 +38,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from console.models import TenantSettings
+from console.testbed import percentile
 from devices import agent, credentials
 from devices.checkins import checking_in
 from devices.models import Device
@@ -45,15 +46,6 @@ from devices.models import Device
 CHECKIN = "/devicechannel/v1/checkin"
 REPORT = "/devicechannel/v1/report"
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 @dataclass

@@ -34,18 +34,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from console.celery import app
+from console.testbed import percentile
 from devices.checkins import checkin_batch, claim_due, request_policy_sync, schedule_unscheduled
 from devices.models import Device
 from policies.models import Policy, PolicyAssignment
-
-
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 class Command(BaseCommand):
@@ -266,10 +258,10 @@ class Command(BaseCommand):
             "rate": checkins / elapsed if elapsed else 0.0,
             "statements": get("statements"),
             "rows": get("rows"),
-            "p50": _pct(per_checkin, 50) * 1000,
-            "p95": _pct(per_checkin, 95) * 1000,
-            "lat50": _pct(latency, 50),
-            "lat95": _pct(latency, 95),
+            "p50": percentile(per_checkin, 50) * 1000,
+            "p95": percentile(per_checkin, 95) * 1000,
+            "lat50": percentile(latency, 50),
+            "lat95": percentile(latency, 95),
             "batches": sent,
         }
         self.redis.delete(*list(self.redis.scan_iter(f"{prefix}:*")))
@@ -413,5 +405,5 @@ class Command(BaseCommand):
             times.append(time.perf_counter() - started)
         self.stdout.write(
             f"Policy sync round trip (request -> sync queue -> check-in -> status written), {len(times)} devices "
-            f"one at a time: p50 {statistics.median(times) * 1000:.0f} ms, p95 {_pct(times, 95) * 1000:.0f} ms"
+            f"one at a time: p50 {statistics.median(times) * 1000:.0f} ms, p95 {percentile(times, 95) * 1000:.0f} ms"
         )

@@ -32,6 +32,7 @@ from django.test.utils import override_settings
 from django.urls import reverse
 
 from console.roles import GLOBAL_ADMIN, sync_roles
+from console.testbed import percentile
 from devices.models import Device, Group
 from policies.models import SLUG_OF_TYPE, Policy
 
@@ -76,16 +77,6 @@ LIST_PAGES = (
 )
 PAGES = REPORT_PAGES + LIST_PAGES
 BENCH_USER = "bench-pages-ga"
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Linear-interpolated percentile (p in 0..100)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 @dataclass
