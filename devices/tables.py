@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import django_tables2 as tables
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from console.tables import RowTemplateColumn, WhenColumn
 
@@ -98,8 +99,8 @@ class DeviceTable(tables.Table):
     def render_tamper_protection(self, value):
         """Off is what surprises an admin (a setting Tamper Protection would have kept): shown as a warning."""
         if value:
-            return format_html('<span class="status" data-tamper="on">On</span>')
-        return format_html('<span class="status st-conflict" data-tamper="off">Off</span>')
+            return mark_safe('<span class="status" data-tamper="on">On</span>')
+        return mark_safe('<span class="status st-conflict" data-tamper="off">Off</span>')
 
     def render_mde_onboarded(self, value):
         return "Yes" if value else "No"

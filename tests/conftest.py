@@ -65,6 +65,17 @@ def reader(make_user):
 
 
 @pytest.fixture
+def frozen_clock(monkeypatch):
+    """Pins ``django.utils.timezone.now`` for one test. Some versions include the minute (the overview's late
+    check-ins grow with time): without this a test that crosses a minute boundary sees a legitimate refresh."""
+    from django.utils import timezone
+
+    instant = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: instant)
+    return instant
+
+
+@pytest.fixture
 def ga_client(client, global_admin):
     client.force_login(global_admin)
     return client

@@ -34,7 +34,7 @@ def test_it_refuses_an_empty_tenant(db):
         call_command("bench_pages", "--iterations", "1", stdout=io.StringIO())
 
 
-def test_it_times_every_page_as_a_global_administrator(world):
+def test_it_times_every_page_as_a_global_administrator(world, frozen_clock):
     out = io.StringIO()
     call_command(
         "bench_pages", "--iterations", "3", "--warmup", "1", "--budget-ms", "60000", "--cold", stdout=out

@@ -88,7 +88,7 @@ def test_the_version_check_is_one_query_whatever_the_fleet(world):
     assert len(queries) == 1
 
 
-def test_the_overview_poll_refreshes_after_pending_marking_and_a_new_device(ga_client, world):
+def test_the_overview_poll_refreshes_after_pending_marking_and_a_new_device(ga_client, world, frozen_clock):
     html = ga_client.get(reverse("reports:overview")).content.decode()
     before = _version(html, "overview-live")
     url = reverse("reports:overview_live")

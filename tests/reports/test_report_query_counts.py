@@ -106,7 +106,7 @@ def _make_everyone_late():
 
 @pytest.mark.parametrize("page", sorted(BUDGETS))
 def test_each_report_page_stays_within_its_query_budget(
-    ga_client, world, page, django_assert_max_num_queries
+    ga_client, world, page, django_assert_max_num_queries, frozen_clock
 ):
     _make_everyone_late()
     url = _urls(world, 25)[page]
@@ -115,7 +115,7 @@ def test_each_report_page_stays_within_its_query_budget(
     assert response.status_code == _expected_status(page)
 
 
-def test_query_counts_do_not_grow_with_the_fleet_or_the_page_size(ga_client, db):
+def test_query_counts_do_not_grow_with_the_fleet_or_the_page_size(ga_client, db, frozen_clock):
     world = build_world()
     _make_everyone_late()
     small = {page: _count(ga_client, page, url) for page, url in _urls(world, 5).items()}
