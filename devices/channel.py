@@ -220,6 +220,52 @@ def load_device(pk: int) -> Device | None:
     return checkin_queryset().filter(pk=pk).first()
 
 
+_BY_CREDENTIAL_SQL: dict[tuple[str, bool], str] = {}
+
+
+def _by_credential_sql(with_state: bool) -> str:
+    """The statement of ``load_by_credential``, written once per process (the ORM would build it anew each
+    request: measured, building the annotated queryset cost more than PostgreSQL answering it)."""
+    key = (connection.vendor, with_state)
+    sql = _BY_CREDENTIAL_SQL.get(key)
+    if sql is None:
+        qn = connection.ops.quote_name
+        fields = [Device._meta.get_field(name) for name in CHECKIN_FIELDS]
+        columns = ", ".join(f"d.{qn(f.column)} AS {qn(f.attname)}" for f in fields)
+        ids = (
+            "STRING_AGG(CAST(m.group_id AS TEXT), ',')"
+            if connection.vendor == "postgresql"
+            else "GROUP_CONCAT(m.group_id, ',')"
+        )
+        state = ", CAST(d.agent_state AS TEXT) AS agent_state_text" if with_state else ""
+        sql = (
+            f"SELECT {columns}, c.secret_hash AS credential_hash, "
+            f"(SELECT {ids} FROM {qn(GroupMember._meta.db_table)} m WHERE m.device_id = d.id) AS member_of, "
+            f"(SELECT g.token FROM {qn(PolicyGeneration._meta.db_table)} g WHERE g.id = 1) AS generation"
+            f"{state} FROM {qn(credentials.DeviceCredential._meta.db_table)} c "
+            f"JOIN {qn(Device._meta.db_table)} d ON d.id = c.device_id "
+            "WHERE c.key_id = %s AND c.revoked_at IS NULL"
+        )
+        _BY_CREDENTIAL_SQL[key] = sql
+    return sql
+
+
+def load_by_credential(token: str | None, *, with_state: bool = True) -> Device | None:
+    """The device a bearer token belongs to, loaded as a check-in needs it (``checkin_queryset``'s fields, its
+    group ids and the policy generation), in one statement; None for a malformed, unknown or revoked token.
+
+    A check-in GET does not read the agent state (``with_state=False``): it is the largest column of the row.
+    """
+    parts = credentials.split(token)
+    if parts is None:
+        return None
+    key_id, secret = parts
+    device = next(iter(Device.objects.raw(_by_credential_sql(with_state), [key_id])), None)
+    if device is None or not credentials.matches(secret, device.credential_hash):
+        return None
+    return device
+
+
 def _group_ids(device: Device) -> frozenset[int]:
     raw = getattr(device, "member_of", None)
     if raw is None and not hasattr(device, "member_of"):
@@ -725,7 +771,15 @@ def commit_reports(
     }
     unchanged = [item for item in items if item.unchanged]
     changed = [item for item in items if not item.unchanged]
-    if unchanged:
+    counted = 0  # check-ins already added to the counter by the statement that recorded them
+    if unchanged and lease is None and kind != "scheduled" and connection.vendor == "postgresql":
+        for item in unchanged:
+            if _finish_unchanged_http(item, kind, now, started, next_at[item.device.pk]):
+                result.finished.add(item.device.pk)
+                counted += 1
+            else:
+                result.lost.add(item.device.pk)
+    elif unchanged:
         if lease is not None:
             _finish_leased(unchanged, lease, now, started, next_at, result)
         else:
@@ -752,8 +806,64 @@ def commit_reports(
                         "The report of device %s failed; it will be checked in again", item.device.pk
                     )
                     result.lost.add(item.device.pk)
-    counters.incr(counters.CHECKINS, len(result.finished))
+    counters.incr(counters.CHECKINS, len(result.finished) - counted)
     return result
+
+
+_UNCHANGED_SQL: str | None = None
+
+
+def _unchanged_sql() -> str:
+    """One statement for a report that changed nothing (PostgreSQL): the compare-and-set of ``_finish_cas``, the
+    check-in record of ``_record`` and the durable counter of ``console.counters``, as data-modifying CTEs.
+
+    This is the report of nearly every check-in of a settled fleet. Measured with bench_channel, the three
+    separately (an UPDATE, a COPY of one row, and a transaction around the counter) were five round trips and
+    most of a report's time; one statement is one round trip and one commit.
+    """
+    global _UNCHANGED_SQL
+    if _UNCHANGED_SQL is None:
+        from console.models import ServiceCounter
+
+        qn = connection.ops.quote_name
+        _UNCHANGED_SQL = (
+            f"WITH done AS (UPDATE {qn(Device._meta.db_table)} SET last_checkin_at = %(now)s, "
+            "next_checkin_at = %(next_at)s, sync_requested_at = CASE WHEN sync_requested_at <= %(started)s "
+            "THEN NULL ELSE sync_requested_at END "
+            "WHERE id = %(pk)s AND last_checkin_at IS NOT DISTINCT FROM %(base)s "
+            "AND (checkin_lease_until IS NULL OR checkin_lease_until < %(now)s) RETURNING id), "
+            f"rec AS (INSERT INTO {qn(CheckinRecord._meta.db_table)} (device_id, at, kind, channel, duration_ms, "
+            "policies_changed, settings_changed, result, message) SELECT id, %(now)s, %(kind)s, %(channel)s, "
+            "%(duration)s, 0, 0, %(result)s, %(message)s FROM done RETURNING 1), "
+            f"counted AS (UPDATE {qn(ServiceCounter._meta.db_table)} SET value = value + 1 "
+            "WHERE name = %(counter)s AND EXISTS (SELECT 1 FROM rec) RETURNING 1) "
+            "SELECT (SELECT COUNT(*) FROM rec), (SELECT COUNT(*) FROM counted)"
+        )
+    return _UNCHANGED_SQL
+
+
+def _finish_unchanged_http(item: ReportPlan, kind: str, now, started, next_at) -> bool:
+    """An unchanged report over HTTP (PostgreSQL), in one statement; False when the check-in was taken over."""
+    device = item.device
+    params = {
+        "now": now,
+        "next_at": next_at,
+        "started": started,
+        "pk": device.pk,
+        "base": device.last_checkin_at,
+        "kind": kind,
+        "channel": item.plan.channel,
+        "duration": max(0, int((timezone.now() - started).total_seconds() * 1000)),
+        "result": item.plan.result,
+        "message": "" if item.plan.digest != device.desired_fingerprint else "No changes",
+        "counter": counters.CHECKINS,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_unchanged_sql(), params)
+        recorded, counted = cursor.fetchone()
+    if recorded and not counted:  # the counter's row doesn't exist yet
+        counters.incr(counters.CHECKINS, 1)
+    return bool(recorded)
 
 
 def _commit_atomically(changed, kind, lease, now, started, next_at, result: CommitResult) -> None:
@@ -981,11 +1091,8 @@ def _authenticated(request: HttpRequest) -> tuple[Device, ChannelContext]:
         raise ChannelError(
             401, "missing_credential", "Send the device credential as 'Authorization: Bearer …'."
         )
-    found = credentials.device_pk_of(token.strip())  # the id only: the device is loaded once, below
-    if found is None:
-        raise ChannelError(401, "invalid_credential", "The device credential is unknown or has been revoked.")
-    device = load_device(found)
-    if device is None:  # deleted in between
+    device = load_by_credential(token.strip(), with_state=request.method == "POST")
+    if device is None:
         raise ChannelError(401, "invalid_credential", "The device credential is unknown or has been revoked.")
     context = load_context(device.generation)
     claimed = request.headers.get(TENANT_HEADER)

@@ -48,6 +48,18 @@ def revoke(device: Device) -> int:
     )
 
 
+def split(token: str | None) -> tuple[str, str] | None:
+    """(key id, secret) of a well-formed bearer token, or None."""
+    key_id, _, secret = (token or "").partition(".")
+    if not key_id or not secret or len(token) > 200:
+        return None
+    return key_id, secret
+
+
+def matches(secret: str, secret_hash: str) -> bool:
+    return hmac.compare_digest(secret_hash, _hash(secret))
+
+
 def device_pk_of(token: str) -> int | None:
     """The id of the device a bearer token belongs to, or None; reads two short columns, not the device row.
 

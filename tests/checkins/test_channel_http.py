@@ -256,3 +256,115 @@ def test_an_unmanaged_device_has_nothing_to_check_in_for(world):
     response = _client(world["token"]).get(CHECKIN)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "not_managed"
+
+
+# ---- the settled fleet's path: a report that changes nothing -------------------------------------------
+
+
+def _settle(client) -> dict:
+    """One full check-in that writes the statuses; the next report of the same state changes nothing."""
+    first = _apply(client.get(CHECKIN).json())
+    assert client.post(REPORT, json.dumps(first), content_type="application/json").json()["changed"] is True
+    return _apply(client.get(CHECKIN).json())
+
+
+def _checkins_counted() -> int:
+    from console.counters import CHECKINS, counters
+
+    return counters().get(CHECKINS, 0)
+
+
+@pytest.mark.parametrize("counter_row", [True, False], ids=["counter", "first-count"])
+def test_an_unchanged_report_moves_the_schedule_records_the_checkin_and_counts_it(
+    world, counter_row, django_capture_on_commit_callbacks
+):
+    from console.models import ServiceCounter
+
+    client = _client(world["token"])
+    payload = _settle(client)
+    ServiceCounter.objects.all().delete()
+    if counter_row:
+        ServiceCounter.objects.create(name="checkins", value=41)
+    statuses, records, counted = _snapshot()[:2], CheckinRecord.objects.count(), _checkins_counted()
+    device = Device.objects.get(pk=world["device"].pk)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(REPORT, json.dumps(payload), content_type="application/json")
+
+    assert response.status_code == 200 and response.json()["changed"] is False
+    assert _snapshot()[:2] == statuses
+    record = CheckinRecord.objects.order_by("-pk").first()
+    assert CheckinRecord.objects.count() == records + 1
+    assert (record.device_id, record.kind, record.channel, record.message) == (
+        device.pk,
+        "http",
+        "mde",
+        "No changes",
+    )
+    after = Device.objects.get(pk=device.pk)
+    assert after.last_checkin_at > device.last_checkin_at and after.next_checkin_at > after.last_checkin_at
+    assert _checkins_counted() == counted + 1
+
+
+def test_a_replayed_unchanged_report_is_409_and_changes_nothing(world):
+    client = _client(world["token"])
+    payload = _settle(client)
+    assert client.post(REPORT, json.dumps(payload), content_type="application/json").status_code == 200
+    after_first, counted = _snapshot(), _checkins_counted()
+
+    replay = client.post(REPORT, json.dumps(payload), content_type="application/json")
+
+    assert replay.status_code == 409 and replay.json()["error"]["code"] == "replayed_report"
+    assert _snapshot() == after_first
+    assert _checkins_counted() == counted
+
+
+def test_an_unchanged_report_is_refused_while_the_scheduler_holds_the_device(world):
+    from devices.checkins import claim_devices
+
+    client = _client(world["token"])
+    payload = _settle(client)
+    f.make_due(world["device"])
+    ids, _ = claim_devices([world["device"].pk])  # the worker is checking it in right now
+    assert ids
+    before = _snapshot()
+
+    response = client.post(REPORT, json.dumps(payload), content_type="application/json")
+
+    assert response.status_code == 409
+    assert _snapshot() == before
+
+
+def test_a_sync_requested_before_the_checkin_is_done_by_an_unchanged_report(world):
+    from django.utils import timezone
+
+    client = _client(world["token"])
+    first = _apply(client.get(CHECKIN).json())
+    client.post(REPORT, json.dumps(first), content_type="application/json")
+    Device.objects.filter(pk=world["device"].pk).update(sync_requested_at=timezone.now())
+    payload = _apply(client.get(CHECKIN).json())
+
+    assert (
+        client.post(REPORT, json.dumps(payload), content_type="application/json").json()["changed"] is False
+    )
+    assert Device.objects.get(pk=world["device"].pk).sync_requested_at is None
+
+
+@pytest.mark.parametrize(("method", "budget"), [("get", 1), ("post", 2)])
+def test_a_settled_check_in_is_one_statement_and_its_report_two(world, method, budget):
+    """The device channel's hot path (measured with bench_channel): the GET loads the device by its credential
+    with its groups and the policy generation in one statement; an unchanged report adds one statement that moves
+    the schedule, records the check-in and counts it (PostgreSQL; SQLite takes the general path)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = _client(world["token"])
+    payload = _settle(client)
+    with CaptureQueriesContext(connection) as queries:
+        if method == "get":
+            response = client.get(CHECKIN)
+        else:
+            response = client.post(REPORT, json.dumps(payload), content_type="application/json")
+    assert response.status_code == 200
+    if connection.vendor == "postgresql":
+        assert len(queries) == budget, [q["sql"][:120] for q in queries]

@@ -52,6 +52,7 @@ def nested(depth: int, leaf: str = "1", key: str | None = None) -> str:
         ('{"a": "\\u001b[31mred"}', "U+001B"),
         ('{"a": "back\\bspace"}', "U+0008"),
         ('{"a": "\\ud800"}', "surrogate"),
+        ('{"a": "raw\x7fdelete"}', "U+007F"),  # no escape at all: found in the text itself
         ("[NaN]", "NaN"),
         ("[1e999]", "too large"),
         (nested(DEEP), "levels deep"),
