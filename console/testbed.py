@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -173,3 +174,120 @@ class Testbed:
                 with contextlib.suppress(Exception):
                     server.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The console served as the README's production section serves it (bench_channel, bench_http)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def production_database_url() -> str:
+    """This process's database as a URL for a server it starts (PostgreSQL only: production's database)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        raise TestbedError("The console is served as production serves it: that needs PostgreSQL.")
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def serve_production(workers: int, threads: int = 1, timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
+    """``gunicorn console.wsgi`` with CONSOLE_PRODUCTION on, behind what would be the TLS proxy (BEHIND_PROXY), on
+    this database and the Redis of CELERY_BROKER_URL / CACHE_URL; returns (process, base URL) once it listens.
+    ``threads`` > 1 is gunicorn's gthread worker (keep-alive connections)."""
+    from django.conf import settings
+
+    port = free_port()
+    broker = settings.CELERY_BROKER_URL
+    cache = os.environ.get("CACHE_URL") or (
+        broker.rsplit("/", 1)[0] + "/1" if broker.startswith("redis") else ""
+    )
+    if not cache.startswith("redis"):
+        raise TestbedError("Production needs Redis: set CELERY_BROKER_URL (or CACHE_URL) to a redis:// URL.")
+    env = dict(os.environ)
+    env.update(
+        CONSOLE_PRODUCTION="true",
+        DEBUG="false",
+        SECRET_KEY=settings.SECRET_KEY if len(settings.SECRET_KEY) >= 50 else "bench-" + "x" * 60,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        DATABASE_URL=production_database_url(),
+        CELERY_BROKER_URL=broker if broker.startswith("redis") else cache,
+        CACHE_URL=cache,
+        BEHIND_PROXY="true",
+    )
+    cmd = [
+        sys.executable, "-m", "gunicorn", "console.wsgi", "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers), "--threads", str(threads), "--log-level", "warning",
+    ]  # fmt: skip
+    root = Path(__file__).resolve().parents[1]
+    # "once per release" (README): the pages' static files come from the manifest collectstatic writes
+    collected = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=root, env=env,
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if collected.returncode != 0:
+        raise TestbedError(f"collectstatic failed:\n{(collected.stderr or collected.stdout)[-3000:]}")
+    # The server's output goes to a file, never to a pipe nobody reads: a server logging errors under load would
+    # fill the pipe and hang on its next write.
+    log = tempfile.NamedTemporaryFile(prefix="mde-bench-server.", suffix=".log", delete=False)  # noqa: SIM115
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log_path = log.name  # type: ignore[attr-defined]
+    log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = Path(log.name).read_text(errors="replace")
+            raise TestbedError(f"gunicorn exited with {proc.returncode}:\n{out[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise TestbedError(f"gunicorn did not listen within {timeout:.0f} s.")
+
+
+def stop_server(proc: subprocess.Popen) -> str:
+    """Stop a server of ``serve_production``; returns the end of what it logged (its log file is removed)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    path = Path(getattr(proc, "log_path", "") or "/nonexistent")
+    out = path.read_text(errors="replace")[-5000:] if path.is_file() else ""
+    path.unlink(missing_ok=True)
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (Linux /proc; a process that ended counts as 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / tick
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (gunicorn's master and workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found

@@ -10,11 +10,11 @@ Replay protection without per-request state: the report token is an HMAC over (d
 the device's last check-in time when the token was issued). Accepting a report moves ``last_checkin_at`` with a
 compare-and-set UPDATE, so the same report (or any report answering an older check-in) is refused with 409.
 
-Serving: these views run on gunicorn's sync workers like every page (README, Production). ``manage.py
-bench_channel`` drives them over HTTP with simulated agents; profiled, a full check-in (GET, apply, POST) spends
-most of its time in PostgreSQL round trips rather than in Python, so an async server would not carry more by
-itself: the work goes into fewer statements per request (authentication reads the device id only, then the
-device once).
+Serving: these views run on gunicorn's threaded workers like every page (README, Production). ``manage.py
+bench_channel`` drives them over HTTP with simulated agents; profiled, a full check-in spent its time building ORM
+statements and in round trips, so the settled path is plain SQL written once per process: a GET is one
+statement (``load_by_credential``) and an unchanged report one more (``_finish_unchanged_http``). An async
+server would not carry more by itself: the box is CPU-bound, not waiting.
 
 The policy set is loaded once per process and cached behind reports.models.PolicyGeneration, a token that
 changes with every policy, assignment, filter or tenant change; the token is read in the same statement that

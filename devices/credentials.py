@@ -60,36 +60,17 @@ def matches(secret: str, secret_hash: str) -> bool:
     return hmac.compare_digest(secret_hash, _hash(secret))
 
 
-def device_pk_of(token: str) -> int | None:
-    """The id of the device a bearer token belongs to, or None; reads two short columns, not the device row.
-
-    The device channel authenticates every request: loading the whole device (its agent state is kilobytes of
-    JSON, decoded in Python) only to take its id, and then loading it again for the check-in, cost a full
-    check-in more than any other statement (measured with bench_channel).
-    """
-    key_id, _, secret = (token or "").partition(".")
-    if not key_id or not secret or len(token) > 200:
-        return None
-    found = (
-        DeviceCredential.objects.filter(key_id=key_id, revoked_at__isnull=True)
-        .values_list("device_id", "secret_hash")
-        .first()
-    )
-    if found is None or not hmac.compare_digest(found[1], _hash(secret)):
-        return None
-    return found[0]
-
-
 def authenticate(token: str) -> Device | None:
     """The device a bearer token belongs to, or None for a malformed, unknown or revoked token."""
-    key_id, _, secret = (token or "").partition(".")
-    if not key_id or not secret or len(token) > 200:
+    parts = split(token)
+    if parts is None:
         return None
+    key_id, secret = parts
     cred = (
         DeviceCredential.objects.select_related("device")
         .filter(key_id=key_id, revoked_at__isnull=True)
         .first()
     )
-    if cred is None or not hmac.compare_digest(cred.secret_hash, _hash(secret)):
+    if cred is None or not matches(secret, cred.secret_hash):
         return None
     return cred.device

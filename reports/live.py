@@ -1,7 +1,7 @@
 """Live status pages: htmx polling behind a cheap version check.
 
-Why polling and not server-sent events: the console runs under gunicorn's synchronous workers; an SSE stream
-holds a worker per open page for as long as it is open, so twenty admins watching dashboards would starve the
+Why polling and not server-sent events: the console runs under gunicorn's workers and their few threads; an SSE
+stream holds a thread per open page for as long as it is open, so twenty admins watching dashboards would starve the
 console. A poll every few seconds is one short request instead, and it costs almost nothing when nothing changed:
 
     <div id="…" hx-get="{live url}?v={version}" hx-trigger="every 5s" hx-swap="outerHTML">…partial…</div>

@@ -4,7 +4,9 @@
     python manage.py bench_channel --url http://10.0.0.5:8000 --agents 5000     # a console already running
 
 Each agent is a device of the database with its own bearer credential (issued here in bulk: the devices driven
-get a new credential and their old one is revoked, so run it on a benchmark database). A full check-in is what a
+get a new credential and their old one is revoked, so run it on a benchmark database). The agents are spread
+evenly over the fleet; give as many as the run has check-ins (``--agents 60000`` for 300 s at 200/s) so that, as in
+a real fleet, nearly every check-in reads a row no earlier one of the run has read. A full check-in is what a
 real agent does: ``GET /devicechannel/v1/checkin`` -> ``devices.agent.apply`` on the agent's own local state
 (kept in memory from one check-in to the next, starting from the state the database holds) -> ``POST
 /devicechannel/v1/report``. ``--concurrency`` agents are in flight at once (asyncio + httpx, one connection
@@ -24,28 +26,28 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
 
 from console.models import TenantSettings
-from console.testbed import percentile
+from console.testbed import (
+    TestbedError,
+    cpu_seconds,
+    percentile,
+    process_tree,
+    serve_production,
+    stop_server,
+)
 from devices import agent, credentials
 from devices.checkins import checking_in
 from devices.models import Device
 
 CHECKIN = "/devicechannel/v1/checkin"
 REPORT = "/devicechannel/v1/report"
-ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass
@@ -62,52 +64,6 @@ class Tally:
     full: int = 0
     changed: int = 0
     errors: Counter = field(default_factory=Counter)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor != "postgresql":
-        raise CommandError("bench_channel serves the console as production does: it needs PostgreSQL.")
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of these processes so far (Linux /proc; a process that ended counts as 0)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / tick
-
-
-def _tree(pid: int) -> list[int]:
-    """The process and its descendants (gunicorn's master and workers)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
 
 
 class Command(BaseCommand):
@@ -130,6 +86,12 @@ class Command(BaseCommand):
             "--workers", type=int, default=4, help="gunicorn workers when started (default 4)"
         )
         parser.add_argument(
+            "--threads",
+            type=int,
+            default=1,
+            help="threads per gunicorn worker when started (default 1: sync workers; more: gthread, keep-alive)",
+        )
+        parser.add_argument(
             "--check-rate",
             type=float,
             default=0.0,
@@ -148,6 +110,8 @@ class Command(BaseCommand):
             raise CommandError("--checkins must be 0 or more and --warmup between 0 and 3,600 seconds.")
         if not 1 <= options["workers"] <= 64:
             raise CommandError("--workers must be between 1 and 64.")
+        if not 1 <= options["threads"] <= 64:
+            raise CommandError("--threads must be between 1 and 64.")
         url = options["url"].rstrip("/")
         if url and not url.startswith(("http://", "https://")):
             raise CommandError("--url must start with http:// or https://.")
@@ -168,30 +132,43 @@ class Command(BaseCommand):
         server = None
         try:
             if not url:
-                server, url = self._start_server(options["workers"])
+                try:
+                    server, url = serve_production(options["workers"], options["threads"])
+                except TestbedError as exc:
+                    raise CommandError(str(exc)) from None
+                self.stdout.write(
+                    f"Server: gunicorn console.wsgi --workers {options['workers']} --threads {options['threads']} "
+                    f"on {url} (production)"
+                )
             headers = {"X-Tenant-Id": str(tenant.tenant_id), "X-Forwarded-Proto": "https"}
             tally, wall, server_cpu, own_cpu = _run_loop(
                 self._run(url, agents, headers, concurrency, options, server.pid if server else None)
             )
         finally:
             if server is not None:
-                server.terminate()
-                try:
-                    server.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    server.kill()
+                stop_server(server)
         self._print(tally, wall, server_cpu, own_cpu, bool(server), options)
 
     # ------------------------------------------------------------------------------------------------
 
     def _agents(self, n: int) -> list[Agent]:
-        rows = list(
-            Device.objects.filter(checking_in(), managed_by="mde")
-            .order_by("pk")
-            .values_list("pk", "agent_state", "tamper_protection")[:n]
+        """``n`` devices spread evenly over the whole fleet (every k-th by id), not its first ``n``: a fleet of a
+        million checks in all over its tables, and a benchmark that kept to the first rows would measure a cache.
+        """
+        eligible = list(
+            Device.objects.filter(checking_in(), managed_by="mde").order_by("pk").values_list("pk", flat=True)
         )
-        if not rows:
+        if not eligible:
             raise CommandError("No device is managed by MDE: run `manage.py seed_demo` first.")
+        step = max(1, len(eligible) // n)
+        chosen = eligible[::step][:n]
+        rows = []
+        for start in range(0, len(chosen), 5000):
+            rows.extend(
+                Device.objects.filter(pk__in=chosen[start : start + 5000])
+                .order_by("pk")
+                .values_list("pk", "agent_state", "tamper_protection")
+            )
         tokens = credentials.issue_many([pk for pk, _, _ in rows])
         agents = []
         for pk, state, tamper in rows:
@@ -202,50 +179,6 @@ class Command(BaseCommand):
             )
             agents.append(Agent(pk, tokens[pk], local))
         return agents
-
-    def _start_server(self, workers: int) -> tuple[subprocess.Popen, str]:
-        port = _free_port()
-        broker = settings.CELERY_BROKER_URL
-        cache = os.environ.get("CACHE_URL") or (
-            broker.rsplit("/", 1)[0] + "/1" if broker.startswith("redis") else ""
-        )
-        if not cache.startswith("redis"):
-            raise CommandError(
-                "Production needs Redis: set CELERY_BROKER_URL (or CACHE_URL) to a redis:// URL."
-            )
-        env = dict(os.environ)
-        env.update(
-            CONSOLE_PRODUCTION="true",
-            DEBUG="false",
-            SECRET_KEY=settings.SECRET_KEY if len(settings.SECRET_KEY) >= 50 else "bench-" + "x" * 60,
-            ALLOWED_HOSTS="127.0.0.1,localhost",
-            DATABASE_URL=_database_url(),
-            CELERY_BROKER_URL=broker if broker.startswith("redis") else cache,
-            CACHE_URL=cache,
-            BEHIND_PROXY="true",
-        )
-        cmd = [
-            sys.executable, "-m", "gunicorn", "console.wsgi", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--log-level", "warning",
-        ]  # fmt: skip
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-                raise CommandError(f"gunicorn exited with {proc.returncode}:\n{out[-3000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            proc.kill()
-            raise CommandError("gunicorn did not listen within 60 s.")
-        self.stdout.write(
-            f"Server: gunicorn console.wsgi --workers {workers} on 127.0.0.1:{port} (production)"
-        )
-        return proc, f"http://127.0.0.1:{port}"
 
     async def _run(self, url, agents, headers, concurrency, options, server_pid):
         import logging
@@ -309,13 +242,15 @@ class Command(BaseCommand):
             await asyncio.sleep(options["warmup"])
         timed["on"] = True
         tally.errors.clear()
-        server_pids = _tree(server_pid) if server_pid else []  # after the warm-up: the workers are forked
+        server_pids = (
+            process_tree(server_pid) if server_pid else []
+        )  # after the warm-up: the workers are forked
         started = time.perf_counter()
-        cpu0, own0 = _cpu_seconds(server_pids), _own_cpu()
+        cpu0, own0 = cpu_seconds(server_pids), _own_cpu()
         stop_at["t"] = started + options["duration"]
         await asyncio.gather(*lanes)
         wall = time.perf_counter() - started
-        return tally, wall, _cpu_seconds(server_pids) - cpu0, _own_cpu() - own0
+        return tally, wall, cpu_seconds(server_pids) - cpu0, _own_cpu() - own0
 
     def _print(self, tally: Tally, wall: float, server_cpu: float, own_cpu: float, started: bool, options):
         cores = os.cpu_count() or 1
