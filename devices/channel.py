@@ -44,7 +44,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from console import counters, untrusted_json
-from console.models import TenantSettings
+from console.models import ServiceCounter, TenantSettings
 from policies import engine
 from policies.catalog import get_catalog
 from policies.models import AssignmentFilter, Policy, PolicyAssignment
@@ -823,8 +823,6 @@ def _unchanged_sql() -> str:
     """
     global _UNCHANGED_SQL
     if _UNCHANGED_SQL is None:
-        from console.models import ServiceCounter
-
         qn = connection.ops.quote_name
         _UNCHANGED_SQL = (
             f"WITH done AS (UPDATE {qn(Device._meta.db_table)} SET last_checkin_at = %(now)s, "

@@ -34,6 +34,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Sum
 from django.urls import reverse
 
+from console.roles import GLOBAL_ADMIN, sync_roles
 from console.testbed import (
     TestbedError,
     cpu_seconds,
@@ -42,6 +43,9 @@ from console.testbed import (
     serve_production,
     stop_server,
 )
+from devices.models import Device
+from policies.models import Policy
+from reports.models import PolicyStatusCount
 
 PAGES = ("devices", "policy_report", "device")
 BENCH_USER = "bench-http"
@@ -91,8 +95,6 @@ class Command(BaseCommand):
 
         targets = self._targets()
         cookie = self._session_cookie()
-        from devices.models import Device
-
         self.stdout.write(f"Fleet: {Device.objects.count():,} devices; concurrency: {concurrency}")
         server, failures = None, []
         try:
@@ -144,10 +146,6 @@ class Command(BaseCommand):
     # ------------------------------------------------------------------------------------------------
 
     def _targets(self) -> dict[str, list[str]]:
-        from devices.models import Device
-        from policies.models import Policy
-        from reports.models import PolicyStatusCount
-
         top = (
             PolicyStatusCount.objects.values("policy_id")
             .annotate(n=Sum("count"))
@@ -174,8 +172,6 @@ class Command(BaseCommand):
         from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
         from django.contrib.auth.models import Group
         from django.contrib.sessions.backends.db import SessionStore
-
-        from console.roles import GLOBAL_ADMIN, sync_roles
 
         User = get_user_model()
         user = User.objects.filter(username=BENCH_USER).first()
