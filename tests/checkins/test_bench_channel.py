@@ -19,7 +19,7 @@ from reports.models import CheckinRecord
 
 @pytest.fixture
 def small_fleet(transactional_db):
-    call_command("seed_demo", "--devices", "40", "--policies", "3")  # (seed_demo takes no stdout= of its own)
+    call_command("seed_demo", "--devices", "40", "--policies", "3", stdout=io.StringIO())
 
 
 @pytest.mark.parametrize(

@@ -25,3 +25,11 @@ def test_progress_prints_done_rate_and_time_left_at_most_every_interval(monkeypa
         "  Check-ins: 200 of 1,000 (20 %), 20/s, about 40 s left",
         "  Check-ins: 800 of 1,000 (80 %), 40/s, about 5 s left",
     ]
+
+
+def test_seed_demo_writes_to_the_stream_it_is_given(db):
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("seed_demo", "--devices", "12", "--policies", "2", stdout=out)  # failed: stdout given twice
+    assert "Devices: 12" in out.getvalue() and "reports: done in" in out.getvalue()

@@ -44,5 +44,6 @@ class Command(BaseCommand):
             except ModuleNotFoundError:
                 continue
             started = time.monotonic()
-            module.seed(self.stdout, **options)
+            # call_command(stdout=…) puts the stream in options too: each seeder writes to self.stdout only
+            module.seed(self.stdout, **{k: v for k, v in options.items() if k not in ("stdout", "stderr")})
             self.stdout.write(f"  {name.split('.')[0]}: done in {time.monotonic() - started:.1f}s")
