@@ -49,6 +49,11 @@ echo "Starting PostgreSQL on port $PG_PORT and Redis on port $REDIS_PORT"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
   --dir "$work" --logfile "$work/redis.log" >/dev/null || exit 1
 
+# The suite is hermetic: whatever the calling shell exports for the console (a benchmark's CACHE_URL, an
+# operator's OIDC_ISSUER ...) is dropped, so only the servers started above are used.
+for name in $(grep -oE 'env(\.[a-z_]+)?\("[A-Z0-9_]+"' console/settings.py | grep -oE '[A-Z0-9_]+' | sort -u); do
+  unset "$name"
+done
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/mde"
 export CELERY_BROKER_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export CONSOLE_DATA_DIR="$work/data"
