@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from html import escape
+
 import django_tables2 as tables
 from django.contrib.auth import get_user_model
 from django.template import Context
@@ -10,6 +12,34 @@ from django.utils.safestring import mark_safe
 from .datetimes import when_html
 from .models import AuditEvent, WebhookDelivery
 from .rbac import role_names
+
+
+class FastRows:
+    """Body rows built by calling each column's ``cell_<name>(record)`` directly, as strings.
+
+    django-tables2 renders a cell through signature inspection, per-cell attribute dictionaries and format_html
+    (``BoundRow.items``): about 0.2 ms a cell, 60 ms for 25 rows of All devices, which capped the page at 9
+    requests/s on two cores (bench_http). Headers, sorting and paging stay django-tables2's; the body is built here.
+    Each ``cell_<name>`` returns HTML with every text escaped. A column's static ``attrs={"td": {"class": ...}}``
+    is kept. A FastRows table sets ``Meta.template_name = "console/fast_table.html"``.
+    """
+
+    def row_attrs_for(self, record) -> dict[str, str]:
+        return {}
+
+    @property
+    def row_html(self):
+        plan = []
+        for column in self.columns:
+            css = column.column.attrs.get("td", {}).get("class")
+            plan.append(
+                (getattr(self, f"cell_{column.name}"), f'<td class="{escape(css)}">' if css else "<td>")
+            )
+        for row in self.paginated_rows:
+            record = row.record
+            attrs = "".join(f' {k}="{escape(str(v))}"' for k, v in self.row_attrs_for(record).items())
+            body = "".join(f"{td}{cell(record)}</td>" for cell, td in plan)
+            yield mark_safe(f"<tr{attrs}>{body}</tr>")  # the cell_* methods escape every text
 
 
 class WhenColumn(tables.Column):

@@ -1,5 +1,5 @@
 """django-tables2 tables of the report lists: headers, sorting and pagination are django-tables2's; the body rows
-are built here as plain strings (see FastRows). Every cell reads the row and its select_related objects only, so a
+are built as plain strings (console.tables.FastRows). Every cell reads the row and its select_related objects only, so a
 page of any size is one query."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from html import escape
 
 import django_tables2 as tables
 from django.urls import reverse
-from django.utils.safestring import mark_safe
 
 from console.datetimes import when_html
+from console.tables import FastRows
 from devices.models import ManagedBy, OSType
 
 from . import charts
@@ -64,27 +64,6 @@ def setting_bar(row) -> str:
     )
 
 
-class FastRows:
-    """Body rows built by calling each column's ``cell_<name>(record)`` directly, as strings.
-
-    django-tables2 renders a cell through signature inspection and format_html (``call_with_appropriate``),
-    which costs more than the page's SQL at 25-200 rows. Each ``cell_<name>`` returns HTML with every text
-    escaped; a FastRows table sets ``Meta.template_name = "reports/fast_table.html"``.
-    """
-
-    def row_attrs_for(self, record) -> dict[str, str]:
-        return {}
-
-    @property
-    def row_html(self):
-        cells = [getattr(self, f"cell_{column.name}") for column in self.columns]
-        for row in self.paginated_rows:
-            record = row.record
-            attrs = "".join(f' {k}="{escape(str(v))}"' for k, v in self.row_attrs_for(record).items())
-            body = "".join(f"<td>{cell(record)}</td>" for cell in cells)
-            yield mark_safe(f"<tr{attrs}>{body}</tr>")  # the cell_* methods escape every text
-
-
 class PolicyDeviceTable(FastRows, tables.Table):
     """View report: the devices that received the policy."""
 
@@ -98,7 +77,7 @@ class PolicyDeviceTable(FastRows, tables.Table):
     last_reported_at = tables.Column(verbose_name="Last report time", order_by=("last_reported_at", "pk"))
 
     class Meta:
-        template_name = "reports/fast_table.html"
+        template_name = "console/fast_table.html"
         attrs = {"class": "grid", "id": "policy-device-table"}
         order_by = ("device",)
 
@@ -159,7 +138,7 @@ class ProblemTable(FastRows, tables.Table):
     last_reported_at = tables.Column(verbose_name="Last report time", orderable=False)
 
     class Meta:
-        template_name = "reports/fast_table.html"
+        template_name = "console/fast_table.html"
         attrs = {"class": "grid", "id": "problem-table"}
 
     def __init__(self, *args, **kwargs):
@@ -204,7 +183,7 @@ class LateDeviceTable(FastRows, tables.Table):
     next_checkin_at = tables.Column(verbose_name="Expected check-in", order_by=("next_checkin_at", "pk"))
 
     class Meta:
-        template_name = "reports/fast_table.html"
+        template_name = "console/fast_table.html"
         attrs = {"class": "grid", "id": "late-device-table"}
         order_by = ("next_checkin_at",)
 

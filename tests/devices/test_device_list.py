@@ -54,6 +54,39 @@ def test_the_list_shows_the_columns_of_intune(reader_client, fleet):
     assert 'data-select-all="pk"' in html and 'name="pk"' in html
 
 
+def row_of(html: str, name: str) -> list[str]:
+    """The cells of the device's row, as HTML."""
+    row = re.search(rf'<tr data-device="{re.escape(name)}">(.*?)</tr>', html, re.S)
+    assert row, f"no row for {name}"
+    return re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+
+
+def test_each_row_shows_what_the_device_reports(reader_client, fleet):
+    """The body rows are built as strings (console.tables.FastRows): every cell as django-tables2 showed it."""
+    mac = fleet["mac"]
+    Device.objects.filter(pk=mac.pk).update(os_version="", tamper_protection=False, last_checkin_at=None)
+    html = reader_client.get(LIST).content.decode()
+    cells = row_of(html, "mac-alex-001")
+    assert cells[0] == f'<input type="checkbox" name="pk" value="{mac.pk}" aria-label="Select device" />'
+    assert cells[1] == f'<a href="{reverse("devices:detail", args=[mac.pk])}">mac-alex-001</a>'
+    assert cells[3:6] == ["macOS", "—", "Microsoft Entra registered"]
+    assert 'data-tamper="off">Off<' in cells[8] and cells[9] == "Yes" and cells[10] == "—"
+    server = row_of(html, "SRV-SQL-01")
+    assert "MDEJoined" in server[6] and "pill-purple" in server[2]
+    assert re.search(r'<td class="nowrap">Windows Server</td>', html)
+
+
+def test_device_names_and_messages_are_escaped(reader_client, fleet):
+    Device.objects.filter(pk=fleet["mde"].pk).update(
+        display_name="<b>WS</b>&1", enrollment_message='"><script>alert(1)</script>'
+    )
+    html = reader_client.get(LIST).content.decode()
+    assert "<b>WS</b>" not in html and "<script>alert(1)" not in html
+    cells = row_of(html, "&lt;b&gt;WS&lt;/b&gt;&amp;1")
+    assert "&lt;b&gt;WS&lt;/b&gt;&amp;1</a>" in cells[1]
+    assert "&quot;&gt;&lt;script&gt;" in cells[7]
+
+
 def test_sorting_by_managed_by_groups_the_mde_devices(reader_client, fleet):
     response = reader_client.get(LIST, {"sort": "managed_by"})
     managed_by = [row.record.managed_by for row in response.context["table"].rows]
