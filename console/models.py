@@ -93,7 +93,9 @@ class AuditEvent(models.Model):
     actor_name = models.CharField(max_length=200)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.SYSTEM)
     action = models.CharField(max_length=80, db_index=True)
-    object_type = models.CharField(max_length=80, blank=True, db_index=True)
+    object_type = models.CharField(
+        max_length=80, blank=True
+    )  # the (object_type, object_id) index leads with it
     object_id = models.CharField(max_length=80, blank=True)
     object_repr = models.CharField(max_length=300, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)

@@ -314,8 +314,9 @@ class Group(models.Model):
 
 
 class GroupMember(models.Model):
-    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="memberships")
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="memberships")
+    # No single-column indexes: unique_group_member leads with group, member_device_idx with device.
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="memberships", db_index=False)
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="memberships", db_index=False)
     added_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -411,7 +412,7 @@ class LocalAdminChange(models.Model):
         ADD = "add", "Add-MpPreference"
         REMOVE = "remove", "Remove-MpPreference"
 
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="local_changes")
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="local_changes", db_index=False)
     setting_id = models.CharField(max_length=255)
     operation = models.CharField(max_length=10, choices=Operation.choices, default=Operation.SET)
     value = models.JSONField(null=True, blank=True)

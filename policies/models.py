@@ -57,7 +57,9 @@ class Policy(models.Model):
     policy_id = models.UUIDField("ID", default=uuid.uuid4, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    policy_type = models.CharField(max_length=12, choices=PolicyType.choices, db_index=True)
+    policy_type = models.CharField(
+        max_length=12, choices=PolicyType.choices
+    )  # policy_type_name_idx leads with it
     profile = models.CharField(max_length=80)
     platform = models.CharField(max_length=10, choices=PolicyPlatform.choices, default=PolicyPlatform.WINDOWS)
     technologies = models.CharField(max_length=60, default="mdm,microsoftSense")
@@ -93,7 +95,7 @@ class Policy(models.Model):
 class PolicyVersion(models.Model):
     """Every save is a new version: a full snapshot (the export document) to diff and restore."""
 
-    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="versions")
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="versions", db_index=False)
     number = models.PositiveIntegerField()
     snapshot = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -118,7 +120,7 @@ class PolicyAssignment(models.Model):
         EXCLUDE = "exclude", "Exclude filtered devices in assignment"
 
     assignment_id = models.UUIDField(default=uuid.uuid4, unique=True)
-    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="assignments")
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="assignments", db_index=False)
     group = models.ForeignKey("devices.Group", on_delete=models.CASCADE, related_name="policy_assignments")
     intent = models.CharField(max_length=10, choices=Intent.choices, default=Intent.INCLUDE)
     filter = models.ForeignKey(AssignmentFilter, null=True, blank=True, on_delete=models.SET_NULL)

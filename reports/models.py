@@ -148,7 +148,9 @@ class CheckinRecord(models.Model):
 
 
 class PolicyStatusCount(models.Model):
-    policy = models.ForeignKey("policies.Policy", on_delete=models.CASCADE, related_name="status_counts")
+    policy = models.ForeignKey(
+        "policies.Policy", on_delete=models.CASCADE, related_name="status_counts", db_index=False
+    )
     status = models.CharField(max_length=16, choices=Status.choices)
     count = models.IntegerField(default=0)
 
