@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PASSWORD, worker_process
+from tests.helpers import PASSWORD, purge_broker, worker_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,7 +98,12 @@ def reader_client(client, reader):
 
 @pytest.fixture
 def celery_worker_process(transactional_db):
-    """Starts a real Celery worker against the test database and the Redis broker of `make test`."""
+    """Starts a real Celery worker against the test database and the Redis broker of `make test`.
+
+    The broker starts empty: a message an earlier test left queued (a scheduler tick, a check-in batch sent
+    while no worker ran) would otherwise run here against this test's devices. CI once saw a stray tick claim
+    the 600 due devices of test_two_workers_never_check_a_device_in_twice before the test could."""
+    purge_broker()
     with worker_process("test") as proc:
         yield proc
 

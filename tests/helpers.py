@@ -68,6 +68,15 @@ def beat_command(schedule: Path) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "console", "beat", "--loglevel=INFO", "-s", str(schedule)]
 
 
+def purge_broker() -> None:
+    """Empty the Redis database of the Celery broker: queues, unacknowledged messages, bindings."""
+    import redis
+    from django.conf import settings
+
+    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
 @contextmanager
 def worker_process(name: str):
     """A `celery worker` subprocess on the test database and the Redis broker of `make test`."""
