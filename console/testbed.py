@@ -193,7 +193,7 @@ def production_database_url() -> str:
 
 
 def serve_production(workers: int, threads: int = 1, timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
-    """``gunicorn console.wsgi`` with CONSOLE_PRODUCTION on, behind what would be the TLS proxy (BEHIND_PROXY), on
+    """``gunicorn -c python:console.serving console.wsgi`` with CONSOLE_PRODUCTION on, behind what would be the TLS proxy (BEHIND_PROXY), on
     this database and the Redis of CELERY_BROKER_URL / CACHE_URL; returns (process, base URL) once it listens.
     ``threads`` > 1 is gunicorn's gthread worker (keep-alive connections)."""
     from django.conf import settings
@@ -217,7 +217,7 @@ def serve_production(workers: int, threads: int = 1, timeout: float = 60.0) -> t
         BEHIND_PROXY="true",
     )
     cmd = [
-        sys.executable, "-m", "gunicorn", "console.wsgi", "--bind", f"127.0.0.1:{port}",
+        sys.executable, "-m", "gunicorn", "-c", "python:console.serving", "console.wsgi", "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers), "--threads", str(threads), "--log-level", "warning",
     ]  # fmt: skip
     root = Path(__file__).resolve().parents[1]
@@ -272,6 +272,31 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return total / tick
+
+
+def established_connections(pids: list[int], port: int) -> dict[int, int]:
+    """Established TCP connections each process holds on its local ``port`` (Linux /proc): how gunicorn's workers
+    share the clients' keep-alive connections."""
+    inodes: set[str] = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 01: ESTABLISHED
+                inodes.add(fields[9])
+    held: dict[int, int] = {}
+    for pid in pids:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        count = sum(1 for link in links if link.startswith("socket:[") and link[8:-1] in inodes)
+        if count:
+            held[pid] = count
+    return held
 
 
 def process_tree(pid: int) -> list[int]:

@@ -12,8 +12,8 @@ real agent does: ``GET /devicechannel/v1/checkin`` -> ``devices.agent.apply`` on
 /devicechannel/v1/report``. ``--concurrency`` agents are in flight at once (asyncio + httpx, one connection
 each); an agent never overlaps itself. The load generator runs on this machine, so its CPU is part of the box's.
 
-Without ``--url`` the console is started as the README's production section serves it: ``gunicorn console.wsgi
---workers N`` with CONSOLE_PRODUCTION on, behind what would be the TLS proxy (``BEHIND_PROXY`` and
+Without ``--url`` the console is started as the README's production section serves it: ``gunicorn -c
+python:console.serving console.wsgi --workers 3 --threads 4`` with CONSOLE_PRODUCTION on, behind what would be the TLS proxy (``BEHIND_PROXY`` and
 ``X-Forwarded-Proto: https`` on every request), on this database and the Redis of CELERY_BROKER_URL/CACHE_URL.
 
 Printed: full check-ins and check-ins/s, request p50/p95 for each of the two requests, errors by status/code,
@@ -83,13 +83,14 @@ class Command(BaseCommand):
         parser.add_argument("--warmup", type=float, default=5.0, help="untimed seconds first (default 5)")
         parser.add_argument("--url", default="", help="a console already serving (default: start gunicorn)")
         parser.add_argument(
-            "--workers", type=int, default=4, help="gunicorn workers when started (default 4)"
+            "--workers", type=int, default=3, help="gunicorn workers when started (default 3, as the README)"
         )
         parser.add_argument(
             "--threads",
             type=int,
-            default=1,
-            help="threads per gunicorn worker when started (default 1: sync workers; more: gthread, keep-alive)",
+            default=4,
+            help="threads per gunicorn worker when started (default 4, as the README: gthread, keep-alive; "
+            "1: sync workers)",
         )
         parser.add_argument(
             "--check-rate",
@@ -137,7 +138,7 @@ class Command(BaseCommand):
                 except TestbedError as exc:
                     raise CommandError(str(exc)) from None
                 self.stdout.write(
-                    f"Server: gunicorn console.wsgi --workers {options['workers']} --threads {options['threads']} "
+                    f"Server: gunicorn -c python:console.serving console.wsgi --workers {options['workers']} --threads {options['threads']} "
                     f"on {url} (production)"
                 )
             headers = {"X-Tenant-Id": str(tenant.tenant_id), "X-Forwarded-Proto": "https"}

@@ -15,8 +15,8 @@ next page:
 - ``device``: a device's page, a different device each request (spread over the whole fleet).
 
 The clients share one signed-in session of a Global Administrator (``bench-http``, created without a password:
-it cannot sign in by itself). Printed per page: requests/s, p50/p95/max latency, errors, and the server's CPU
-share. ``--check-rate`` / ``--check-p95-ms`` exit with an error when a page is below / above them or any request
+it cannot sign in by itself). Printed per page: requests/s, p50/p95/max latency, errors, and the CPU share of the server
+and of the clients (this process), of the whole machine. ``--check-rate`` / ``--check-p95-ms`` exit with an error when a page is below / above them or any request
 failed.
 """
 
@@ -104,15 +104,15 @@ class Command(BaseCommand):
                 except TestbedError as exc:
                     raise CommandError(str(exc)) from None
                 self.stdout.write(
-                    f"Server: gunicorn console.wsgi --workers {options['workers']} --threads {options['threads']} "
+                    f"Server: gunicorn -c python:console.serving console.wsgi --workers {options['workers']} --threads {options['threads']} "
                     f"on {url} (production)"
                 )
             self.stdout.write("")
-            header = f"{'page':<15} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'errors':>7} {'server CPU':>11}"
+            header = f"{'page':<15} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'errors':>7} {'server CPU':>11} {'client CPU':>11}"
             self.stdout.write(header)
             self.stdout.write("-" * len(header))
             for page in pages:
-                tally, wall, cpu = _run_loop(
+                tally, wall, cpu, own = _run_loop(
                     self._drive(
                         url, targets[page], cookie, concurrency, options, server.pid if server else None
                     )
@@ -120,10 +120,12 @@ class Command(BaseCommand):
                 rate = len(tally.ms) / wall if wall else 0.0
                 p95 = percentile(tally.ms, 95)
                 errors = sum(tally.errors.values())
-                share = f"{cpu / (wall * (os.cpu_count() or 1)) * 100:.0f} %" if server and wall else "-"
+                cores = wall * (os.cpu_count() or 1)
+                share = f"{cpu / cores * 100:.0f} %" if server and wall else "-"
+                client = f"{own / cores * 100:.0f} %" if wall else "-"
                 self.stdout.write(
                     f"{page:<15} {rate:>8.1f} {percentile(tally.ms, 50):>8.1f} {p95:>8.1f} "
-                    f"{max(tally.ms, default=0):>8.1f} {errors:>7} {share:>11}"
+                    f"{max(tally.ms, default=0):>8.1f} {errors:>7} {share:>11} {client:>11}"
                     + (
                         f"  ({', '.join(f'{k}: {v}' for k, v in tally.errors.most_common(3))})"
                         if errors
@@ -222,11 +224,11 @@ class Command(BaseCommand):
         state["timed"] = True
         pids = process_tree(server_pid) if server_pid else []
         started = time.perf_counter()
-        cpu0 = cpu_seconds(pids)
+        cpu0, own0 = cpu_seconds(pids), time.process_time()
         state["stop"] = started + options["duration"]
         await asyncio.gather(*lanes)
         wall = time.perf_counter() - started
-        return tally, wall, cpu_seconds(pids) - cpu0
+        return tally, wall, cpu_seconds(pids) - cpu0, time.process_time() - own0
 
 
 def _run_loop(coroutine):
