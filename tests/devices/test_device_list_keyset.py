@@ -196,3 +196,41 @@ def test_a_group_member_list_pages_by_keyset_with_the_kept_member_count(ga_clien
     assert sorted(seen) == sorted(members) and len(seen) == 17 and pages == 4
     assert "Showing 16 to 17 of 17 records" in html
     assert max(queries) <= min(queries) + 1  # the remove buttons do not query per row
+
+
+@pytest.fixture
+def large_totals(monkeypatch):
+    """A list counts as large from 5 rows on: its total is kept in the cache (console.listing.list_total)."""
+    from django.core.cache import cache
+
+    from console import listing
+
+    monkeypatch.setattr(listing, "LARGE_TOTAL", 5)
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def counts(queries) -> int:
+    return sum(1 for q in queries if "COUNT(" in q["sql"].upper())
+
+
+def test_a_large_list_counts_its_total_once_and_keeps_it_briefly(reader_client, ties, large_totals):
+    with CaptureQueriesContext(connection) as first:
+        html = reader_client.get(LIST).content.decode()
+    assert counts(first.captured_queries) == 1 and "of 23 records" in html
+    make_device(display_name="ZZ-NEW")
+    with CaptureQueriesContext(connection) as second:
+        html = reader_client.get(LIST).content.decode()
+    assert counts(second.captured_queries) == 0
+    assert "of 23 records" in html  # the kept total (for LARGE_TOTAL_SECONDS); the rows are read fresh
+    filtered = reader_client.get(LIST, {"os": "macos"}).content.decode()  # another query: its own total
+    assert re.search(r"of \d+ records", filtered) and "of 23 records" not in filtered
+
+
+def test_a_small_list_is_counted_on_every_request(reader_client, ties):
+    reader_client.get(LIST)
+    make_device(display_name="ZZ-NEW")
+    with CaptureQueriesContext(connection) as queries:
+        html = reader_client.get(LIST).content.decode()
+    assert counts(queries.captured_queries) == 1 and "of 24 records" in html
