@@ -261,6 +261,87 @@ def stop_server(proc: subprocess.Popen) -> str:
     return out
 
 
+# ---- the HTTP benchmarks' server (bench_channel, bench_http) ------------------------------------------------
+
+
+def add_server_arguments(parser) -> None:
+    parser.add_argument("--url", default="", help="a console already serving (default: start gunicorn)")
+    parser.add_argument(
+        "--workers", type=int, default=3, help="gunicorn workers when started (default 3, as the README)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=4,
+        help="threads per gunicorn worker when started (default 4, as the README: gthread, keep-alive; "
+        "1: sync workers)",
+    )
+
+
+def check_server_options(options) -> str:
+    """The ``--url`` to use ("": start one), or a CommandError naming the bad option."""
+    from django.core.management.base import CommandError
+
+    for name in ("workers", "threads"):
+        if not 1 <= options[name] <= 64:
+            raise CommandError(f"--{name} must be between 1 and 64.")
+    url = options["url"].rstrip("/")
+    if url and not url.startswith(("http://", "https://")):
+        raise CommandError("--url must start with http:// or https://.")
+    return url
+
+
+@contextlib.contextmanager
+def benchmark_server(options, write):
+    """(process, base URL) of the console under test: ``--url`` as given (process None), or gunicorn started as
+    the README's production section serves it, said with ``write``, and stopped afterwards (what it logged is then
+    the process's ``logged``)."""
+    from django.core.management.base import CommandError
+
+    url = check_server_options(options)
+    if url:
+        yield None, url
+        return
+    try:
+        server, url = serve_production(options["workers"], options["threads"])
+    except TestbedError as exc:
+        raise CommandError(str(exc)) from None
+    write(
+        f"Server: gunicorn -c python:console.serving console.wsgi --workers {options['workers']} "
+        f"--threads {options['threads']} on {url} (production)"
+    )
+    try:
+        yield server, url
+    finally:
+        server.logged = stop_server(server)  # type: ignore[attr-defined]
+
+
+def benchmark_admin(username: str):
+    """The benchmark's Global Administrator, created without a password (it cannot sign in by itself)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from console.roles import GLOBAL_ADMIN, sync_roles
+
+    User = get_user_model()
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        sync_roles()
+        user = User.objects.create_user(username=username, password=None)
+        user.groups.add(Group.objects.get(name=GLOBAL_ADMIN))
+    return user
+
+
+def run_coroutine(coroutine, name: str):
+    """asyncio.run on a thread of its own: a caller may already run an event loop in this thread (a Jupyter shell,
+    or a test process where Playwright's sync API left one), and asyncio.run refuses that."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU of these processes so far (Linux /proc; a process that ended counts as 0)."""
     tick = os.sysconf("SC_CLK_TCK")

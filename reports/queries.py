@@ -84,6 +84,19 @@ def policy_status_counts(policy: Policy | int) -> dict[str, int]:
     return counts
 
 
+def largest_policy() -> Policy | None:
+    """The policy that reaches the most devices (from the aggregates; the first policy when none has status)."""
+    top = (
+        PolicyStatusCount.objects.values("policy_id")
+        .annotate(n=Sum("count"))
+        .order_by("-n", "policy_id")
+        .first()
+    )
+    if top:
+        return Policy.objects.filter(pk=top["policy_id"]).first()
+    return Policy.objects.order_by("pk").first()
+
+
 def all_policy_status_counts(policy_ids: Iterable[int] | None = None) -> dict[int, dict[str, int]]:
     """``{policy pk: counts}`` for many policies at once (one query)."""
     qs = PolicyStatusCount.objects.all()

@@ -28,19 +28,19 @@ import os
 import resource
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.core.management.base import BaseCommand, CommandError
 
 from console.models import TenantSettings
 from console.testbed import (
-    TestbedError,
+    add_server_arguments,
+    benchmark_server,
+    check_server_options,
     cpu_seconds,
     percentile,
     process_tree,
-    serve_production,
-    stop_server,
+    run_coroutine,
 )
 from devices import agent, credentials
 from devices.checkins import checking_in
@@ -81,17 +81,7 @@ class Command(BaseCommand):
             "--checkins", type=int, default=0, help="stop after this many full check-ins (0: run --duration)"
         )
         parser.add_argument("--warmup", type=float, default=5.0, help="untimed seconds first (default 5)")
-        parser.add_argument("--url", default="", help="a console already serving (default: start gunicorn)")
-        parser.add_argument(
-            "--workers", type=int, default=3, help="gunicorn workers when started (default 3, as the README)"
-        )
-        parser.add_argument(
-            "--threads",
-            type=int,
-            default=4,
-            help="threads per gunicorn worker when started (default 4, as the README: gthread, keep-alive; "
-            "1: sync workers)",
-        )
+        add_server_arguments(parser)
         parser.add_argument(
             "--check-rate",
             type=float,
@@ -109,13 +99,7 @@ class Command(BaseCommand):
             raise CommandError("--duration must be between 0 and 86,400 seconds.")
         if options["checkins"] < 0 or not 0 <= options["warmup"] <= 3600:
             raise CommandError("--checkins must be 0 or more and --warmup between 0 and 3,600 seconds.")
-        if not 1 <= options["workers"] <= 64:
-            raise CommandError("--workers must be between 1 and 64.")
-        if not 1 <= options["threads"] <= 64:
-            raise CommandError("--threads must be between 1 and 64.")
-        url = options["url"].rstrip("/")
-        if url and not url.startswith(("http://", "https://")):
-            raise CommandError("--url must start with http:// or https://.")
+        check_server_options(options)
         tenant = TenantSettings.load()
         if tenant.tenant_id is None:
             raise CommandError("The tenant has no MDE tenant id yet: run `manage.py seed_demo` first.")
@@ -130,24 +114,13 @@ class Command(BaseCommand):
             f"Fleet: {fleet:,} devices; agents: {len(agents):,} (new credentials issued); "
             f"concurrency: {concurrency}; {until}"
         )
-        server = None
-        try:
-            if not url:
-                try:
-                    server, url = serve_production(options["workers"], options["threads"])
-                except TestbedError as exc:
-                    raise CommandError(str(exc)) from None
-                self.stdout.write(
-                    f"Server: gunicorn -c python:console.serving console.wsgi --workers {options['workers']} --threads {options['threads']} "
-                    f"on {url} (production)"
-                )
+        with benchmark_server(options, self.stdout.write) as (server, url):
             headers = {"X-Tenant-Id": str(tenant.tenant_id), "X-Forwarded-Proto": "https"}
-            tally, wall, server_cpu, own_cpu = _run_loop(
-                self._run(url, agents, headers, concurrency, options, server.pid if server else None)
+            # the agents touch no ORM: the coroutine's thread needs no database connection
+            tally, wall, server_cpu, own_cpu = run_coroutine(
+                self._run(url, agents, headers, concurrency, options, server.pid if server else None),
+                "bench-channel",
             )
-        finally:
-            if server is not None:
-                stop_server(server)
         self._print(tally, wall, server_cpu, own_cpu, bool(server), options)
 
     # ------------------------------------------------------------------------------------------------
@@ -295,11 +268,3 @@ def _code(response) -> str:
         return str(response.json().get("error", {}).get("code", ""))
     except ValueError:
         return ""
-
-
-def _run_loop(coroutine):
-    """asyncio.run on a thread of its own: a caller may already run an event loop in this thread (a Jupyter
-    shell, or a test process where Playwright's sync API left one), and asyncio.run refuses that. The agents touch
-    no ORM, so the thread needs no database connection."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-channel") as pool:
-        return pool.submit(asyncio.run, coroutine).result()

@@ -26,26 +26,24 @@ import asyncio
 import os
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Sum
 from django.urls import reverse
 
-from console.roles import GLOBAL_ADMIN, sync_roles
 from console.testbed import (
-    TestbedError,
+    add_server_arguments,
+    benchmark_admin,
+    benchmark_server,
+    check_server_options,
     cpu_seconds,
     percentile,
     process_tree,
-    serve_production,
-    stop_server,
+    run_coroutine,
 )
 from devices.models import Device
-from policies.models import Policy
-from reports.models import PolicyStatusCount
+from reports.queries import largest_policy
 
 PAGES = ("devices", "policy_report", "device")
 BENCH_USER = "bench-http"
@@ -67,11 +65,7 @@ class Command(BaseCommand):
         parser.add_argument("--duration", type=float, default=30.0, help="seconds per page (default 30)")
         parser.add_argument("--warmup", type=float, default=3.0, help="untimed seconds per page (default 3)")
         parser.add_argument("--pages", default=",".join(PAGES), help=f"comma-separated: {', '.join(PAGES)}")
-        parser.add_argument("--url", default="", help="a console already serving (default: start gunicorn)")
-        parser.add_argument(
-            "--workers", type=int, default=3, help="gunicorn workers when started (default 3)"
-        )
-        parser.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+        add_server_arguments(parser)
         parser.add_argument("--check-rate", type=float, default=0.0, help="fail below this many requests/s")
         parser.add_argument("--check-p95-ms", type=float, default=0.0, help="fail above this p95 (ms)")
 
@@ -81,41 +75,29 @@ class Command(BaseCommand):
             raise CommandError("--concurrency must be between 1 and 500.")
         if not 0 < options["duration"] <= 3600 or not 0 <= options["warmup"] <= 600:
             raise CommandError("--duration must be between 0 and 3,600 s and --warmup between 0 and 600 s.")
-        if not 1 <= options["workers"] <= 64 or not 1 <= options["threads"] <= 64:
-            raise CommandError("--workers and --threads must be between 1 and 64.")
         pages = [p.strip() for p in options["pages"].split(",") if p.strip()]
         unknown = sorted(set(pages) - set(PAGES))
         if unknown or not pages:
             raise CommandError(
                 f"Unknown page(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(PAGES)}."
             )
-        url = options["url"].rstrip("/")
-        if url and not url.startswith(("http://", "https://")):
-            raise CommandError("--url must start with http:// or https://.")
+        check_server_options(options)
 
         targets = self._targets()
         cookie = self._session_cookie()
         self.stdout.write(f"Fleet: {Device.objects.count():,} devices; concurrency: {concurrency}")
-        server, failures = None, []
-        try:
-            if not url:
-                try:
-                    server, url = serve_production(options["workers"], options["threads"])
-                except TestbedError as exc:
-                    raise CommandError(str(exc)) from None
-                self.stdout.write(
-                    f"Server: gunicorn -c python:console.serving console.wsgi --workers {options['workers']} --threads {options['threads']} "
-                    f"on {url} (production)"
-                )
+        failures: list[str] = []
+        with benchmark_server(options, self.stdout.write) as (server, url):
             self.stdout.write("")
             header = f"{'page':<15} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'errors':>7} {'server CPU':>11} {'client CPU':>11}"
             self.stdout.write(header)
             self.stdout.write("-" * len(header))
             for page in pages:
-                tally, wall, cpu, own = _run_loop(
+                tally, wall, cpu, own = run_coroutine(
                     self._drive(
                         url, targets[page], cookie, concurrency, options, server.pid if server else None
-                    )
+                    ),
+                    "bench-http",
                 )
                 rate = len(tally.ms) / wall if wall else 0.0
                 p95 = percentile(tally.ms, 95)
@@ -135,12 +117,10 @@ class Command(BaseCommand):
                 slow = options["check_p95_ms"] and p95 > options["check_p95_ms"]
                 if errors or slow or (options["check_rate"] and rate < options["check_rate"]):
                     failures.append(page)
-        finally:
-            if server is not None:
-                logged = stop_server(server)
-                if failures and logged.strip():
-                    self.stdout.write("The server logged (last lines):")
-                    self.stdout.write("\n".join(logged.strip().splitlines()[-40:]))
+        logged = getattr(server, "logged", "").strip()
+        if failures and logged:
+            self.stdout.write("The server logged (last lines):")
+            self.stdout.write("\n".join(logged.splitlines()[-40:]))
         self.stdout.write(f"Load average (1, 5, 15 min): {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if failures:
             raise CommandError(f"Below target or with errors: {', '.join(failures)}.")
@@ -148,17 +128,7 @@ class Command(BaseCommand):
     # ------------------------------------------------------------------------------------------------
 
     def _targets(self) -> dict[str, list[str]]:
-        top = (
-            PolicyStatusCount.objects.values("policy_id")
-            .annotate(n=Sum("count"))
-            .order_by("-n", "policy_id")
-            .first()
-        )
-        policy = (
-            Policy.objects.filter(pk=top["policy_id"]).first()
-            if top
-            else Policy.objects.order_by("pk").first()
-        )
+        policy = largest_policy()
         ids = list(Device.objects.order_by("pk").values_list("pk", flat=True))
         if policy is None or not ids:
             raise CommandError("There are no devices or policies: run `manage.py seed_demo` first.")
@@ -171,16 +141,10 @@ class Command(BaseCommand):
 
     def _session_cookie(self) -> str:
         """A signed-in session of the benchmark's Global Administrator, made as ``login()`` makes it."""
-        from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-        from django.contrib.auth.models import Group
+        from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
         from django.contrib.sessions.backends.db import SessionStore
 
-        User = get_user_model()
-        user = User.objects.filter(username=BENCH_USER).first()
-        if user is None:
-            sync_roles()
-            user = User.objects.create_user(username=BENCH_USER, password=None)
-            user.groups.add(Group.objects.get(name=GLOBAL_ADMIN))
+        user = benchmark_admin(BENCH_USER)
         store = SessionStore()
         store[SESSION_KEY] = str(user.pk)
         store[BACKEND_SESSION_KEY] = "console.backends.RoleAssignmentBackend"
@@ -229,9 +193,3 @@ class Command(BaseCommand):
         await asyncio.gather(*lanes)
         wall = time.perf_counter() - started
         return tally, wall, cpu_seconds(pids) - cpu0, time.process_time() - own0
-
-
-def _run_loop(coroutine):
-    """asyncio.run on a thread of its own (a caller may already run an event loop in this thread)."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-http") as pool:
-        return pool.submit(asyncio.run, coroutine).result()

@@ -31,10 +31,10 @@ from django.db.models import Count, Sum
 from django.test.utils import override_settings
 from django.urls import reverse
 
-from console.roles import GLOBAL_ADMIN, sync_roles
-from console.testbed import percentile
+from console.testbed import benchmark_admin, percentile
 from devices.models import Device, Group
 from policies.models import SLUG_OF_TYPE, Policy
+from reports.queries import largest_policy
 
 REPORT_PAGES = (
     "overview",
@@ -229,32 +229,15 @@ class Command(BaseCommand):
                 if policy is None:
                     raise CommandError(f"No policy with id or name {wanted!r}.") from None
                 return policy
-        top = (
-            PolicyStatusCount.objects.values("policy_id")
-            .annotate(n=Sum("count"))
-            .order_by("-n", "policy_id")
-            .first()
-        )
-        policy = (
-            Policy.objects.filter(pk=top["policy_id"]).first()
-            if top
-            else Policy.objects.order_by("pk").first()
-        )
+        policy = largest_policy()
         if policy is None:
             raise CommandError("There are no policies: run `manage.py seed_demo` first.")
         return policy
 
     def _client(self):
-        from django.contrib.auth import get_user_model
-        from django.contrib.auth.models import Group
         from django.test import Client
 
-        User = get_user_model()
-        user = User.objects.filter(username=BENCH_USER).first()
-        if user is None:
-            sync_roles()
-            user = User.objects.create_user(username=BENCH_USER, password=None)
-            user.groups.add(Group.objects.get(name=GLOBAL_ADMIN))
+        user = benchmark_admin(BENCH_USER)
         host = next(
             (h for h in settings.ALLOWED_HOSTS if h and h != "*" and not h.startswith(".")), "testserver"
         )
