@@ -14,7 +14,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from console import serving
-from console.testbed import established_connections, process_tree, serve_production, stop_server
+from console.testbed import (
+    established_connections,
+    process_tree,
+    run_coroutine,
+    serve_production,
+    stop_server,
+)
 
 
 def test_a_worker_over_its_share_closes_the_connection_after_the_request():
@@ -61,7 +67,8 @@ async def _count_connections(server, url: str, clients: int, requests: int) -> d
 def test_twenty_keep_alive_clients_are_spread_over_the_workers(transactional_db):
     server, url = serve_production(3, 4)
     try:
-        held = asyncio.run(_count_connections(server, url, clients=20, requests=15))
+        # on a thread of its own: the browser tests leave an event loop in this one
+        held = run_coroutine(_count_connections(server, url, clients=20, requests=15), "serving-test")
     finally:
         stop_server(server)
     assert sum(held.values()) >= 12, held  # most clients kept their connection
