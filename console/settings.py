@@ -365,6 +365,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "devices.checkins.prune_checkin_history",
         "schedule": timedelta(days=1),
     },
+    # devices/tally.py: folds the fleet counts the database keeps (the overview's charts) into one row per key
+    "compact-device-counts": {
+        "task": "devices.tasks.compact_device_counts",
+        "schedule": timedelta(seconds=60),
+        "options": {"expires": 60},
+    },
     # console/webhooks.py: re-sends due webhook deliveries whose task was lost (a worker restart)
     "retry-due-webhooks": {
         "task": "console.webhooks.retry_due_webhooks",

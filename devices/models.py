@@ -237,6 +237,20 @@ class Device(models.Model):
         }
 
 
+class DeviceCountDelta(models.Model):
+    """A signed change of the number of devices with one (managed by, OS, enrollment status), written by the
+    database's own triggers on PostgreSQL (devices/tally.py). Insert-only; the count of a key is the sum of its
+    rows, folded into one row per key every minute."""
+
+    managed_by = models.CharField(max_length=12)
+    os = models.CharField(max_length=20)
+    enrollment_status = models.CharField(max_length=80)
+    delta = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.managed_by}/{self.os}/{self.enrollment_status}: {self.delta:+d}"
+
+
 class OnboardingEvent(models.Model):
     """One step of the onboarding timeline shown on the device page."""
 

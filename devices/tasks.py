@@ -100,3 +100,13 @@ def bulk_devices(job_id: int) -> None:
     job = Job.objects.filter(pk=job_id).select_related("created_by").first()
     if job is not None and job.kind in bulk.LABELS:
         bulk.run(job, _actor(job))
+
+
+@shared_task(ignore_result=True)
+def compact_device_counts() -> None:
+    """Beat, every minute: fold the fleet-count deltas the database wrote into one row per key (devices.tally)."""
+    from . import tally
+
+    before, after = tally.compact()
+    if before != after:
+        log.info("Fleet counts compacted: %d delta rows -> %d", before, after)

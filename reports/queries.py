@@ -19,7 +19,7 @@ Index map (what serves what):
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +28,7 @@ from django.conf import settings as conf
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
+from devices import tally
 from devices.models import Device, ManagedBy, OSType
 from devices.onboarding import ENROLLMENT_STATUSES, LEFT_SCOPE, SUCCESS
 from policies.catalog import device_value, display_value, get_catalog
@@ -427,8 +428,14 @@ def other_policies_for_setting(
 
 
 def mde_devices_by_os(devices: QuerySet | None = None) -> dict[str, int]:
-    """Devices managed by MDE per OS (index-only scan of (managed_by, os)); ``devices``: a viewer's scope."""
+    """Devices managed by MDE per OS; ``devices``: a viewer's scope. The whole fleet's come from the counts the
+    database keeps (devices.tally), a scope's from an index-only scan of (managed_by, os)."""
     counts = dict.fromkeys(OSType.values, 0)
+    if devices is None:
+        for (managed_by, os_value, _), n in tally.fleet_counts().items():
+            if managed_by == ManagedBy.MDE:
+                counts[os_value] = counts.get(os_value, 0) + n
+        return counts
     for os_value, n in (
         (Device.objects.all() if devices is None else devices)
         .filter(managed_by=ManagedBy.MDE)
@@ -452,15 +459,19 @@ class EnrollmentGroup:
 
 def enrollment_breakdown(devices: QuerySet | None = None) -> tuple[list[EnrollmentGroup], int]:
     """Devices per MDE enrollment status, in the reference's table order, and the devices without one (the
-    device list's "Not applicable": enrolled in Intune, or not onboarded). One index-only query. ``devices``:
-    a viewer's scope (all devices when None)."""
-    counts = dict(
-        (Device.objects.all() if devices is None else devices)
-        .values_list("enrollment_status")
-        .annotate(n=Count("*"))
-        .values_list("enrollment_status", "n")
-        .order_by()
-    )
+    device list's "Not applicable": enrolled in Intune, or not onboarded). ``devices``: a viewer's scope (one
+    index-only query), or None for the whole fleet (the counts the database keeps, devices.tally)."""
+    if devices is None:
+        counts: dict[str, int] = Counter()
+        for (_, _, status), n in tally.fleet_counts().items():
+            counts[status] += n
+    else:
+        counts = dict(
+            devices.values_list("enrollment_status")
+            .annotate(n=Count("*"))
+            .values_list("enrollment_status", "n")
+            .order_by()
+        )
     groups = [
         EnrollmentGroup(
             status, codes, counts.get(status, 0), status == SUCCESS, error=status not in (SUCCESS, LEFT_SCOPE)
@@ -599,8 +610,19 @@ def late_devices_queryset(now: datetime | None = None, devices: QuerySet | None 
     )
 
 
-def late_device_count(now: datetime | None = None, devices: QuerySet | None = None) -> int:
-    return late_devices_queryset(now, devices).order_by().count()
+# The overview counts late devices up to here and shows "10,000+" beyond: when a whole fleet of a million stops
+# checking in (an outage, exactly when the page is needed) an exact count reads a million index entries.
+LATE_COUNT_CAP = 10_000
+
+
+def late_device_count(
+    now: datetime | None = None, devices: QuerySet | None = None, cap: int | None = None
+) -> int:
+    """Late devices; with ``cap``, counted no further than cap + 1 (a LIMIT under the COUNT)."""
+    qs = late_devices_queryset(now, devices).order_by()
+    if cap is not None:
+        qs = qs.values("pk")[: cap + 1]
+    return qs.count()
 
 
 def late_filter(now: datetime | None = None) -> Q:

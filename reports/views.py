@@ -22,6 +22,7 @@ from django.views.generic import TemplateView
 
 from console import audit, scopetags
 from console.listing import CsvColumn, ObjectListView, stream_csv, stream_csv_values
+from devices import tally
 from devices.agent import effective_defaults
 from devices.checkins import panel_context
 from devices.models import Device, ManagedBy, OSType
@@ -172,8 +173,12 @@ def overview_context(now=None, user=None) -> dict[str, Any]:
     scope = _viewer_scope(user)
     devices_url = reverse("devices:list")
     if scope is None:
-        by_os = _cached(f"reports:mde-by-os:{devices_key}", queries.mde_devices_by_os)
-        groups, not_evaluated = _cached(f"reports:enrollment:{devices_key}", queries.enrollment_breakdown)
+        if tally.kept():  # exact and a few dozen rows to read: always fresh
+            by_os = queries.mde_devices_by_os()
+            groups, not_evaluated = queries.enrollment_breakdown()
+        else:
+            by_os = _cached(f"reports:mde-by-os:{devices_key}", queries.mde_devices_by_os)
+            groups, not_evaluated = _cached(f"reports:enrollment:{devices_key}", queries.enrollment_breakdown)
         types = queries.policies_by_type(parts[0])
     else:
         by_os = queries.mde_devices_by_os(scope[0])
@@ -243,7 +248,7 @@ def overview_context(now=None, user=None) -> dict[str, Any]:
             }
         )
     late_devices = scope[0] if scope else None
-    late_count = queries.late_device_count(now, late_devices)
+    late_count = queries.late_device_count(now, late_devices, cap=queries.LATE_COUNT_CAP)
     return {
         "now": now,
         "version": live.overview_version(now, parts),
@@ -279,6 +284,8 @@ def overview_context(now=None, user=None) -> dict[str, Any]:
         "problem_rows": list(queries.problem_rows_queryset(scope=scope)[:PREVIEW_ROWS]),
         "issues_url": issues_url,
         "late_count": late_count,
+        "late_more": late_count > queries.LATE_COUNT_CAP,
+        "late_cap": queries.LATE_COUNT_CAP,
         "late_rows": list(queries.late_devices_queryset(now, late_devices)[:PREVIEW_ROWS])
         if late_count
         else [],

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from devices.models import Device
+from reports import queries
 from reports.models import DevicePolicyStatus, PolicyStatusCount
 from tests.checkins import fleet as f
 
@@ -303,6 +304,23 @@ def test_the_overview_lists_devices_with_errors_or_conflicts(ga_client, world):
     conflicts = ga_client.get(reverse("reports:issue_devices") + "?status=conflict").content.decode()
     assert sorted(_rows(conflicts)) == sorted(["WS-1", "WS-2", "WS-3", "SRV-1"] * 2)
     assert "of 8 records" in conflicts
+
+
+def test_the_overview_counts_late_devices_up_to_a_cap_and_says_more(ga_client, world, monkeypatch):
+    """A fleet that stopped checking in (an outage) must not make the overview count every device: it counts to
+    the cap and shows "cap+"; the late devices' own list keeps the exact total."""
+    Device.objects.update(next_checkin_at=timezone.now() - timedelta(hours=3))
+    late = Device.objects.filter(next_checkin_at__isnull=False).count()
+    assert late > 3
+    monkeypatch.setattr(queries, "LATE_COUNT_CAP", 3)
+    html = ga_client.get(reverse("reports:overview")).content.decode()
+    assert 'data-testid="kpi-late">3+<' in html
+    assert "View all (3+)" in html
+    listed = ga_client.get(reverse("reports:late_devices")).content.decode()
+    assert f"of {late} records" in listed
+    monkeypatch.setattr(queries, "LATE_COUNT_CAP", late)
+    html = ga_client.get(reverse("reports:overview")).content.decode()
+    assert f'data-testid="kpi-late">{late}<' in html
 
 
 def test_devices_whose_last_checkin_is_too_old_are_late(ga_client, world):

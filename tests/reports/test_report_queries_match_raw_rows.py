@@ -121,6 +121,10 @@ def _check_every_report(devices, policies) -> None:
     assert queries.problem_pair_counts() == {"error": pairs["error"], "conflict": pairs["conflict"]}
     by_os = Counter(Device.objects.filter(managed_by="mde").values_list("os", flat=True))
     assert {k: v for k, v in queries.mde_devices_by_os().items() if v} == dict(by_os)
+    groups, not_evaluated = queries.enrollment_breakdown()
+    by_status = Counter(Device.objects.values_list("enrollment_status", flat=True))
+    assert {g.status: g.count for g in groups if g.count} == {s: n for s, n in by_status.items() if s}
+    assert not_evaluated == by_status[""]
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
