@@ -27,6 +27,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """Cheap key stretching for the people the tests create (tests/hashers.py)."""
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    with override_settings(
+        PASSWORD_HASHERS=["tests.hashers.FastPBKDF2PasswordHasher", *settings.PASSWORD_HASHERS]
+    ):
+        yield
+
+
 @pytest.fixture
 def make_user(db, django_user_model):
     from django.contrib.auth.models import Group
