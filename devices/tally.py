@@ -4,9 +4,10 @@ The Endpoint security overview shows devices managed by MDE per OS and devices p
 devices the GROUP BY behind them reads a million index entries (about 160 ms), so on PostgreSQL the counts are kept
 as they change, by triggers on ``devices_device`` (migration devices 0010):
 
-- every INSERT, UPDATE and DELETE statement adds to ``DeviceCountDelta`` one row per (managed_by, os,
-  enrollment_status) whose count the statement moved, with the signed change (statement triggers over the
-  statement's transition tables: a bulk insert of 1,000 devices adds a handful of rows, not 1,000);
+- every INSERT and DELETE statement adds to ``DeviceCountDelta`` one row per (managed_by, os, enrollment_status)
+  whose count it moved, with the signed change (statement triggers over the statement's transition tables: a bulk
+  insert of 1,000 devices adds a handful of rows, not 1,000); an UPDATE that moves a device from one key to
+  another adds -1 and +1 (a row trigger whose WHEN clause leaves every other update, a check-in's, untouched);
 - the table is insert-only, so check-ins that commit side by side never wait on (or deadlock over) a shared
   counter row, which an ``UPDATE … SET n = n + 1`` counter would make them do;
 - a count is the sum of its rows; :func:`compact` (beat, every minute) folds the rows into one per key, in one
