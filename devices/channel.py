@@ -981,32 +981,35 @@ def _finish_leased(items, lease, now, started, next_at, result: CommitResult) ->
 def _update_devices(items, lease, now, started, next_at, status: bool = True) -> int:
     """One UPDATE for many devices with per-device values, only while they hold ``lease``.
 
-    PostgreSQL: UPDATE … FROM (VALUES …) - a join, linear in the batch. Elsewhere: CASE per column.
+    PostgreSQL: UPDATE … FROM unnest(one array per column) - a join, linear in the batch, and one short
+    statement whatever the batch size: psycopg caches the parsing of a statement of at most 50 parameters, and a
+    VALUES list of 200 devices (1,003 parameters, 14 KB of SQL) was parsed again for every batch. Elsewhere:
+    CASE per column.
     """
     if not items:
         return 0
     if connection.vendor == "postgresql":
-        qn = connection.ops.quote_name
-        table = qn(Device._meta.db_table)
-        rows, params = [], []
+        table = connection.ops.quote_name(Device._meta.db_table)
+        ids, times, fingerprints, states, effectives = [], [], [], [], []
         for item in items:
             pk = item.device.pk
-            state = json.dumps(item.agent_state) if status and item.agent_state is not None else None
-            fingerprint = item.plan.digest if status else None
-            effective = item.effective.digest if status and item.effective is not None else None
-            rows.append("(%s::bigint, %s::timestamptz, %s::varchar, %s::jsonb, %s::varchar)")
-            params.extend([pk, next_at[pk], fingerprint, state, effective])
+            ids.append(pk)
+            times.append(next_at[pk])
+            states.append(json.dumps(item.agent_state) if status and item.agent_state is not None else None)
+            fingerprints.append(item.plan.digest if status else None)
+            effectives.append(item.effective.digest if status and item.effective is not None else None)
         sql = (
             f"UPDATE {table} AS d SET last_checkin_at = %s, next_checkin_at = v.next_at, "
             "checkin_lease_until = NULL, desired_fingerprint = COALESCE(v.fp, d.desired_fingerprint), "
-            "agent_state = COALESCE(v.state, d.agent_state), "
+            "agent_state = COALESCE(v.state::jsonb, d.agent_state), "
             "effective_digest = COALESCE(v.effective, d.effective_digest), sync_requested_at = CASE WHEN "
             "d.sync_requested_at <= %s THEN NULL ELSE d.sync_requested_at END "
-            f"FROM (VALUES {', '.join(rows)}) AS v(id, next_at, fp, state, effective) "
+            "FROM unnest(%s::bigint[], %s::timestamptz[], %s::varchar[], %s::text[], %s::varchar[]) "
+            "AS v(id, next_at, fp, state, effective) "
             "WHERE d.id = v.id AND d.checkin_lease_until = %s"
         )
         with connection.cursor() as cursor:
-            cursor.execute(sql, [now, started, *params, lease])
+            cursor.execute(sql, [now, started, ids, times, fingerprints, states, effectives, lease])
             return cursor.rowcount
     from django.db.models import Case, F, Value, When
 
