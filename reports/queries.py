@@ -437,11 +437,7 @@ def mde_devices_by_os(devices: QuerySet | None = None) -> dict[str, int]:
                 counts[os_value] = counts.get(os_value, 0) + n
         return counts
     for os_value, n in (
-        (Device.objects.all() if devices is None else devices)
-        .filter(managed_by=ManagedBy.MDE)
-        .values_list("os")
-        .annotate(n=Count("*"))
-        .order_by()
+        devices.filter(managed_by=ManagedBy.MDE).values_list("os").annotate(n=Count("*")).order_by()
     ):
         counts[os_value] = counts.get(os_value, 0) + n
     return counts
