@@ -57,10 +57,9 @@ def kept() -> bool:
 
 def fleet_counts() -> dict[tuple[str, str, str], int]:
     """{(managed_by, os, enrollment_status): devices} over the whole fleet, keys with no device left out."""
-    if kept():
-        rows = DeviceCountDelta.objects.values_list(*KEY).annotate(n=Sum("delta")).order_by()
-    else:
-        rows = Device.objects.values_list(*KEY).annotate(n=Count("*")).order_by()
+    if not kept():
+        return counted()
+    rows = DeviceCountDelta.objects.values_list(*KEY).annotate(n=Sum("delta")).order_by()
     return {(managed_by, os, status): n for managed_by, os, status, n in rows if n}
 
 
