@@ -393,7 +393,11 @@ def insert_rows(model, columns: Sequence[str], rows: Sequence[tuple]) -> int:
     names = ", ".join(qn(c) for c in columns)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            # The raw cursor's COPY is not wrapped by Django: a duplicate must still be django.db's IntegrityError.
+            with (
+                connection.wrap_database_errors,
+                cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+            ):
                 for row in rows:
                     copy.write_row(row)
             for observer in COPY_OBSERVERS:
