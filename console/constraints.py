@@ -9,6 +9,13 @@ equality on the row), and a device's rows are found through a plain b-tree on th
 PostgreSQL deduplicates to one posting list a device. A duplicate still fails the same way (SQLSTATE class 23,
 Django's ``IntegrityError``). Other databases get the ordinary unique index.
 
+Measured on the 1,000,000-device bench database (4,056,580 setting status rows inserted in two statements into
+fresh copies of the table): unique b-tree 17.0 s and 1,852 MB; this constraint and the device b-tree 26.3 s and
+1,350 MB (the hash index 153 MB against the b-tree's 694); no uniqueness at all 14.3 s and 1,197 MB. The check
+costs ~2.5 µs a row, ~0.1 ms a first check-in of ~47 rows. Dropping uniqueness, as the foreign keys of these
+tables were dropped, would be faster still, but a duplicate row would then double-count a report without any
+error; the check is kept.
+
 An exclusion constraint cannot be the arbiter of ``INSERT … ON CONFLICT … DO UPDATE``: use this only where rows
 are written by delete + insert (``reports.ingest``), never upserted.
 """

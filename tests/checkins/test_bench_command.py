@@ -50,6 +50,8 @@ def test_it_runs_end_to_end_on_postgresql_redis_and_a_real_worker(transactional_
     assert re.search(r"Pass 1 .*\n  [\d,]+ check-ins in [\d.]+ s = [\d,.]+ check-ins/s end to end", text)
     per = float(re.search(r"statements per check-in with nothing to change: ([\d.]+)", text).group(1))
     assert per <= 2
+    assert re.search(r"Between the rounds: VACUUM \(ANALYZE\) .*, [\d.]+ s", text)
+    assert text.index("Between the rounds") < text.index("Pass 2")
     assert "Floor - PostgreSQL COPY" in text
     assert "Policy sync round trip" in text
     storage = re.search(r"Storage: ([\d,]+) MB for ([\d,]+) devices = ([\d,]+) bytes per device", text)
