@@ -314,8 +314,23 @@ def claim_lost_syncs(limit: int, now: datetime | None = None) -> tuple[list[int]
 def renew_lease(
     device_ids: Sequence[int], lease: datetime, now: datetime | None = None
 ) -> tuple[list[int], datetime]:
-    """A worker starting a batch: extend the lease of the devices it still holds. (held ids, new lease)"""
+    """A worker starting a batch: the devices it still holds, and the lease to report under. (held ids, lease)
+
+    A lease with at least half its time left is kept as it is, and the devices are only read: no claimer takes a
+    device whose lease has not run out (``_free``), and the report's compare-and-set catches one that was given
+    back meanwhile. Writing it again cost a new version of each device row, and as the row's page rarely has room
+    for it, an entry in each of the table's indexes: at 1,000,000 devices, pass 2 of ``bench_checkins`` ran at
+    about 2,400 check-ins/s while those lease writes missed their page and 3,300-4,300/s while they fitted.
+    A batch that waited in the queue for longer renews the lease for the whole ``LEASE``, as before.
+    """
     now = now or timezone.now()
+    if lease - now >= LEASE / 2:
+        held = set(
+            Device.objects.filter(pk__in=list(device_ids), checkin_lease_until=lease).values_list(
+                "pk", flat=True
+            )
+        )
+        return [pk for pk in device_ids if pk in held], lease
     renewed = now + LEASE
     with transaction.atomic():
         ids = list(

@@ -108,6 +108,41 @@ def test_a_device_whose_lease_was_taken_over_is_not_written():
     assert Device.objects.get(pk=d.pk).last_checkin_at is None
 
 
+def test_a_batch_that_starts_with_a_fresh_lease_reads_its_devices_and_keeps_the_lease(
+    django_assert_num_queries,
+):
+    devices = [f.device(f"PC-{i}") for i in range(4)]
+    ids, lease = checkins.claim_due(10)
+    taken = devices[1].pk
+    Device.objects.filter(pk=taken).update(
+        checkin_lease_until=lease + timedelta(seconds=1)
+    )  # someone else's now
+
+    with django_assert_num_queries(1) as captured:  # one SELECT: no row is written to renew a fresh lease
+        held, kept = checkins.renew_lease(ids, lease)
+
+    assert captured.captured_queries[0]["sql"].lstrip().upper().startswith("SELECT")
+    assert kept == lease
+    assert held == [pk for pk in ids if pk != taken]
+    assert set(Device.objects.filter(checkin_lease_until=lease).values_list("pk", flat=True)) == set(held)
+
+
+def test_a_batch_that_waited_in_the_queue_renews_its_lease_for_the_whole_term():
+    devices = [f.device(f"PC-{i}") for i in range(3)]
+    claimed_at = timezone.now() - checkins.LEASE * 0.6  # the message waited: less than half the lease is left
+    ids, lease = checkins.claim_due(10, now=claimed_at)
+    taken = devices[0].pk
+    Device.objects.filter(pk=taken).update(checkin_lease_until=lease + timedelta(seconds=1))
+
+    started = timezone.now()
+    held, renewed = checkins.renew_lease(ids, lease, now=started)
+
+    assert renewed == started + checkins.LEASE
+    assert sorted(held) == sorted(pk for pk in ids if pk != taken)
+    assert set(Device.objects.filter(checkin_lease_until=renewed).values_list("pk", flat=True)) == set(held)
+    assert Device.objects.get(pk=taken).checkin_lease_until == lease + timedelta(seconds=1)  # still theirs
+
+
 def test_a_batch_delivered_twice_checks_each_device_in_once():
     from reports.models import CheckinRecord
 
