@@ -45,3 +45,21 @@ def test_it_shows_policy_and_device_values_apart_in_the_drill_in(login, reader, 
     expect(pua.locator('[data-value="device"]')).to_have_text("None applied (conflict)")
     page.click(f'#device-setting-table tr[data-setting="{f.PUA}"] a.setting-name')
     expect(page.locator("dt:text('Device value') + dd")).to_have_text("None applied (conflict)")
+
+
+def test_every_column_of_the_drill_in_has_room_and_rows_stay_short(login, reader, live_server, world):
+    ws1, baseline = world.devices["WS-1"], world.policies["Baseline"]
+    page = login(
+        reader,
+        reverse(
+            "reports:policy_device_settings", kwargs={"policy_id": baseline.policy_id, "device_pk": ws1.pk}
+        ),
+    )
+    page.set_viewport_size({"width": 1500, "height": 1000})
+    widths = page.eval_on_selector_all(
+        "#device-setting-table thead th", "ths => ths.map(th => th.offsetWidth)"
+    )
+    assert len(widths) == 7 and min(widths) >= 80, widths  # the last column once got no width at all
+    pua = page.locator(f'#device-setting-table tr[data-setting="{f.PUA}"]')
+    expect(pua.locator("[data-other-policy]")).not_to_have_count(0)  # it names the conflicting policy
+    assert pua.bounding_box()["height"] < 150
