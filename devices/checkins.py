@@ -697,7 +697,11 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
     catalog = get_catalog()
     statuses = {row.policy_id: row for row in DevicePolicyStatus.objects.filter(device_id=device.pk)}
     settings_by_policy: dict[int, list[DeviceSettingStatus]] = {}
-    for row in DeviceSettingStatus.objects.filter(device_id=device.pk).order_by("setting_key"):
+    for row in (
+        DeviceSettingStatus.objects.filter(device_id=device.pk)
+        .select_related("message_ref")
+        .order_by("setting_key")
+    ):
         settings_by_policy.setdefault(row.policy_id, []).append(row)
     targeted: list[int] = []
     filter_ignored: set[int] = set()  # policies whose assignment filter this MDE-managed device ignores

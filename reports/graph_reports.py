@@ -112,7 +112,7 @@ def _device_policy_rows():
 
 
 def _setting_rows():
-    return DeviceSettingStatus.objects.select_related("device", "policy")
+    return DeviceSettingStatus.objects.select_related("device", "policy", "message_ref")
 
 
 def _sum(status: str, prefix: str = ""):

@@ -46,6 +46,8 @@ from .models import (
     PolicySettingStatusCount,
     PolicyStatusCount,
     Status,
+    StatusMessage,
+    message_key,
 )
 
 PENDING_MESSAGE = "Waiting for the device to check in and report."
@@ -116,7 +118,8 @@ def row_key(row: PolicyRow) -> tuple:
 
 
 def setting_key(row: SettingRow) -> tuple:
-    return (row.status, row.value, row.error_code, row.message, list(row.conflict_policy_ids))
+    """What a stored setting row is compared by; the message by its key (reports.models.message_key)."""
+    return (row.status, row.value, row.error_code, message_key(row.message), list(row.conflict_policy_ids))
 
 
 def _clip(text: str | None) -> str:
@@ -215,7 +218,7 @@ def _existing_setting_rows(device_ids: Sequence[int]) -> dict[int, dict[tuple[in
             "status",
             "value",
             "error_code",
-            "message",
+            "message_ref_id",
             "conflict_policy_ids",
         )
         for rid, did, pid, key, status, value, code, message, conflicts in rows:
@@ -264,6 +267,7 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
     delete_setting_ids: list[int] = []
     new_policy_rows: list[tuple] = []
     new_setting_rows: list[tuple] = []
+    new_messages: set[str] = set()
 
     for plan in plans:
         did = plan.device_id
@@ -306,6 +310,7 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
             old_entry = existing_s.get((pid, key))
             if old_entry is not None and list(setting_key(row)) == list(old_entry[1]):
                 continue
+            new_messages.add(row.message)
             new_setting_rows.append(
                 (
                     did,
@@ -314,7 +319,7 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
                     _json(row.value),
                     row.status,
                     row.error_code,
-                    row.message,
+                    message_key(row.message),
                     _json(list(row.conflict_policy_ids)) if row.conflict_policy_ids else "[]",
                 )
             )
@@ -328,6 +333,8 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
     for chunk in _chunks(delete_policy_ids, _CHUNK):
         result.rows_written += DevicePolicyStatus.objects.filter(pk__in=chunk).delete()[0]
     result.rows_written += insert_rows(DevicePolicyStatus, POLICY_COLUMNS, new_policy_rows)
+    if new_setting_rows:
+        StatusMessage.objects.intern(new_messages)
     result.rows_written += insert_rows(DeviceSettingStatus, SETTING_COLUMNS, new_setting_rows)
     result.rows_written += apply_deltas(policy_deltas, setting_deltas)
     return result
@@ -353,7 +360,7 @@ SETTING_COLUMNS = (
     "value",
     "status",
     "error_code",
-    "message",
+    "message_key",
     "conflict_policy_ids",
 )
 

@@ -12,9 +12,12 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import uuid
+from collections.abc import Iterable
 
-from django.db import models
+from django.db import connection, models
 
 from console.constraints import HashUniqueConstraint
 
@@ -75,6 +78,63 @@ class DevicePolicyStatus(models.Model):
         )
 
 
+@functools.lru_cache(maxsize=65536)
+def message_key(text: str | None) -> int | None:
+    """A status message's key: the first 8 bytes of its MD5, as a signed 64-bit integer (None for no message).
+
+    A pure function of the text, so a check-in compares a stored row's message by key without reading any text,
+    and a cached key can never point at another text, even after a rolled-back transaction. PostgreSQL computes
+    the same value as ``('x' || left(md5(text), 16))::bit(64)::bigint`` (migration reports 0007).
+    """
+    if not text:
+        return None
+    return int.from_bytes(hashlib.md5(text.encode()).digest()[:8], "big", signed=True)
+
+
+class StatusMessageManager(models.Manager):
+    def intern(self, texts: Iterable[str]) -> dict[str, int]:
+        """Make sure every (non-empty) text has its row; returns text -> key. One INSERT and one SELECT.
+
+        Rows are inserted in key order, so two check-ins interning the same new texts wait for each other
+        instead of deadlocking. A different text already stored under a key (two texts whose MD5s share 64
+        bits) raises instead of reporting the wrong message.
+        """
+        keys = {text: message_key(text) for text in set(texts) if text}
+        if not keys:
+            return {}
+        ordered = sorted(keys.items(), key=lambda item: item[1])
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        with connection.cursor() as cursor:
+            for start in range(0, len(ordered), 1000):
+                chunk = ordered[start : start + 1000]
+                values = ", ".join(["(%s, %s)"] * len(chunk))
+                cursor.execute(
+                    f"INSERT INTO {table} (key, text) VALUES {values} ON CONFLICT (key) DO NOTHING",
+                    [param for text, key in chunk for param in (key, text)],
+                )
+        stored = dict(self.filter(key__in=list(keys.values())).values_list("key", "text"))
+        for text, key in keys.items():
+            if stored.get(key) != text:
+                raise ValueError(
+                    f"Status message key {key} already stands for another text: {stored.get(key)!r}"
+                )
+        return keys
+
+
+class StatusMessage(models.Model):
+    """The text of a status message, stored once: a fleet reports a few thousand distinct messages over tens of
+    millions of setting rows ("Applied: ./Vendor/MSFT/Firewall/…", "This policy is for macOS devices and …").
+    Rows are only ever added; the key is derived from the text (``message_key``)."""
+
+    key = models.BigIntegerField(primary_key=True)
+    text = models.TextField()
+
+    objects = StatusMessageManager()
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class DeviceSettingStatus(models.Model):
     # The biggest table (devices x settings): no database-level foreign keys, because their per-row checks at
     # commit were a third of a check-in's database time. Integrity is kept by the code instead: deletions
@@ -99,7 +159,18 @@ class DeviceSettingStatus(models.Model):
     value = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices)
     error_code = models.IntegerField(null=True, blank=True)
-    message = models.TextField(blank=True, default="")
+    # The message's text lives once in StatusMessage (8 bytes a row here instead of ~75); read it as ``message``
+    # (select_related("message_ref") for many rows).
+    message_ref = models.ForeignKey(
+        StatusMessage,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        db_column="message_key",
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
     conflict_policy_ids = models.JSONField(default=list, blank=True)
 
     class Meta:
@@ -119,6 +190,17 @@ class DeviceSettingStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device_id}/{self.policy_id}/{self.setting_key}: {self.status}"
+
+    @property
+    def message(self) -> str:
+        return self.message_ref.text if self.message_ref_id is not None else ""
+
+    @message.setter
+    def message(self, text: str) -> None:
+        """For single rows written through the ORM (check-ins write through reports.ingest)."""
+        if text:
+            StatusMessage.objects.intern([text])
+        self.message_ref_id = message_key(text)
 
     @property
     def error_code_hex(self) -> str:

@@ -371,7 +371,11 @@ def device_setting_rows(device, policy: Policy) -> list[SettingRow]:
     setting on the device (two queries)."""
     catalog = get_catalog()
     device_id = getattr(device, "pk", device)
-    rows = list(DeviceSettingStatus.objects.filter(device_id=device_id, policy_id=policy.pk))
+    rows = list(
+        DeviceSettingStatus.objects.filter(device_id=device_id, policy_id=policy.pk).select_related(
+            "message_ref"
+        )
+    )
     try:
         order = [s.id for s in catalog.profile(policy.profile).settings]
     except KeyError:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _setting_row(device, policy, key):
-    return (device.pk, policy.pk, key, "1", "succeeded", None, "Applied", "[]")
+    return (device.pk, policy.pk, key, "1", "succeeded", None, None, "[]")
 
 
 def test_a_second_setting_row_for_the_same_device_policy_and_setting_is_refused():
