@@ -257,12 +257,18 @@ class ObjectListView(PermissionRequiredMixin, TemplateView):
             )
         return super().get(request, *args, **kwargs)
 
+    def kept_total(self, filterset) -> int | None:
+        """The list's total when something keeps it cheaper than a COUNT; None: count it (``list_total``)."""
+        return None
+
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
         filterset, qs = self.filtered()
         if self.keyset:
             per_page = keyset_per_page(self.request, self.per_page, self.max_per_page)
-            table = keyset_table(self.request, self.table_class, qs, per_page=per_page)
+            table = keyset_table(
+                self.request, self.table_class, qs, per_page=per_page, total=self.kept_total(filterset)
+            )
         else:
             table = self.table_class(qs, request=self.request)
             RequestConfig(self.request, paginate={"per_page": self.per_page}).configure(table)

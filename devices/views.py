@@ -19,7 +19,7 @@ from console.listing import CsvColumn, ObjectListView, keyset_per_page, keyset_t
 from console.models import Job, Platform, TenantSettings
 from reports import effective as effective_reads
 
-from . import bulk, checkins, mdatp, membership, services
+from . import bulk, checkins, mdatp, membership, services, tally
 from .agent import effective_defaults
 from .channel import stored_state
 from .filtersets import DeviceFilterSet, GroupFilterSet
@@ -33,7 +33,7 @@ from .forms import (
 )
 from .models import ConfigSource, Device, DeviceCredential, Group, GroupMember, JoinType, ManagedBy, OSType
 from .onboarding import LEFT_SCOPE, PLATFORM_OF_OS
-from .scope import scope_group_ids, scoped, visible_groups
+from .scope import ALL_DEVICES, scope_group_ids, scoped, visible_groups
 from .selection import SelectionError, read_selection
 from .tables import MAX_PER_PAGE, DeviceTable, GroupTable, MemberTable
 
@@ -83,6 +83,28 @@ class DeviceListView(ObjectListView):
 
     def get_queryset(self):
         return scoped(super().get_queryset(), self.request.user)
+
+    def kept_total(self, filterset) -> int | None:
+        """The fleet's total, or narrowed by OS, Managed by or enrollment status, from the counts PostgreSQL keeps
+        (``devices.tally``: a few dozen rows) rather than a COUNT of up to a million index entries: 60-75 ms at a
+        million devices, and 150-190 ms right after a check-in round, before vacuum has caught up with the
+        visibility map (``bench_pages --cold``). Exact either way. A scoped viewer, a search or any other filter is
+        counted as before (``console.listing.list_total``)."""
+        if not tally.kept() or scope_group_ids(self.request.user) is not ALL_DEVICES:
+            return None
+        wanted: dict[int, str] = {}
+        if filterset.is_bound:
+            if not filterset.is_valid():
+                return None
+            for name, value in filterset.form.cleaned_data.items():
+                if value in (None, ""):
+                    continue
+                if name not in tally.KEY:
+                    return None
+                wanted[tally.KEY.index(name)] = value
+        return sum(
+            n for key, n in tally.fleet_counts().items() if all(key[i] == v for i, v in wanted.items())
+        )
 
     def get_context_data(self, **kwargs):
         ctx = super().get_context_data(**kwargs)
