@@ -264,7 +264,12 @@ def stop_server(proc: subprocess.Popen) -> str:
 # ---- the HTTP benchmarks' server (bench_channel, bench_http) ------------------------------------------------
 
 
-def add_server_arguments(parser) -> None:
+# The README's two gunicorn pools: the pages and the API on sync workers, the device channel on threaded ones.
+PAGE_POOL = "sync workers, as the README serves the pages"
+CHANNEL_POOL = "gthread with keep-alive, as the README serves the device channel"
+
+
+def add_server_arguments(parser, *, threads: int, pool: str) -> None:
     parser.add_argument("--url", default="", help="a console already serving (default: start gunicorn)")
     parser.add_argument(
         "--workers", type=int, default=3, help="gunicorn workers when started (default 3, as the README)"
@@ -272,9 +277,9 @@ def add_server_arguments(parser) -> None:
     parser.add_argument(
         "--threads",
         type=int,
-        default=4,
-        help="threads per gunicorn worker when started (default 4, as the README: gthread, keep-alive; "
-        "1: sync workers)",
+        default=threads,
+        help=f"threads per gunicorn worker when started (default {threads}: {pool}; 1: sync workers, more: "
+        "gthread)",
     )
 
 

@@ -12,8 +12,8 @@ real agent does: ``GET /devicechannel/v1/checkin`` -> ``devices.agent.apply`` on
 /devicechannel/v1/report``. ``--concurrency`` agents are in flight at once (asyncio + httpx, one connection
 each); an agent never overlaps itself. The load generator runs on this machine, so its CPU is part of the box's.
 
-Without ``--url`` the console is started as the README's production section serves it: ``gunicorn -c
-python:console.serving console.wsgi --workers 3 --threads 4`` with CONSOLE_PRODUCTION on, behind what would be the TLS proxy (``BEHIND_PROXY`` and
+Without ``--url`` the console is started as the README's production section serves the device channel: ``gunicorn -c
+python:console.serving console.wsgi --workers 3 --threads 4`` (its channel pool) with CONSOLE_PRODUCTION on, behind what would be the TLS proxy (``BEHIND_PROXY`` and
 ``X-Forwarded-Proto: https`` on every request), on this database and the Redis of CELERY_BROKER_URL/CACHE_URL.
 
 Printed: full check-ins and check-ins/s, request p50/p95 for each of the two requests, errors by status/code,
@@ -34,6 +34,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from console.models import TenantSettings
 from console.testbed import (
+    CHANNEL_POOL,
     add_server_arguments,
     benchmark_server,
     check_server_options,
@@ -81,7 +82,7 @@ class Command(BaseCommand):
             "--checkins", type=int, default=0, help="stop after this many full check-ins (0: run --duration)"
         )
         parser.add_argument("--warmup", type=float, default=5.0, help="untimed seconds first (default 5)")
-        add_server_arguments(parser)
+        add_server_arguments(parser, threads=4, pool=CHANNEL_POOL)
         parser.add_argument(
             "--check-rate",
             type=float,

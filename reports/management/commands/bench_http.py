@@ -5,8 +5,10 @@
 
 ``bench_pages`` times one request at a time in-process; this is the other half of the question: how many
 requests per second the production layout answers when twenty people use it at once. Without ``--url`` the console
-is started as the README's production section serves it (``console.testbed.serve_production``: gunicorn with
-CONSOLE_PRODUCTION on, behind what would be the TLS proxy). ``--concurrency`` clients (asyncio + httpx, one
+is started as the README's production section serves the pages (``console.testbed.serve_production``: gunicorn's
+sync workers, ``--workers 3``, with CONSOLE_PRODUCTION on, behind what would be the TLS proxy). ``--threads 4`` serves
+them as the device channel is served, on threaded workers: on two cores that cost View report a third of its
+requests/s (the README's figures). ``--concurrency`` clients (asyncio + httpx, one
 keep-alive connection each) request one page as fast as they are answered for ``--duration`` seconds, then the
 next page:
 
@@ -33,6 +35,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 
 from console.testbed import (
+    PAGE_POOL,
     add_server_arguments,
     benchmark_admin,
     benchmark_server,
@@ -65,7 +68,7 @@ class Command(BaseCommand):
         parser.add_argument("--duration", type=float, default=30.0, help="seconds per page (default 30)")
         parser.add_argument("--warmup", type=float, default=3.0, help="untimed seconds per page (default 3)")
         parser.add_argument("--pages", default=",".join(PAGES), help=f"comma-separated: {', '.join(PAGES)}")
-        add_server_arguments(parser)
+        add_server_arguments(parser, threads=1, pool=PAGE_POOL)
         parser.add_argument("--check-rate", type=float, default=0.0, help="fail below this many requests/s")
         parser.add_argument("--check-p95-ms", type=float, default=0.0, help="fail above this p95 (ms)")
 
