@@ -32,15 +32,19 @@ def test_it_refuses_an_empty_tenant(db):
 
 
 @pytest.mark.postgres
-def test_pages_are_served_to_concurrent_signed_in_admins_without_an_error(transactional_db):
+@pytest.mark.parametrize(
+    ("threads", "layout"),
+    [([], "--threads 1"), (["--threads", "2"], "--threads 2")],  # the README's page pool (sync), and gthread
+)
+def test_pages_are_served_to_concurrent_signed_in_admins_without_an_error(transactional_db, threads, layout):
     call_command("seed_demo", "--devices", "30", "--policies", "3")
     out = io.StringIO()
     call_command(
         "bench_http", "--concurrency", "3", "--duration", "2", "--warmup", "0.5", "--workers", "1",
-        "--threads", "2", "--check-rate", "0.5", stdout=out,
+        *threads, "--check-rate", "0.5", stdout=out,
     )  # fmt: skip
     text = out.getvalue()
-    assert "(production)" in text
+    assert "(production)" in text and f"--workers 1 {layout} on" in text
     for page in ("devices", "policy_report", "device"):
         line = re.search(rf"^{page}\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+\d+ %", text, re.M)
         assert line, f"no line for {page}:\n{text}"
