@@ -86,7 +86,7 @@ class DeviceListView(ObjectListView):
 
     def kept_total(self, filterset) -> int | None:
         """The fleet's total, or narrowed by OS, Managed by or enrollment status, from the counts PostgreSQL keeps
-        (``devices.tally``: a few dozen rows) rather than a COUNT of up to a million index entries: 60-75 ms at a
+        (``devices.tally``: a few dozen rows) rather than a COUNT of up to a million index entries: 60-85 ms at a
         million devices, and 150-190 ms right after a check-in round, before vacuum has caught up with the
         visibility map (``bench_pages --cold``). Exact either way. A scoped viewer, a search or any other filter is
         counted as before (``console.listing.list_total``)."""
