@@ -23,7 +23,6 @@ loads the devices, so the check that the cache is current costs no extra query.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,8 +33,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection, transaction
-from django.db.models import Aggregate, CharField, OuterRef, Subquery, TextField
-from django.db.models.functions import Cast
+from django.db.models import Aggregate, BinaryField, CharField, ExpressionWrapper, F, OuterRef, Subquery
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -62,7 +60,7 @@ from reports.ingest import (
 )
 from reports.models import CheckinRecord, PolicyGeneration
 
-from . import credentials, scheduling
+from . import credentials, scheduling, statepack
 from .models import ConfigSource, Device, GroupMember, ManagedBy, OSType
 
 log = logging.getLogger(__name__)
@@ -76,7 +74,7 @@ _TOKEN_SALT = "devices.channel.report-token"
 _RESOLUTION_CACHE_MAX = 20_000
 
 # Fields a check-in reads; everything else of the device row stays in the database. The agent state comes as
-# its raw JSON text (``agent_state_text``): decoded only when it is needed, hashed as it is.
+# its packed bytes (``agent_state_packed``, devices.statepack): unpacked only when it is needed, hashed as it is.
 CHECKIN_FIELDS = (
     "id",
     "device_id",
@@ -187,15 +185,14 @@ def checkin_queryset():
     return Device.objects.only(*CHECKIN_FIELDS).annotate(
         member_of=Subquery(groups, output_field=CharField()),
         generation=Subquery(token),
-        agent_state_text=Cast("agent_state", output_field=TextField()),
+        agent_state_packed=ExpressionWrapper(F("agent_state"), output_field=BinaryField()),
     )
 
 
 def stored_state(device: Device) -> dict[str, Any]:
-    """The device's stored agent state (from the raw text a check-in loaded, or the field)."""
-    if hasattr(device, "agent_state_text"):
-        raw = device.agent_state_text
-        return json.loads(raw) if raw else {}
+    """The device's stored agent state (from the packed bytes a check-in loaded, or the field)."""
+    if hasattr(device, "agent_state_packed"):
+        return statepack.unpack(device.agent_state_packed)
     return device.agent_state or {}
 
 
@@ -237,7 +234,7 @@ def _by_credential_sql(with_state: bool) -> str:
             if connection.vendor == "postgresql"
             else "GROUP_CONCAT(m.group_id, ',')"
         )
-        state = ", CAST(d.agent_state AS TEXT) AS agent_state_text" if with_state else ""
+        state = ", d.agent_state AS agent_state_packed" if with_state else ""
         sql = (
             f"SELECT {columns}, c.secret_hash AS credential_hash, "
             f"(SELECT {ids} FROM {qn(GroupMember._meta.db_table)} m WHERE m.device_id = d.id) AS member_of, "
@@ -1009,9 +1006,9 @@ def _update_devices(items, lease, now, started, next_at, status: bool = True) ->
         rows, params = [], []
         for item in items:
             pk = item.device.pk
-            state = json.dumps(item.agent_state) if item.agent_state is not None else None
+            state = statepack.pack(item.agent_state) if item.agent_state is not None else None
             effective = item.effective.digest if item.effective is not None else None
-            rows.append("(%s::bigint, %s::timestamptz, %s::varchar, %s::jsonb, %s::varchar)")
+            rows.append("(%s::bigint, %s::timestamptz, %s::varchar, %s::bytea, %s::varchar)")
             params.extend([pk, next_at[pk], item.plan.digest, state, effective])
         sql = (
             f"UPDATE {table} AS d SET last_checkin_at = %s, next_checkin_at = v.next_at, "
@@ -1051,7 +1048,7 @@ def _update_devices(items, lease, now, started, next_at, status: bool = True) ->
             stamp,
             ops.adapt_datetimefield_value(next_at[i.device.pk]),
             i.plan.digest,
-            json.dumps(i.agent_state) if i.agent_state is not None else None,
+            statepack.pack(i.agent_state) if i.agent_state is not None else None,
             i.effective.digest if i.effective is not None else None,
             begun,
             i.device.pk,

@@ -50,7 +50,7 @@ from policies.services import FILTER_IGNORED_WARNING
 from reports.ingest import COPY_OBSERVERS, remove_devices
 from reports.models import CheckinRecord, DevicePolicyStatus, DeviceSettingStatus
 
-from . import agent, channel, mdatp, scheduling, sources
+from . import agent, channel, mdatp, scheduling, sources, statepack
 from .models import Device, Group, ManagedBy
 from .scope import scope_group_ids, scoped
 
@@ -95,7 +95,7 @@ _APPLY_CACHE: dict[tuple[str, str, bool, str, str], tuple[dict, dict, bool, list
 
 
 def agent_apply(
-    state_text: str,
+    packed_state: bytes,
     tamper_protection: bool,
     desired: dict,
     fingerprint: str,
@@ -109,13 +109,13 @@ def agent_apply(
     the local state changed, the effective settings in protocol form).
 
     The agent is a pure function of (local state, desired state, other sources) when no faults are simulated,
-    so devices in the same state share the work: the cache key is a hash of the stored state's text, not of a
-    decoded copy. ``ours``: "mde" (security settings management) or "mdm" (Intune), for the precedence.
+    so devices in the same state share the work: the cache key is a hash of the stored state's packed bytes
+    (devices.statepack packs deterministically), not of a decoded copy. ``ours``: "mde" (security settings management) or "mdm" (Intune), for the precedence.
     """
     key = None
     if not fault_rate:
         key = (
-            hashlib.sha1(state_text.encode()).hexdigest(),
+            hashlib.sha1(packed_state).hexdigest(),
             fingerprint,
             bool(tamper_protection),
             ours,
@@ -124,7 +124,7 @@ def agent_apply(
         hit = _APPLY_CACHE.get(key)
         if hit is not None:
             return hit
-    stored = json.loads(state_text) if state_text else {}
+    stored = statepack.unpack(packed_state)
     current = agent.set_tamper_protection(agent.AgentState.from_dict(stored), bool(tamper_protection))
     new_state, reports = agent.apply(current, desired, fault_rate=fault_rate, rng=rng)
     state = channel.compact_state(new_state.to_dict())
@@ -190,7 +190,7 @@ def run_checkins(
                 run.refused[device.pk] = exc.message
             continue
         state, results, state_changed, effective = agent_apply(
-            device.agent_state_text or "",
+            bytes(device.agent_state_packed or b""),
             device.tamper_protection,
             response["desired"],
             response["desiredFingerprint"],

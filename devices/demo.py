@@ -40,6 +40,7 @@ from .models import (
 )
 from .rules import parse_rule
 from .scheduling import first_checkin_at
+from .statepack import PackedJSONField, pack
 
 WIN10 = [("10.0.19045.4291", "Windows 10 Enterprise 22H2"), ("10.0.19045.4412", "Windows 10 Pro 22H2")]
 WIN11 = [
@@ -113,6 +114,8 @@ def _converter(field, now):
         return lambda v: None if v is None else str(v.astimezone(UTC).replace(tzinfo=None))
     if isinstance(field, models.JSONField):
         return lambda v: None if v is None else json.dumps(v)
+    if isinstance(field, PackedJSONField):
+        return lambda v: None if v is None else pack(v)
     if isinstance(field, models.DateField):
         return lambda v: None if v is None else field.get_db_prep_save(v, connection)
     return lambda value: value

@@ -8,6 +8,8 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
+from .statepack import PackedJSONField
+
 
 class OSType(models.TextChoices):
     WINDOWS = "windows", "Windows"
@@ -145,7 +147,8 @@ class Device(models.Model):
     desired_fingerprint = models.CharField(max_length=64, blank=True, default="")
     # Digest of the effective settings last written (reports.ingest writes only when it changes).
     effective_digest = models.CharField(max_length=64, blank=True, default="")
-    agent_state = models.JSONField(default=dict, blank=True)
+    # The simulated agent's local state, packed (devices.statepack: ~360 bytes instead of ~1,170 as JSONB).
+    agent_state = PackedJSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,0 +1,139 @@
+"""The simulated agent's state is stored packed (devices.statepack; issue 17: storage per device): deflated against
+a frozen dictionary of setting ids. The device sees the same state, the database keeps a fraction of it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+
+import pytest
+from django.core import serializers
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from devices import statepack
+from devices.models import Device
+from tests.checkins import fleet as f
+
+# The dictionary every stored row of format version 1 was packed against: it must never change.
+V1_SHA256 = "3e97da4f3574d2e4f6544b40c53a627d44eaa46c9d3230426f7ef4e48003f6e2"
+
+
+def _stored_bytes(device) -> bytes:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT agent_state FROM devices_device WHERE id = %s", [device.pk])
+        return bytes(cursor.fetchone()[0])
+
+
+def _enforced_device():
+    g = f.group("Workstations")
+    d = f.device("PC-001", groups=[g])
+    f.policy("AV baseline", {f.REALTIME: 1, f.PUA: 1, f.SCRIPT_SCANNING: 1}, include=[g])
+    f.checkin(d)
+    return d
+
+
+def test_the_version_1_dictionary_is_frozen():
+    assert hashlib.sha256(statepack.dictionary(1)).hexdigest() == V1_SHA256
+
+
+@pytest.mark.django_db
+def test_a_checked_in_device_keeps_its_state_in_a_fraction_of_its_json():
+    d = _enforced_device()
+
+    state = Device.objects.get(pk=d.pk).agent_state
+    stored = _stored_bytes(d)
+    assert state["preferences"]["PUAProtection"] == 1
+    assert f.PUA in state["managed"]
+    assert stored[0] == statepack.VERSION
+    assert statepack.unpack(stored) == state
+    text = statepack.canonical(state)
+    assert len(stored) * 3 < len(text)
+    assert len(stored) * 2 < len(zlib.compress(text, 9))  # the dictionary, not deflate alone
+
+
+@pytest.mark.django_db
+def test_the_same_state_is_stored_as_the_same_bytes():
+    # the check-in pipeline keys its per-state cache on the stored bytes (devices.checkins.agent_apply)
+    d = _enforced_device()
+    state = Device.objects.get(pk=d.pk).agent_state
+    reordered = dict(reversed(list(state.items())))
+
+    assert statepack.pack(reordered) == statepack.pack(state) == _stored_bytes(d)
+
+
+@pytest.mark.django_db
+def test_an_empty_state_is_stored_as_no_bytes_and_read_back_as_an_empty_object():
+    d = f.device("NEW-001")
+
+    assert _stored_bytes(d) == b""
+    assert Device.objects.get(pk=d.pk).agent_state == {}
+
+
+def test_damaged_or_unknown_bytes_are_refused_with_a_reason():
+    packed = statepack.pack({"preferences": {"PUAProtection": 1}})
+
+    with pytest.raises(statepack.PackError, match="cut short"):
+        statepack.unpack(packed[:-3])
+    with pytest.raises(statepack.PackError, match="damaged"):
+        statepack.unpack(packed[:1] + b"\xff" * 8)
+    with pytest.raises(statepack.PackError, match="unknown format version 9"):
+        statepack.unpack(b"\x09" + packed[1:])
+
+
+def test_a_state_that_is_not_a_json_object_is_refused_before_the_database():
+    with pytest.raises(TypeError, match="JSON object"):
+        Device._meta.get_field("agent_state").get_prep_value(["not", "an", "object"])
+
+
+@pytest.mark.django_db
+def test_a_device_survives_dumpdata_and_loaddata_with_its_state():
+    d = _enforced_device()
+    state = Device.objects.get(pk=d.pk).agent_state
+    text = serializers.serialize("json", Device.objects.filter(pk=d.pk))
+    assert json.loads(json.loads(text)[0]["fields"]["agent_state"]) == state
+
+    Device.objects.filter(pk=d.pk).update(agent_state={})
+    for obj in serializers.deserialize("json", text):
+        obj.save()
+
+    assert Device.objects.get(pk=d.pk).agent_state == state
+
+
+BEFORE = [("devices", "0010_device_counts")]
+AFTER = [("devices", "0011_pack_agent_state")]
+STATES = [
+    {},
+    {
+        "preferences": {"PUAProtection": 1},
+        "managed": [f.PUA],
+        "applied": {f.PUA: 1},
+        "tamper_protection": True,
+    },
+    {"preferences": {}, "local": {"antivirusEngine": {"enforcementLevel": "real_time"}}, "note": "Échec ✓"},
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_packs_existing_states_and_unpacks_them_back():
+    executor = MigrationExecutor(connection)
+    executor.migrate(BEFORE)
+    old = executor.loader.project_state(BEFORE).apps.get_model("devices", "Device")
+    ids = [old.objects.create(display_name=f"M-{i}", agent_state=state).pk for i, state in enumerate(STATES)]
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(AFTER)
+    assert [Device.objects.get(pk=pk).agent_state for pk in ids] == STATES
+    assert [len(_stored_bytes(Device(pk=pk))) > 0 for pk in ids] == [False, True, True]
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(BEFORE)
+    back = executor.loader.project_state(BEFORE).apps.get_model("devices", "Device")
+    assert [back.objects.get(pk=pk).agent_state for pk in ids] == STATES
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())  # back to the latest schema for the other tests
