@@ -23,6 +23,8 @@ are written by delete + insert (``reports.ingest``), never upserted.
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Cast
+from django.db.models.lookups import Exact
 
 
 class HashUniqueConstraint(models.UniqueConstraint):
@@ -62,3 +64,25 @@ class HashUniqueConstraint(models.UniqueConstraint):
             return super().remove_sql(model, schema_editor)
         qn = schema_editor.quote_name
         return f"ALTER TABLE {qn(model._meta.db_table)} DROP CONSTRAINT {qn(self.name)}"
+
+
+class _TextArray(models.Func):
+    template = "ARRAY[%(expressions)s]"
+    output_field = models.TextField()  # only ever compared with another of its kind
+
+    def __init__(self, *parts):
+        super().__init__(*(Cast(part, models.TextField()) for part in parts))
+
+
+def hash_key_match(constraint: HashUniqueConstraint, **values) -> Exact:
+    """A filter on the constraint's fields written as its hash index's expression, so that PostgreSQL finds the one
+    row through that index: ``ARRAY[device_id::text, …] = ARRAY[%s::text, …]``. ``values`` gives each field (a
+    value, F or OuterRef). Only for PostgreSQL (``_hashed``); elsewhere filter on the fields."""
+    columns = _TextArray(*(models.F(name) for name in constraint.fields))
+    wanted = _TextArray(
+        *(
+            v if hasattr(v, "resolve_expression") else models.Value(v)
+            for v in (values[n] for n in constraint.fields)
+        )
+    )
+    return Exact(columns, wanted)
