@@ -110,7 +110,8 @@ def agent_apply(
 
     The agent is a pure function of (local state, desired state, other sources) when no faults are simulated,
     so devices in the same state share the work: the cache key is a hash of the stored state's packed bytes
-    (devices.statepack packs deterministically), not of a decoded copy. ``ours``: "mde" (security settings management) or "mdm" (Intune), for the precedence.
+    (devices.statepack packs deterministically), not of a decoded copy. ``ours``: "mde" (security settings
+    management) or "mdm" (Intune), for the precedence.
     """
     key = None
     if not fault_rate:
