@@ -22,7 +22,7 @@ are written by delete + insert (``reports.ingest``), never upserted.
 
 from __future__ import annotations
 
-from django.db import models
+from django.db import connection, models
 from django.db.models.functions import Cast
 from django.db.models.lookups import Exact
 
@@ -74,15 +74,14 @@ class _TextArray(models.Func):
         super().__init__(*(Cast(part, models.TextField()) for part in parts))
 
 
-def hash_key_match(constraint: HashUniqueConstraint, **values) -> Exact:
-    """A filter on the constraint's fields written as its hash index's expression, so that PostgreSQL finds the one
-    row through that index: ``ARRAY[device_id::text, …] = ARRAY[%s::text, …]``. ``values`` gives each field (a
-    value, F or OuterRef). Only for PostgreSQL (``_hashed``); elsewhere filter on the fields."""
+def hash_key_match(constraint: HashUniqueConstraint, **values) -> Exact | models.Q:
+    """A filter that finds the one row with these ``values`` (one per field of the constraint: a value, F or
+    OuterRef) through the constraint's index. On PostgreSQL it is written as the hash index's expression,
+    ``ARRAY[device_id::text, …] = ARRAY[%s::text, …]``, which the planner answers from that index; filtered by its
+    columns, it may combine other indexes instead. Elsewhere the fields themselves (their unique index)."""
+    wanted = [values[name] for name in constraint.fields]
+    if connection.vendor != "postgresql":
+        return models.Q(**dict(zip(constraint.fields, wanted, strict=True)))
     columns = _TextArray(*(models.F(name) for name in constraint.fields))
-    wanted = _TextArray(
-        *(
-            v if hasattr(v, "resolve_expression") else models.Value(v)
-            for v in (values[n] for n in constraint.fields)
-        )
-    )
-    return Exact(columns, wanted)
+    key = _TextArray(*(v if hasattr(v, "resolve_expression") else models.Value(v) for v in wanted))
+    return Exact(columns, key)

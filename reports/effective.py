@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection
 from django.db.models import Case, Count, Exists, OuterRef, Q, Subquery, TextField, Value, When
 from django.db.models.functions import Concat, Substr
 
@@ -388,18 +387,12 @@ def _delivered(rows, policy_id: int):
     A scalar subquery (``(SELECT … LIMIT 1) IS NOT NULL``), not EXISTS. PostgreSQL turns an EXISTS into a
     semi-join, and at a million devices, with statistics that expected a few thousand effective rows, it chose to
     hash every succeeded row of the policy (7 million rows, 3 s) for a page whose effective rows were none. A
-    scalar subquery is never pulled up into a join: it stays one probe of dss_device_idx per effective row,
-    driven from the small side (0.7 ms on the same database)."""
+    scalar subquery is never pulled up into a join: it stays one probe per effective row, driven from the small
+    side. The probe goes by the row's hash key (console.constraints.hash_key_match): probed by its columns, the
+    planner combined dss_device_idx with the (policy, setting, status) index and read all 46,568 entries of the
+    policy's setting for each of 16,542 effective rows (80 s, "ASR rules - Servers" at 1M; 88 ms by hash key)."""
     key = {"device": OuterRef("device_id"), "policy": policy_id, "setting_key": OuterRef("setting_key")}
-    if connection.vendor == "postgresql":
-        # the row's hash key, so the probe is its hash index: one row. Probed by its columns, the planner
-        # combined dss_device_idx with the (policy, setting, status) index and read all 46,568 entries of the
-        # policy's setting for each of 16,542 effective rows (80 s, "ASR rules - Servers" at 1M).
-        succeeded = DeviceSettingStatus.objects.filter(hash_key_match(_DSS_KEY, **key), status="succeeded")
-    else:
-        succeeded = DeviceSettingStatus.objects.filter(
-            device_id=key["device"], policy_id=policy_id, setting_key=key["setting_key"], status="succeeded"
-        )
+    succeeded = DeviceSettingStatus.objects.filter(hash_key_match(_DSS_KEY, **key), status="succeeded")
     return rows.alias(delivered=Subquery(succeeded.values("policy_id")[:1])).filter(delivered__isnull=False)
 
 
