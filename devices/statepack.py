@@ -63,10 +63,9 @@ def pack(state: Mapping[str, Any]) -> bytes:
     return bytes([VERSION]) + packer.compress(canonical(state)) + packer.flush()
 
 
-def unpack_text(data: bytes | memoryview | None) -> str:
-    """The state's JSON text ("" for the empty state)."""
+def unpack(data: bytes | memoryview | None) -> dict[str, Any]:
     if not data:
-        return ""
+        return {}
     data = bytes(data)
     version = data[0]
     try:
@@ -76,12 +75,7 @@ def unpack_text(data: bytes | memoryview | None) -> str:
         raise PackError(f"Agent state (format version {version}) is damaged: {exc}.") from exc
     if not unpacker.eof:
         raise PackError(f"Agent state (format version {version}) is cut short.")
-    return text.decode()
-
-
-def unpack(data: bytes | memoryview | None) -> dict[str, Any]:
-    text = unpack_text(data)
-    return json.loads(text) if text else {}
+    return json.loads(text)
 
 
 def catalog_dictionary(setting_ids: Iterable[str], preference_names: Iterable[str]) -> bytes:
