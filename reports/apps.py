@@ -23,7 +23,7 @@ class ReportsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save, pre_delete
 
-        from . import drift, pending, tasks  # noqa: F401 - tasks: registered in every process, queued by name
+        from . import drift, ingest, pending, tasks  # noqa: F401 - tasks: registered in every process, queued by name
 
         device, policy = self.apps.get_model("devices.Device"), self.apps.get_model("policies.Policy")
         policy_changed.connect(pending.on_policy_changed, dispatch_uid="reports.pending.policy_changed")
@@ -35,6 +35,7 @@ class ReportsConfig(AppConfig):
         pre_delete.connect(
             pending.on_policy_deleting, sender=policy, dispatch_uid="reports.pending.policy_deleting"
         )
+        post_save.connect(ingest.on_device_saved, sender=device, dispatch_uid="reports.ingest.device_saved")
         drift.drift_recorded.connect(
             functools.partial(_alert_soc, tamper_protected=frozenset(TAMPER_PROTECTED)),
             weak=False,

@@ -140,7 +140,7 @@ def _setting_summary_rows():
 DEVICE_COLUMNS = (
     Column("IntuneDeviceId", "String", lambda r: str(r.device.managed_device_id), guid_field("device__managed_device_id", "IntuneDeviceId")),
     Column("DeviceId", "String", lambda r: str(r.device.device_id), guid_field("device__device_id", "DeviceId")),
-    Column("DeviceName", "String", lambda r: r.device.display_name, "device__display_name", "device__display_name"),
+    Column("DeviceName", "String", lambda r: r.device.display_name, "device_name", "device_name"),
     Column("UPN", "String", lambda r: ""),
     Column("UserId", "String", lambda r: ""),
     Column("PolicyId", "String", lambda r: str(r.policy.policy_id), guid_field("policy__policy_id", "PolicyId")),
@@ -188,8 +188,8 @@ REPORTS = {
                 "IntuneDeviceId",
                 "PspdpuLastModifiedTimeUtc",
             ),
-            search=("device__display_name",),
-            default_order=("device__display_name",),
+            search=("device_name",),
+            default_order=("device_name",),
         ),
         Report(
             "getConfigurationPoliciesReportForDevice",
@@ -296,8 +296,8 @@ REPORTS["getConfigurationPolicyNonComplianceReport"] = Report(
     DEVICE_COLUMNS,
     ("DeviceName", "UPN", "PolicyId", "PolicyName", "PolicyStatus", "PolicyStatus_loc", "IntuneDeviceId",
      "PspdpuLastModifiedTimeUtc"),
-    search=("device__display_name",),
-    default_order=("device__display_name",),
+    search=("device_name",),
+    default_order=("device_name",),
 )  # fmt: skip
 REPORTS["getSettingNonComplianceReport"] = Report(
     "getSettingNonComplianceReport",

@@ -332,6 +332,9 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
         result.rows_written += DeviceSettingStatus.objects.filter(pk__in=chunk).delete()[0]
     for chunk in _chunks(delete_policy_ids, _CHUNK):
         result.rows_written += DevicePolicyStatus.objects.filter(pk__in=chunk).delete()[0]
+    if new_policy_rows:  # the device's name goes with its row (View report reads pages in name order)
+        names = device_names({row[0] for row in new_policy_rows})
+        new_policy_rows = [(*row, names.get(row[0], "")) for row in new_policy_rows]
     result.rows_written += insert_rows(DevicePolicyStatus, POLICY_COLUMNS, new_policy_rows)
     if new_setting_rows:
         StatusMessage.objects.intern(new_messages)
@@ -352,6 +355,7 @@ POLICY_COLUMNS = (
     "pending_count",
     "message",
     "last_reported_at",
+    "device_name",
 )
 SETTING_COLUMNS = (
     "device_id",
@@ -385,6 +389,24 @@ def _json(value: Any) -> str:
 
 # Callables told about every COPY (statements the connection's execute wrappers don't see): f(rows).
 COPY_OBSERVERS: list = []
+
+
+def device_names(device_ids: Iterable[int]) -> dict[int, str]:
+    """Device id -> name, for the policy status rows about to be written."""
+    names: dict[int, str] = {}
+    for chunk in _chunks(sorted(device_ids), 500):
+        names.update(Device.objects.filter(pk__in=chunk).values_list("pk", "display_name"))
+    return names
+
+
+def on_device_saved(sender, instance, created: bool = False, update_fields=None, **kwargs) -> None:
+    """A device saved with a (possibly) new name: its policy status rows take the name (one indexed update,
+    nothing written when the name is unchanged). Check-ins save named fields without the name: no query."""
+    if created or (update_fields is not None and "display_name" not in update_fields):
+        return
+    DevicePolicyStatus.objects.filter(device_id=instance.pk).exclude(
+        device_name=instance.display_name
+    ).update(device_name=instance.display_name)
 
 
 def insert_rows(model, columns: Sequence[str], rows: Sequence[tuple]) -> int:

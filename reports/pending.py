@@ -213,7 +213,16 @@ def add_missing_rows(policy_ids: list[int], device_ids: list[int] | None = None)
                 devices = channel.checkin_queryset().filter(pk__in=[d for d in chunk if d not in have])
                 now = timezone.now()
                 rows = [
-                    (device.pk, pid, status, channel.channel_of(device), *_NO_COUNTS, _MESSAGES[status], now)
+                    (
+                        device.pk,
+                        pid,
+                        status,
+                        channel.channel_of(device),
+                        *_NO_COUNTS,
+                        _MESSAGES[status],
+                        now,
+                        device.display_name,
+                    )
                     for device, status in channel.targeted_devices(devices, context, pid)
                 ]
                 inserted = insert_missing_policy_rows(rows)

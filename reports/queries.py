@@ -8,8 +8,8 @@ API both call these functions, so the console and Graph always agree.
 Index map (what serves what):
 
 - counts per policy / per setting: the aggregate tables (a few rows per policy);
-- devices of a policy (View report): reports_devicepolicystatus (policy, status) and the (device, policy) unique
-  index, joined to devices_device by primary key;
+- devices of a policy (View report): reports_devicepolicystatus (policy, device_name, id), or (policy, status,
+  device_name, id) with a status, read in page order; the page's 25 devices joined by primary key;
 - devices of a policy with a setting in a status: reports_devicesettingstatus (policy, setting_key, status);
 - a device's per-setting rows and "other policies that manage this setting": the (device, policy, setting_key)
   unique index of reports_devicesettingstatus;
@@ -223,7 +223,7 @@ def policy_devices_queryset(policy: Policy | int, filters: DeviceFilters | None 
     if f.os:
         qs = qs.filter(device__os=f.os)
     if f.q.strip():
-        qs = qs.filter(device__display_name__icontains=f.q.strip())
+        qs = qs.filter(device_name__icontains=f.q.strip())
     if f.setting or f.setting_status:
         rows = DeviceSettingStatus.objects.filter(policy_id=pid, device_id=OuterRef("device_id"))
         if f.setting:
@@ -259,7 +259,7 @@ def policy_device_total(policy: Policy | int, filters: DeviceFilters | None = No
 def policy_device_rows(
     policy: Policy | int,
     filters: DeviceFilters | None = None,
-    order: Iterable[str] = ("device__display_name",),
+    order: Iterable[str] = ("device_name",),
     page: int = 1,
     per_page: int = 50,
 ) -> tuple[list[DevicePolicyStatus], int]:

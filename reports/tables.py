@@ -67,12 +67,12 @@ def setting_bar(row) -> str:
 class PolicyDeviceTable(FastRows, tables.Table):
     """View report: the devices that received the policy."""
 
-    device = tables.Column(verbose_name="Device", order_by=("device__display_name", "pk"))
-    status = tables.Column(verbose_name="Status", order_by=("status", "device__display_name"))
+    device = tables.Column(verbose_name="Device", order_by=("device_name", "pk"))
+    status = tables.Column(verbose_name="Status", order_by=("status", "device_name", "pk"))
     settings = tables.Column(verbose_name="Settings", orderable=False)
-    os = tables.Column(verbose_name="OS", order_by=("device__os", "device__display_name"))
+    os = tables.Column(verbose_name="OS", order_by=("device__os", "device_name", "pk"))
     managed_by = tables.Column(
-        verbose_name="Managed by", order_by=("device__managed_by", "device__display_name")
+        verbose_name="Managed by", order_by=("device__managed_by", "device_name", "pk")
     )
     last_reported_at = tables.Column(verbose_name="Last report time", order_by=("last_reported_at", "pk"))
 

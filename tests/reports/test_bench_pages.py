@@ -46,6 +46,8 @@ def test_it_times_every_page_as_a_global_administrator(world, frozen_clock):
         ("overview", 200),
         ("monitor", 200),
         ("view_report", 200),
+        ("view_report_by_status", 200),
+        ("view_report_errors", 200),
         ("per_setting", 200),
         ("drill_in", 200),
         ("overview_live", 204),

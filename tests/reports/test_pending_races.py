@@ -142,7 +142,7 @@ def test_it_skips_a_row_that_exists_and_counts_only_the_rows_it_inserted():
     now = timezone.now()
 
     def row(did, pid):
-        return (did, pid, "pending", "mde", 0, 0, 0, 0, 0, PENDING_MESSAGE, now)
+        return (did, pid, "pending", "mde", 0, 0, 0, 0, 0, PENDING_MESSAGE, now, f"D-{did}")
 
     assert insert_missing_policy_rows([row(first, cloud.pk)]) == [(first, cloud.pk, "pending")]
     assert insert_missing_policy_rows([row(first, cloud.pk), row(second, cloud.pk)]) == [

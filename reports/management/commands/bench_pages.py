@@ -40,6 +40,8 @@ REPORT_PAGES = (
     "overview",
     "monitor",
     "view_report",
+    "view_report_by_status",
+    "view_report_errors",
     "per_setting",
     "drill_in",
     "overview_live",
@@ -251,6 +253,11 @@ class Command(BaseCommand):
             "overview": reverse("reports:overview"),
             "monitor": reverse("reports:policy_monitor", kwargs=kwargs),
             "view_report": f"{reverse('reports:policy_devices', kwargs=kwargs)}?per_page={per_page}",
+            # the Status column's sort, and the link from the Monitor's error count
+            "view_report_by_status": f"{reverse('reports:policy_devices', kwargs=kwargs)}?per_page={per_page}"
+            "&sort=status",
+            "view_report_errors": f"{reverse('reports:policy_devices', kwargs=kwargs)}?per_page={per_page}"
+            "&status=error",
             "per_setting": reverse("reports:policy_settings", kwargs=kwargs),
         }
         first = (
