@@ -56,8 +56,8 @@ class DevicePolicyStatus(models.Model):
     last_reported_at = models.DateTimeField(null=True, blank=True)
     # The device's name, copied here so that View report's pages are read in order from one index: sorting by
     # the device table's name meant walking every device (a small policy's devices can all sort last; 580,377
-    # probes for 25 rows at 1M). Written with the row (reports.ingest, reports.pending) and kept by a rename
-    # (reports.apps).
+    # probes for 25 rows at 1M). Written with the row (reports.ingest, reports.pending); a rename saved through
+    # the model is copied to the rows (reports.ingest.on_device_saved), one done by QuerySet.update() is not.
     device_name = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:

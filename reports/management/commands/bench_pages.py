@@ -249,15 +249,14 @@ class Command(BaseCommand):
 
     def _urls(self, policy, per_page: int, DevicePolicyStatus, client) -> dict[str, str]:
         kwargs = {"policy_id": policy.policy_id}
+        report = f"{reverse('reports:policy_devices', kwargs=kwargs)}?per_page={per_page}"
         urls = {
             "overview": reverse("reports:overview"),
             "monitor": reverse("reports:policy_monitor", kwargs=kwargs),
-            "view_report": f"{reverse('reports:policy_devices', kwargs=kwargs)}?per_page={per_page}",
+            "view_report": report,
             # the Status column's sort, and the link from the Monitor's error count
-            "view_report_by_status": f"{reverse('reports:policy_devices', kwargs=kwargs)}?per_page={per_page}"
-            "&sort=status",
-            "view_report_errors": f"{reverse('reports:policy_devices', kwargs=kwargs)}?per_page={per_page}"
-            "&status=error",
+            "view_report_by_status": f"{report}&sort=status",
+            "view_report_errors": f"{report}&status=error",
             "per_setting": reverse("reports:policy_settings", kwargs=kwargs),
         }
         first = (
