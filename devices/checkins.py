@@ -701,7 +701,7 @@ def panel_context(request: HttpRequest, device_pk: int) -> dict[str, Any]:
     for row in (
         DeviceSettingStatus.objects.filter(device_id=device.pk)
         .select_related("message_ref")
-        .order_by("setting_key")
+        .order_by("setting_key_text__text")
     ):
         settings_by_policy.setdefault(row.policy_id, []).append(row)
     targeted: list[int] = []

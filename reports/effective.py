@@ -115,7 +115,7 @@ def device_entries(
     if mismatches:
         rows = rows.filter(intent=Intent.DIFFERS)
     out = []
-    stored = list(rows.order_by("setting_key", "entry"))
+    stored = list(rows.order_by("setting_key_text__text", "entry"))
     show_defaults = bool(defaults) and bool(device.effective_digest)
     if show_defaults and not hide_defaults and not mismatches and source in ("", ConfigSource.DEFAULT):
         configured = set(

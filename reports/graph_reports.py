@@ -254,7 +254,9 @@ REPORTS = {
             _setting_rows,
             (
                 *DEVICE_COLUMNS[:8],
-                Column("SettingId", "String", lambda r: r.setting_key, "setting_key", "setting_key"),
+                Column(
+                    "SettingId", "String", lambda r: r.setting_key, "setting_key", "setting_key_text__text"
+                ),
                 Column("SettingName", "String", lambda r: _setting_name(r.setting_key)),
                 Column(
                     "SettingStatus",
@@ -271,7 +273,7 @@ REPORTS = {
             ),
             ("SettingId", "SettingName", "SettingStatus", "SettingStatus_loc", "ErrorCode", "CurrentValue"),
             search=("setting_key",),
-            default_order=("setting_key",),
+            default_order=("setting_key_text__text",),  # the key's text: the column holds its hash
         ),  # fmt: skip
     )
 }
@@ -307,7 +309,7 @@ REPORTS["getSettingNonComplianceReport"] = Report(
     ("DeviceName", "IntuneDeviceId", "PolicyId", "PolicyName", "SettingId", "SettingName", "SettingStatus",
      "SettingStatus_loc", "ErrorCode"),
     search=("device__display_name", "setting_key"),
-    default_order=("device__display_name", "setting_key"),
+    default_order=("device__display_name", "setting_key_text__text"),
 )  # fmt: skip
 
 
@@ -350,7 +352,7 @@ EFFECTIVE_COLUMNS = (
     Column("IntuneDeviceId", "String", lambda r: str(r.device.managed_device_id), guid_field("device__managed_device_id", "IntuneDeviceId")),
     Column("DeviceId", "String", lambda r: str(r.device.device_id), guid_field("device__device_id", "DeviceId")),
     Column("DeviceName", "String", lambda r: r.device.display_name, "device__display_name", "device__display_name"),
-    Column("SettingDefinitionId", "String", lambda r: r.setting_key, "setting_key", "setting_key"),
+    Column("SettingDefinitionId", "String", lambda r: r.setting_key, "setting_key", "setting_key_text__text"),
     Column("SettingName", "String", lambda r: _setting_name(r.setting_key)),
     Column("Entry", "String", lambda r: r.entry, "entry", "entry"),
     Column("EffectiveValue", "String", lambda r: _value_text(r.value)),
@@ -368,7 +370,7 @@ REPORTS["getEffectiveSettingsReport"] = Report(
     ("DeviceName", "IntuneDeviceId", "SettingDefinitionId", "SettingName", "Entry", "EffectiveValue", "ConfiguredBy",
      "IntendedValue", "MatchesIntent", "OtherAttempts"),
     search=("device__display_name", "setting_key", "entry"),
-    default_order=("device__display_name", "setting_key", "entry", "pk"),
+    default_order=("device__display_name", "setting_key_text__text", "entry", "pk"),
 )  # fmt: skip
 
 

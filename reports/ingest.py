@@ -34,6 +34,7 @@ from policies.engine import STATUS_CONFLICT, STATUS_NOT_APPLICABLE, Resolution, 
 from policies.models import Policy
 
 from . import drift as drift_alerts
+from .interned import canonical_json, store_texts, text_key
 from .models import (
     REPORTING_COUNTER,
     STATUSES,
@@ -46,7 +47,6 @@ from .models import (
     PolicySettingStatusCount,
     PolicyStatusCount,
     Status,
-    StatusMessage,
     message_key,
 )
 
@@ -267,7 +267,7 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
     delete_setting_ids: list[int] = []
     new_policy_rows: list[tuple] = []
     new_setting_rows: list[tuple] = []
-    new_messages: set[str] = set()
+    new_texts: set[str | None] = set()
 
     for plan in plans:
         did = plan.device_id
@@ -310,13 +310,14 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
             old_entry = existing_s.get((pid, key))
             if old_entry is not None and list(setting_key(row)) == list(old_entry[1]):
                 continue
-            new_messages.add(row.message)
+            value_text = canonical_json(row.value) if row.value is not None else None
+            new_texts.update((row.message, key, value_text))
             new_setting_rows.append(
                 (
                     did,
                     pid,
-                    key,
-                    _json(row.value),
+                    text_key(key),
+                    text_key(value_text) if value_text is not None else None,
                     row.status,
                     row.error_code,
                     message_key(row.message),
@@ -336,8 +337,8 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
         names = device_names({row[0] for row in new_policy_rows})
         new_policy_rows = [(*row, names.get(row[0], "")) for row in new_policy_rows]
     result.rows_written += insert_rows(DevicePolicyStatus, POLICY_COLUMNS, new_policy_rows)
-    if new_setting_rows:
-        StatusMessage.objects.intern(new_messages)
+    if new_setting_rows:  # the texts first: a row holds the keys of its message, setting key and value
+        store_texts(text for text in new_texts if text)
     result.rows_written += insert_rows(DeviceSettingStatus, SETTING_COLUMNS, new_setting_rows)
     result.rows_written += apply_deltas(policy_deltas, setting_deltas)
     return result
@@ -833,6 +834,7 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
     delete_ids: list[int] = []
     new_rows: list[tuple] = []
     drift: list[tuple] = []
+    new_keys: set[str] = set()
     for did, plan, first in plans:
         if first:
             deltas[REPORTING_COUNTER] += 1
@@ -849,9 +851,10 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
             if found is not None and list(_row_tuple(row)) == list(found[1]):
                 continue
             new_rows.append(
-                (did, key, entry, _json(row.value), row.configured_by, _attempts_json(row.other_attempts),
-                 _json(row.intended), row.intent, now)
+                (did, text_key(key), entry, _json(row.value), row.configured_by,
+                 _attempts_json(row.other_attempts), _json(row.intended), row.intent, now)
             )  # fmt: skip
+            new_keys.add(key)
             deltas[(key, entry, row.intent, row.configured_by)] += 1
             if first:
                 continue
@@ -873,6 +876,7 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
     written = 0
     for chunk in _chunks(delete_ids, _CHUNK):
         written += DeviceEffectiveSetting.objects.filter(pk__in=chunk).delete()[0]
+    store_texts(new_keys)  # a row holds the key of its setting key (reports.interned)
     written += insert_rows(DeviceEffectiveSetting, EFFECTIVE_COLUMNS, new_rows)
     written += insert_rows(DriftEvent, DRIFT_COLUMNS, drift)
     drift_alerts.announce_rows(drift)  # the SOC webhook hears of protected drift after commit (reports.drift)

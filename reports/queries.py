@@ -343,7 +343,7 @@ def _others(
             "policy__profile",
             "policy__policy_type",
         )
-        .order_by("setting_key", "policy__name", "policy_id")
+        .order_by("setting_key_text__text", "policy__name", "policy_id")
     )
     seen: dict[str, set[int]] = defaultdict(set)
     for row in rows:

@@ -1013,7 +1013,9 @@ class ManagedDeviceEffectiveSettings(VersionedView):
     )
     def get(self, request, device_id: str):
         device = _managed_device(device_id, request)
-        rows = DeviceEffectiveSetting.objects.filter(device=device).order_by("setting_key", "entry")
+        rows = DeviceEffectiveSetting.objects.filter(device=device).order_by(
+            "setting_key_text__text", "entry"
+        )
         items = [effective_setting_json(r) for r in rows]
         if device.effective_digest and device.os in (OSType.WINDOWS, OSType.WINDOWS_SERVER):
             configured = {item["settingDefinitionId"] for item in items if not item["entry"]}

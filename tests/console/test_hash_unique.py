@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from console.constraints import HashUniqueConstraint
 from reports.ingest import SETTING_COLUMNS, insert_rows
+from reports.interned import store_texts, text_key
 from reports.models import DeviceEffectiveSetting, DeviceSettingStatus
 from tests.checkins import fleet as f
 
@@ -15,7 +16,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _setting_row(device, policy, key):
-    return (device.pk, policy.pk, key, "1", "succeeded", None, None, "[]")
+    """A SETTING_COLUMNS tuple as reports.ingest writes it: the setting key and the value as their keys."""
+    store_texts([key, "1"])
+    return (device.pk, policy.pk, text_key(key), text_key("1"), "succeeded", None, None, "[]")
 
 
 def test_a_second_setting_row_for_the_same_device_policy_and_setting_is_refused():

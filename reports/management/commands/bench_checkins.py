@@ -152,7 +152,7 @@ class Command(BaseCommand):
             m.DeviceEffectiveSetting,
             m.EffectiveSettingCount,
             m.DriftEvent,
-            m.StatusMessage,
+            m.StoredText,
         ]
         with connection.cursor() as cursor:
             cursor.execute(
