@@ -65,10 +65,13 @@ class DevicePolicyStatus(models.Model):
             models.UniqueConstraint(fields=["device", "policy"], name="unique_device_policy_status")
         ]
         # (device, policy) above serves "the policies of a device"; these "the devices of a policy", by name,
-        # and by status then name (a status filter or the Status column's sort, and the counts by status).
+        # by status then name (a status filter or the Status column's sort, and the counts by status), and by
+        # last report time.
         indexes = [
             models.Index(fields=["policy", "device_name", "id"], name="dps_policy_name_idx"),
             models.Index(fields=["policy", "status", "device_name", "id"], name="dps_policy_status_name_idx"),
+            # View report sorted by Last report time (newest first by a backward scan)
+            models.Index(fields=["policy", "last_reported_at", "id"], name="dps_policy_reported_idx"),
         ]
         verbose_name = "device policy status"
         verbose_name_plural = "device policy statuses"

@@ -65,8 +65,8 @@ def test_a_check_in_save_of_other_fields_does_not_touch_the_rows(world):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's plans")
 @pytest.mark.parametrize(
     "query",
-    ["", "?sort=status", "?status=error", "?sort=-device"],
-    ids=["name", "status", "filtered", "desc"],
+    ["", "?sort=status", "?status=error", "?sort=-device", "?sort=-last_reported_at"],
+    ids=["name", "status", "filtered", "desc", "last_report"],
 )
 def test_a_view_report_page_is_read_in_order_from_the_policys_rows(ga_client, world, query):
     # At 1,000,000 devices the first page sorted by the device table's name walked the devices in name order and
@@ -88,8 +88,37 @@ def test_a_view_report_page_is_read_in_order_from_the_policys_rows(ga_client, wo
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("EXPLAIN " + page[0])
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert re.search(r"Index Scan( Backward)? using dps_policy_(status_)?name_idx", plan), plan
+    assert re.search(r"Index Scan( Backward)? using dps_policy_(status_name|name|reported)_idx", plan), plan
     assert "device_name_seek_idx" not in plan and "Sort" not in plan.split("Limit", 1)[1], plan
+
+
+def test_last_report_time_sorts_newest_first_and_back(ga_client, world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    cloud = world.policies["Cloud"]
+    now = timezone.now()
+    for minutes, name in enumerate(["WS-2", "SRV-1", "WS-3", "WS-1"]):
+        DevicePolicyStatus.objects.filter(policy=cloud, device__display_name=name).update(
+            last_reported_at=now - timedelta(minutes=minutes)
+        )
+    url = reverse("reports:policy_devices", kwargs={"policy_id": cloud.policy_id})
+    newest = _rows(ga_client.get(url + "?sort=-last_reported_at").content.decode())
+    assert newest == ["WS-2", "SRV-1", "WS-3", "WS-1"]
+    assert _rows(ga_client.get(url + "?sort=last_reported_at").content.decode()) == newest[::-1]
+
+
+def test_os_and_managed_by_are_shown_but_not_sortable(ga_client, world):
+    # Sorting a policy's devices by their device's OS or manager joined and sorted every row of the policy
+    # (1.9 s and 5.4 s at 1,000,000 devices); the columns stay, their headers are not sort links, and a
+    # hand-made ?sort=os shows the default order.
+    cloud = world.policies["Cloud"]
+    url = reverse("reports:policy_devices", kwargs={"policy_id": cloud.policy_id})
+    html = ga_client.get(url).content.decode()
+    assert "sort=os" not in html and "sort=managed_by" not in html
+    assert "sort=last_reported_at" in html or "sort=-last_reported_at" in html
+    assert _rows(ga_client.get(url + "?sort=os").content.decode()) == ["SRV-1", "WS-1", "WS-2", "WS-3"]
 
 
 @pytest.mark.django_db(transaction=True)

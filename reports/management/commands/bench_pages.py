@@ -41,8 +41,6 @@ REPORT_PAGES = (
     "monitor",
     "view_report",
     "view_report_by_status",
-    "view_report_by_os",
-    "view_report_by_managed_by",
     "view_report_by_last_report",
     "view_report_errors",
     "per_setting",
@@ -259,8 +257,6 @@ class Command(BaseCommand):
             "view_report": report,
             # the Status column's sort, and the link from the Monitor's error count
             "view_report_by_status": f"{report}&sort=status",
-            "view_report_by_os": f"{report}&sort=os",
-            "view_report_by_managed_by": f"{report}&sort=managed_by",
             "view_report_by_last_report": f"{report}&sort=-last_reported_at",
             "view_report_errors": f"{report}&status=error",
             "per_setting": reverse("reports:policy_settings", kwargs=kwargs),
