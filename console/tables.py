@@ -70,7 +70,36 @@ class RowTemplateColumn(tables.TemplateColumn):
             return get_template(self.template_name).render(parent_context.flatten())
 
 
-class AuditEventTable(tables.Table):
+def _text(value) -> str:
+    """A cell's text as django-tables2 shows it: escaped, and "—" for nothing."""
+    return "—" if value in (None, "") else escape(str(value))
+
+
+def _changes_html(before: dict | None, after: dict | None) -> str:
+    """The audit event's changes, folded: one row a property, its old and new value."""
+    before, after = before or {}, after or {}
+    if not before and not after:
+        return '<span class="muted">—</span>'
+    rows = (
+        [(key, before.get(key, ""), value) for key, value in after.items()]
+        if after
+        else [(key, value, "") for key, value in before.items()]
+    )
+    body = "".join(
+        f'<tr><td class="mono">{escape(str(key))}</td><td class="mono">{escape(str(old))}</td>'
+        f'<td class="mono">{escape(str(new))}</td></tr>'
+        for key, old, new in rows
+    )
+    return (
+        '<details><summary class="small">View</summary><table class="grid small"><tr><th>Property</th>'
+        f"<th>Old value</th><th>New value</th></tr>{body}</table></details>"
+    )
+
+
+class AuditEventTable(FastRows, tables.Table):
+    """The audit log. Rows are built as strings (FastRows): a full page of 50 policy events, whose changes hold
+    every setting of the policy, took 150-250 ms to render through django-tables2 and a template per row."""
+
     at = WhenColumn(verbose_name="Date")
     actor_name = tables.Column(verbose_name="Initiated by")
     source = tables.Column(verbose_name="Source")
@@ -78,17 +107,37 @@ class AuditEventTable(tables.Table):
     object_type = tables.Column(verbose_name="Object type")
     object_repr = tables.Column(verbose_name="Target")
     ip = tables.Column(verbose_name="IP address")
-    changes = RowTemplateColumn(
-        template_name="console/partials/audit_changes.html", verbose_name="Changes", orderable=False
-    )
+    changes = tables.Column(verbose_name="Changes", orderable=False, empty_values=())
 
     class Meta:
         model = AuditEvent
         fields = ("at", "actor_name", "source", "action", "object_type", "object_repr", "ip", "changes")
         order_by = ("-at",)
+        template_name = "console/fast_table.html"
 
-    def render_action(self, value):
-        return format_html('<span class="mono">{}</span>', value)
+    def cell_at(self, record):
+        return when_html(record.at)
+
+    def cell_actor_name(self, record):
+        return _text(record.actor_name)
+
+    def cell_source(self, record):
+        return _text(record.get_source_display())
+
+    def cell_action(self, record):
+        return f'<span class="mono">{escape(record.action)}</span>'
+
+    def cell_object_type(self, record):
+        return _text(record.object_type)
+
+    def cell_object_repr(self, record):
+        return _text(record.object_repr)
+
+    def cell_ip(self, record):
+        return _text(record.ip)
+
+    def cell_changes(self, record):
+        return _changes_html(record.before, record.after)
 
 
 class UserTable(tables.Table):

@@ -85,3 +85,22 @@ def _audit_log_queries(client, rows: int) -> int:
 
 def test_audit_log_query_count_does_not_grow_with_rows_shown(ga_client):
     assert _audit_log_queries(ga_client, 10) == _audit_log_queries(ga_client, 50)
+
+
+def test_the_changes_column_shows_each_property_old_and_new_escaped(ga_client):
+    AuditEvent.objects.all().delete()
+    audit.record(
+        "policy.update", object_type="policy", object_id="1", object_repr="<b>Baseline</b>",
+        before={"name": "Old <name>", "count": 1}, after={"name": "New & better", "count": 2, "added": [1, 2]},
+    )  # fmt: skip
+    audit.record("device.sync", object_type="device", object_id="2", object_repr="PC-1")
+    html = ga_client.get("/tenant-admin/audit-logs/").content.decode()
+    rows = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")
+    assert (
+        '<td class="mono">name</td><td class="mono">Old &lt;name&gt;</td><td class="mono">New &amp; better</td>'
+        in html
+    )
+    assert '<td class="mono">added</td><td class="mono"></td><td class="mono">[1, 2]</td>' in html
+    assert "&lt;b&gt;Baseline&lt;/b&gt;" in html and "<b>Baseline</b>" not in html
+    assert sum("<details>" in row for row in rows) == 1  # the sync has no changes: "—"
+    assert '<span class="mono">device.sync</span>' in html and "System" in html
