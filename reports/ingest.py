@@ -321,7 +321,7 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
                     row.status,
                     row.error_code,
                     message_key(row.message),
-                    _json(list(row.conflict_policy_ids)) if row.conflict_policy_ids else "[]",
+                    canonical_json(list(row.conflict_policy_ids)) if row.conflict_policy_ids else "[]",
                 )
             )
             setting_deltas[(pid, key, row.status)] += 1
@@ -372,22 +372,6 @@ SETTING_COLUMNS = (
 
 _DIGEST_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
-_SCALARS: dict[tuple[type, Any], str] = {}
-
-
-def _json(value: Any) -> str:
-    """JSON text of a column value; scalars (most setting values) are encoded once per process."""
-    if value is None or isinstance(value, (int, str, bool, float)):
-        key = (type(value), value)
-        text = _SCALARS.get(key)
-        if text is None:
-            text = _ENCODER.encode(value)
-            if len(_SCALARS) < 100_000:
-                _SCALARS[key] = text
-        return text
-    return _ENCODER.encode(value)
-
-
 # Callables told about every COPY (statements the connection's execute wrappers don't see): f(rows).
 COPY_OBSERVERS: list = []
 
@@ -845,29 +829,42 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
                 delete_ids.append(rid)
                 deltas[(key, entry, old[4], old[1])] -= 1
             if row is None and not first:
-                drift.append((did, key, entry, _json(old[0]), _json(None), old[1], "default", now))
+                drift.append(
+                    (did, key, entry, canonical_json(old[0]), canonical_json(None), old[1], "default", now)
+                )
         for (key, entry), row in plan.rows.items():
             found = old_rows.get((key, entry))
             if found is not None and list(_row_tuple(row)) == list(found[1]):
                 continue
             new_rows.append(
-                (did, text_key(key), entry, _json(row.value), row.configured_by,
-                 _attempts_json(row.other_attempts), _json(row.intended), row.intent, now)
+                (did, text_key(key), entry, canonical_json(row.value), row.configured_by,
+                 _attempts_json(row.other_attempts), canonical_json(row.intended), row.intent, now)
             )  # fmt: skip
             new_keys.add(key)
             deltas[(key, entry, row.intent, row.configured_by)] += 1
             if first:
                 continue
             if found is None:
-                drift.append((did, key, entry, _json(None), _json(row.value), "", row.configured_by, now))
+                drift.append(
+                    (
+                        did,
+                        key,
+                        entry,
+                        canonical_json(None),
+                        canonical_json(row.value),
+                        "",
+                        row.configured_by,
+                        now,
+                    )
+                )
             elif not same_value(found[1][0], row.value) or found[1][1] != row.configured_by:
                 drift.append(
                     (
                         did,
                         key,
                         entry,
-                        _json(found[1][0]),
-                        _json(row.value),
+                        canonical_json(found[1][0]),
+                        canonical_json(row.value),
                         found[1][1],
                         row.configured_by,
                         now,

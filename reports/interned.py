@@ -4,7 +4,7 @@ The status tables repeat a few hundred distinct texts tens of millions of times:
 its setting key (67 bytes on average: ``device_vendor_msft_policy_config_defender_…``) and its value as JSONB
 (52 bytes on average; a firewall rule list is a kilobyte), an effective-settings row its setting key. Stored as
 the key of the text, each is 8 bytes. The key is a pure function of the text (the first 64 bits of its MD5,
-``reports.models.message_key``, the same as the status messages'), so
+``text_key``, which the status messages' keys have always been), so
 
 - a filter needs no lookup: ``setting_key="…"`` and ``setting_key__in=[…]`` compare keys, and two interned
   columns compare with each other (``OuterRef("setting_key")``) as the texts would;
