@@ -114,7 +114,12 @@ def test_non_json_bodies_and_nul_characters_are_refused(ga_api):
     assert_graph_error(ga_api.post("/beta/groups", '{"displayName": "a\\ud800"}'), 400, text="surrogate")
 
 
-def test_the_tenant_is_throttled_with_retry_after(ga_api, settings):
+def test_the_tenant_is_throttled_with_retry_after(ga_api, settings, monkeypatch):
+    from console.api.auth import _TenantThrottle
+
+    # The counters are fixed windows: a real clock that passed a minute's end mid-test would start a fresh one.
+    clock = [600.0]
+    monkeypatch.setattr(_TenantThrottle, "timer", lambda self: clock[0])
     settings.GRAPH_THROTTLE_RATES = {"read": "3/m", "write": "1/m"}
     statuses = [ga_api.get("/beta/groups").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
@@ -124,3 +129,7 @@ def test_the_tenant_is_throttled_with_retry_after(ga_api, settings):
     group = {"mailEnabled": False, "mailNickname": "g", "securityEnabled": True}
     assert ga_api.post("/beta/groups", {"displayName": "one", **group}).status_code == 201
     assert_graph_error(ga_api.post("/beta/groups", {"displayName": "two"}), 429)
+    assert int(throttled["Retry-After"]) == 60
+    clock[0] += 60  # the next window
+    assert ga_api.get("/beta/groups").status_code == 200
+    assert ga_api.post("/beta/groups", {"displayName": "two", **group}).status_code == 201

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -73,7 +74,12 @@ def _fire(servers: list[str], secret: str, total: int) -> list[int]:
 
     def one(i: int) -> int:
         url = f"{servers[i % len(servers)]}/beta/groups"
-        body = {"displayName": f"Throttle {i}", "mailEnabled": False, "securityEnabled": True}
+        body = {
+            "displayName": f"Throttle {i}",
+            "mailEnabled": False,
+            "mailNickname": f"throttle{i}",
+            "securityEnabled": True,
+        }
         return httpx.post(
             url, json=body, headers={"Authorization": f"Bearer {secret}"}, timeout=60
         ).status_code
@@ -99,10 +105,19 @@ def test_two_processes_on_the_shared_cache_let_through_no_more_than_the_limit(
     env = _server_env(cache_url)
     with ExitStack() as stack:
         urls = [stack.enter_context(web_process(_free_port(), env)) for _ in range(servers)]
+        _start_of_a_window()
         statuses = _fire(urls, secret, 2 * LIMIT)
 
     assert statuses.count(429) == LIMIT, statuses
-    assert sum(1 for s in statuses if s != 429) == LIMIT
+    assert statuses.count(201) == LIMIT, statuses
+
+
+def _start_of_a_window(period: int = 60, needed: float = 30.0) -> None:
+    """The counters are fixed windows of the rate's period (a minute here): a burst that straddles two windows is
+    counted in both (CI once saw 17 + 23 requests, so only 3 refused). Fire at a window's start instead."""
+    left = period - time.time() % period
+    if left < needed:
+        time.sleep(left + 0.05)
 
 
 def test_production_refuses_a_per_process_cache_and_names_cache_url(tmp_path):
