@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
+
+from .interned import text_key
 
 
 class Platform(models.TextChoices):
@@ -422,3 +425,52 @@ class WebhookDelivery(models.Model):
         from datetime import datetime
 
         return [{**h, "at": datetime.fromisoformat(h["at"])} for h in self.history]
+
+
+class StoredTextManager(models.Manager):
+    def intern(self, texts: Iterable[str]) -> dict[str, int]:
+        """Make sure every (non-empty) text has its row; returns text -> key. One INSERT and one SELECT.
+
+        Rows are inserted in key order, so two check-ins interning the same new texts wait for each other
+        instead of deadlocking. A different text already stored under a key (two texts whose MD5s share 64
+        bits) raises instead of reporting the wrong message.
+        """
+        keys = {text: text_key(text) for text in set(texts) if text}
+        if not keys:
+            return {}
+        ordered = sorted(keys.items(), key=lambda item: item[1])
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        with connection.cursor() as cursor:
+            for start in range(0, len(ordered), 1000):
+                chunk = ordered[start : start + 1000]
+                values = ", ".join(["(%s, %s)"] * len(chunk))
+                cursor.execute(
+                    f"INSERT INTO {table} (key, text) VALUES {values} ON CONFLICT (key) DO NOTHING",
+                    [param for text, key in chunk for param in (key, text)],
+                )
+        stored = dict(self.filter(key__in=list(keys.values())).values_list("key", "text"))
+        for text, key in keys.items():
+            if stored.get(key) != text:
+                raise ValueError(
+                    f"Stored text key {key} already stands for another text: {stored.get(key)!r}"
+                )
+        return keys
+
+
+class StoredText(models.Model):
+    """A text stored once, under a key derived from it (``console.interned.text_key``): status messages, setting
+    keys and setting values (their canonical JSON), the devices' enrollment and onboarding messages. A fleet
+    reports a few thousand distinct texts over tens of millions of rows ("Applied: ./Vendor/MSFT/Firewall/…",
+    ``device_vendor_msft_policy_config_defender_…``); the rows hold the 8-byte key (``message_ref``, and the
+    columns of ``console.interned``). Rows are only ever added.
+
+    Created by reports (migration 0007, as StatusMessage) and moved here with its table (console 0011) when the
+    devices' messages were interned too: the lowest layer owns it."""
+
+    key = models.BigIntegerField(primary_key=True)
+    text = models.TextField()
+
+    objects = StoredTextManager()
+
+    def __str__(self) -> str:
+        return self.text

@@ -21,6 +21,7 @@ from django.core.management.color import no_style
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from console.interned import InternedTextField, store_texts
 from console.models import TenantSettings
 
 from . import onboarding
@@ -114,6 +115,8 @@ def _converter(field, now):
         return lambda v: None if v is None else str(v.astimezone(UTC).replace(tzinfo=None))
     if isinstance(field, models.JSONField):
         return lambda v: None if v is None else json.dumps(v)
+    if isinstance(field, InternedTextField):  # the key; the caller stores the texts first (store_texts)
+        return field.get_prep_value
     if isinstance(field, PackedJSONField):
         return lambda v: None if v is None else pack(v)
     if isinstance(field, models.DateField):
@@ -362,6 +365,7 @@ def seed(stdout, devices: int = 300, seed: int = 42, **_) -> None:
     for offset, device in enumerate(fleet):
         device.pk = first_pk + offset
     with transaction.atomic():
+        store_texts({device.enrollment_message for device in fleet})
         fast_insert(Device, *model_rows(Device, fleet, with_pk=True))
         with connection.cursor() as cursor:
             for sql in connection.ops.sequence_reset_sql(no_style(), [Device]):
@@ -369,8 +373,9 @@ def seed(stdout, devices: int = 300, seed: int = 42, **_) -> None:
 
     at = db_value(OnboardingEvent, "at", now)
     when = _converter(models.DateTimeField(), now)  # a plain datetime column: the step's own time
+    message = _converter(OnboardingEvent._meta.get_field("message"), now)
     events = [
-        (device.pk, when(device.management_changed_at or now), s.name, s.outcome, s.message)
+        (device.pk, when(device.management_changed_at or now), s.name, s.outcome, message(s.message))
         for device, outcome in zip(fleet, outcomes, strict=True)
         for s in outcome.steps
     ]
@@ -380,6 +385,7 @@ def seed(stdout, devices: int = 300, seed: int = 42, **_) -> None:
         if outcome.managed
     ]
     with transaction.atomic():
+        store_texts({s.message for outcome in outcomes for s in outcome.steps})
         fast_insert(OnboardingEvent, ["device_id", "at", "step", "outcome", "message"], events)
         fast_insert(
             DeviceCredential, ["device_id", "key_id", "secret_hash", "created_at", "revoked_at"], creds

@@ -8,6 +8,8 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
+from console.interned import InternedTextField
+
 from .statepack import PackedJSONField
 
 
@@ -132,7 +134,8 @@ class Device(models.Model):
     )
     enrollment_status_code = models.IntegerField(null=True, blank=True, db_index=True)
     enrollment_status = models.CharField("MDE Enrollment status", max_length=80, blank=True, default="")
-    enrollment_message = models.TextField(blank=True, default="")
+    # One of a few dozen texts (why the device is or isn't managed), stored once (console.interned).
+    enrollment_message = InternedTextField(null=True, blank=True, default="", empty_text="")
     enrolled_at = models.DateTimeField(null=True, blank=True)
     # When onboarding last changed who manages the device (start/stop of MDE management, or a new status).
     management_changed_at = models.DateTimeField(null=True, blank=True, db_index=True)
@@ -267,7 +270,9 @@ class OnboardingEvent(models.Model):
     at = models.DateTimeField(auto_now_add=True)
     step = models.CharField(max_length=80)
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
-    message = models.TextField(blank=True)
+    message = InternedTextField(
+        null=True, blank=True, default="", empty_text=""
+    )  # stored once (console.interned)
 
     class Meta:
         ordering = ["at", "id"]

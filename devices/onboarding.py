@@ -454,6 +454,7 @@ def apply(device, outcome: Outcome, *, source: str = "", recompute_membership: b
     from django.utils import timezone
 
     from console import audit  # reason: onboarding stays importable without Django; evaluate() runs anywhere
+    from console.interned import stored_first  # reason: as above
 
     from . import credentials, membership, scheduling
     from .models import Device, OnboardingEvent
@@ -490,17 +491,6 @@ def apply(device, outcome: Outcome, *, source: str = "", recompute_membership: b
                 locked.next_checkin_at = None
                 locked.checkin_lease_until = None
                 locked.sync_requested_at = None
-        locked.save(
-            update_fields=[
-                *STATE_FIELDS,
-                "management_changed_at",
-                "enrolled_at",
-                "next_checkin_at",
-                "checkin_lease_until",
-                "sync_requested_at",
-                "updated_at",
-            ]
-        )
         events = [
             OnboardingEvent(device=locked, step=step.name, outcome=step.outcome, message=step.message)
             for step in outcome.steps
@@ -516,7 +506,20 @@ def apply(device, outcome: Outcome, *, source: str = "", recompute_membership: b
                     + (f"Source: {source}." if source else ""),
                 )
             )
-        OnboardingEvent.objects.bulk_create(events)
+        # The messages are stored once (console.interned): both rows' texts in one statement, not one a row.
+        with stored_first([locked.enrollment_message, *(event.message for event in events)]):
+            locked.save(
+                update_fields=[
+                    *STATE_FIELDS,
+                    "management_changed_at",
+                    "enrolled_at",
+                    "next_checkin_at",
+                    "checkin_lease_until",
+                    "sync_requested_at",
+                    "updated_at",
+                ]
+            )
+            OnboardingEvent.objects.bulk_create(events)
         after = device_state(locked) | {"next_checkin_at": _iso(locked.next_checkin_at)}
         old, new = audit.changed(before, after)
         if source:

@@ -29,12 +29,12 @@ from typing import Any, NamedTuple
 
 from django.db import OperationalError, connection, transaction
 
+from console.interned import canonical_json, store_texts, text_key
 from devices.models import Device
 from policies.engine import STATUS_CONFLICT, STATUS_NOT_APPLICABLE, Resolution, worst_status
 from policies.models import Policy
 
 from . import drift as drift_alerts
-from .interned import canonical_json, store_texts, text_key
 from .models import (
     REPORTING_COUNTER,
     STATUSES,
@@ -873,7 +873,7 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
     written = 0
     for chunk in _chunks(delete_ids, _CHUNK):
         written += DeviceEffectiveSetting.objects.filter(pk__in=chunk).delete()[0]
-    store_texts(new_keys)  # a row holds the key of its setting key (reports.interned)
+    store_texts(new_keys)  # a row holds the key of its setting key (console.interned)
     written += insert_rows(DeviceEffectiveSetting, EFFECTIVE_COLUMNS, new_rows)
     written += insert_rows(DriftEvent, DRIFT_COLUMNS, drift)
     drift_alerts.announce_rows(drift)  # the SOC webhook hears of protected drift after commit (reports.drift)

@@ -13,13 +13,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 
-from django.db import connection, models
+from django.db import models
 
 from console.constraints import HashUniqueConstraint
-
-from .interned import InternedJSONField, InternedTextField, text_key
+from console.interned import InternedJSONField, InternedTextField, text_key
+from console.models import StoredText
 
 
 class Status(models.TextChoices):
@@ -90,53 +89,8 @@ class DevicePolicyStatus(models.Model):
         )
 
 
-# A status message's key is its text's key (reports.interned.text_key: the first 64 bits of its MD5).
+# A status message's key is its text's key (console.interned.text_key: the first 64 bits of its MD5).
 message_key = text_key
-
-
-class StoredTextManager(models.Manager):
-    def intern(self, texts: Iterable[str]) -> dict[str, int]:
-        """Make sure every (non-empty) text has its row; returns text -> key. One INSERT and one SELECT.
-
-        Rows are inserted in key order, so two check-ins interning the same new texts wait for each other
-        instead of deadlocking. A different text already stored under a key (two texts whose MD5s share 64
-        bits) raises instead of reporting the wrong message.
-        """
-        keys = {text: message_key(text) for text in set(texts) if text}
-        if not keys:
-            return {}
-        ordered = sorted(keys.items(), key=lambda item: item[1])
-        table = connection.ops.quote_name(self.model._meta.db_table)
-        with connection.cursor() as cursor:
-            for start in range(0, len(ordered), 1000):
-                chunk = ordered[start : start + 1000]
-                values = ", ".join(["(%s, %s)"] * len(chunk))
-                cursor.execute(
-                    f"INSERT INTO {table} (key, text) VALUES {values} ON CONFLICT (key) DO NOTHING",
-                    [param for text, key in chunk for param in (key, text)],
-                )
-        stored = dict(self.filter(key__in=list(keys.values())).values_list("key", "text"))
-        for text, key in keys.items():
-            if stored.get(key) != text:
-                raise ValueError(
-                    f"Stored text key {key} already stands for another text: {stored.get(key)!r}"
-                )
-        return keys
-
-
-class StoredText(models.Model):
-    """A text stored once, under a key derived from it (``message_key``): status messages, setting keys and
-    setting values (their canonical JSON). A fleet reports a few thousand distinct texts over tens of millions of
-    status rows ("Applied: ./Vendor/MSFT/Firewall/…", ``device_vendor_msft_policy_config_defender_…``); the rows
-    hold the 8-byte key (``message_ref``, and the columns of ``reports.interned``). Rows are only ever added."""
-
-    key = models.BigIntegerField(primary_key=True)
-    text = models.TextField()
-
-    objects = StoredTextManager()
-
-    def __str__(self) -> str:
-        return self.text
 
 
 def _text_relation(column: str) -> models.ForeignObject:
@@ -170,7 +124,7 @@ class DeviceSettingStatus(models.Model):
         db_index=False,
         db_constraint=False,
     )
-    # The setting key and the value are stored once (reports.interned: 8 bytes each instead of ~67 and ~52);
+    # The setting key and the value are stored once (console.interned: 8 bytes each instead of ~67 and ~52);
     # Python sees the text and the value. Sort or match by text through ``setting_key_text__text``.
     setting_key = InternedTextField()
     setting_key_text = _text_relation("setting_key")
@@ -363,7 +317,7 @@ class DeviceEffectiveSetting(models.Model):
     device = models.ForeignKey(
         "devices.Device", on_delete=models.CASCADE, related_name="effective_settings", db_index=False
     )
-    setting_key = InternedTextField()  # stored once (reports.interned); sort by setting_key_text__text
+    setting_key = InternedTextField()  # stored once (console.interned); sort by setting_key_text__text
     setting_key_text = _text_relation("setting_key")
     entry = models.CharField(max_length=500, blank=True, default="")
     value = models.JSONField(null=True, blank=True)

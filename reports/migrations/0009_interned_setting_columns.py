@@ -1,10 +1,10 @@
 """Setting keys (setting status and effective rows) and setting values (setting status rows) are stored once.
 
-The rows keep the 8-byte key of the text (reports.interned); the texts join the status messages in one table,
-renamed StatusMessage -> StoredText. On PostgreSQL each table is rewritten once (``ALTER COLUMN … TYPE bigint
+The rows keep the 8-byte key of the text (reports.interned, now console.interned); the texts join the status
+messages in one table, renamed StatusMessage -> StoredText. On PostgreSQL each table is rewritten once (``ALTER COLUMN … TYPE bigint
 USING …``; the indexes and the hash-kept unique constraints over the column are rebuilt by it). A setting key's
 key is computed in SQL, as for the messages in 0007. A value's key is the MD5 of its canonical JSON text (sorted
-keys, no spaces: reports.interned.canonical_json), which PostgreSQL's jsonb text does not reproduce, so the
+keys, no spaces: console.interned.canonical_json), which PostgreSQL's jsonb text does not reproduce, so the
 distinct values are read once, keyed in Python, and the rewrite looks each row's value up in a temporary table.
 JSON null becomes SQL NULL. Elsewhere (SQLite) the columns are rewritten row by row and the table remade.
 """
@@ -15,7 +15,7 @@ import json
 import django.db.models.deletion
 from django.db import migrations, models
 
-import reports.interned
+import console.interned
 
 KEY = "('x' || left(md5({}), 16))::bit(64)::bigint"
 STATUS, EFFECTIVE, TEXTS = (
@@ -106,9 +106,9 @@ def forward(apps, schema_editor):
 
 def _fields(interned, names):
     made = {
-        "setting_key": reports.interned.InternedTextField() if interned else models.CharField(max_length=255),
+        "setting_key": console.interned.InternedTextField() if interned else models.CharField(max_length=255),
         "value": (
-            reports.interned.InternedJSONField(blank=True, null=True)
+            console.interned.InternedJSONField(blank=True, null=True)
             if interned
             else models.JSONField(blank=True, null=True)
         ),
@@ -199,17 +199,17 @@ class Migration(migrations.Migration):
                 migrations.AlterField(
                     model_name="deviceeffectivesetting",
                     name="setting_key",
-                    field=reports.interned.InternedTextField(),
+                    field=console.interned.InternedTextField(),
                 ),
                 migrations.AlterField(
                     model_name="devicesettingstatus",
                     name="setting_key",
-                    field=reports.interned.InternedTextField(),
+                    field=console.interned.InternedTextField(),
                 ),
                 migrations.AlterField(
                     model_name="devicesettingstatus",
                     name="value",
-                    field=reports.interned.InternedJSONField(blank=True, null=True),
+                    field=console.interned.InternedJSONField(blank=True, null=True),
                 ),
             ],
             database_operations=[migrations.RunPython(forward, backward, elidable=False)],

@@ -7,8 +7,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from console.constraints import HashUniqueConstraint
+from console.interned import store_texts, text_key
 from reports.ingest import SETTING_COLUMNS, insert_rows
-from reports.interned import store_texts, text_key
 from reports.models import DeviceEffectiveSetting, DeviceSettingStatus
 from tests.checkins import fleet as f
 

@@ -1,4 +1,4 @@
-"""Setting keys and values are stored once (reports.interned, issue 17: storage per device): a status row holds
+"""Setting keys and values are stored once (console.interned, issue 17: storage per device): a status row holds
 8-byte keys, and everything that reads, filters, sorts or searches them sees the texts as before."""
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from reports import interned
+from console import interned
+from console.interned import canonical_json, text_key
+from console.models import StoredText
 from reports.ingest import ReportedSetting, ingest
-from reports.interned import canonical_json, text_key
-from reports.models import DeviceEffectiveSetting, DeviceSettingStatus, StoredText
+from reports.models import DeviceEffectiveSetting, DeviceSettingStatus
 from tests.checkins import fleet as f
 from tests.reports.test_status_messages import _plan
 
@@ -126,7 +127,6 @@ def test_canonical_json_sorts_keys_and_drops_spaces():
 
 
 BEFORE = [("reports", "0008_policy_status_device_name")]
-AFTER = [("reports", "0009_interned_setting_columns")]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -141,14 +141,14 @@ def test_the_migration_moves_keys_and_values_out_and_back():
         old.objects.create(
             device_id=index, policy_id=1, setting_key=f"key_{index % 2}", status="succeeded", value=value
         )
-    device = f.device("PC-1")
+    device = old_apps.get_model("devices", "Device").objects.create(display_name="PC-1")
     old_effective.objects.create(
         device_id=device.pk, setting_key="key_1", value=5, configured_by="gpo", changed_at=timezone.now()
     )
 
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
-    executor.migrate(AFTER)
+    executor.migrate(executor.loader.graph.leaf_nodes())  # 0009 and the later ones (the texts' table moves)
     interned._TEXTS.clear()
     interned.InternedJSONField._DECODED.clear()
     rows = DeviceSettingStatus.objects.order_by("device_id")

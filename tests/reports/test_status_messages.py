@@ -8,9 +8,10 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from console.models import StoredText
 from devices import channel
 from reports.ingest import ReportedSetting, ingest, plan_device
-from reports.models import DeviceSettingStatus, StoredText, message_key
+from reports.models import DeviceSettingStatus, message_key
 from tests.checkins import fleet as f
 
 TEXTS = [

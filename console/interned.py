@@ -1,4 +1,4 @@
-"""Columns whose values are stored once: the row holds a 64-bit key, the text lives in ``reports.StoredText``.
+"""Columns whose values are stored once: the row holds a 64-bit key, the text lives in ``console.StoredText``.
 
 The status tables repeat a few hundred distinct texts tens of millions of times: a setting status row carried
 its setting key (67 bytes on average: ``device_vendor_msft_policy_config_defender_…``) and its value as JSONB
@@ -21,10 +21,12 @@ order, and the text lookups (``icontains``, ``startswith``, …) are answered by
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import hashlib
 import json
+import threading
 from typing import Any
 
 from django.apps import apps
@@ -50,7 +52,7 @@ def text_key(text: str | None) -> int | None:
 
 
 def _stored_text_model():
-    return apps.get_model("reports", "StoredText")
+    return apps.get_model("console", "StoredText")
 
 
 def texts_of(keys) -> dict[int, str]:
@@ -83,10 +85,39 @@ def store_texts(texts) -> dict[str, int]:
     return keys
 
 
+_PRESTORED = threading.local()
+
+
+@contextlib.contextmanager
+def stored_first(texts):
+    """Store these texts now (one INSERT, one SELECT) and let the rows saved inside the block skip storing each of
+    them again (a field otherwise stores its text on every save: two statements a row). Use it inside the
+    writer's transaction, so that the texts and the rows commit or roll back together."""
+    keys = frozenset(store_texts(texts).values())
+    outer = getattr(_PRESTORED, "keys", frozenset())
+    _PRESTORED.keys = outer | keys
+    try:
+        yield
+    finally:
+        _PRESTORED.keys = outer
+
+
 class InternedTextField(models.BigIntegerField):
     """A text column stored as its key (see the module). Python sees the text."""
 
     description = "Text stored once (the column holds the key of the text)"
+
+    def __init__(self, *args, empty_text: str | None = None, **kwargs):
+        """``empty_text``: what Python reads for SQL NULL. A text column whose "no text" is "" (a device's
+        enrollment message) keeps reading "" although the key of "" is NULL."""
+        self.empty_text = empty_text
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        if self.empty_text is not None:
+            kwargs["empty_text"] = self.empty_text
+        return name, path, args, kwargs
 
     def encode(self, value: Any) -> str:
         return str(value)
@@ -105,7 +136,9 @@ class InternedTextField(models.BigIntegerField):
 
     def get_db_prep_save(self, value, connection):
         if value is not None and not hasattr(value, "resolve_expression"):
-            store_texts([self.encode(value)])
+            text = self.encode(value)
+            if text_key(text) not in getattr(_PRESTORED, "keys", ()):
+                store_texts([text])
         return super().get_db_prep_save(value, connection)
 
     def to_python(self, value):
@@ -114,7 +147,7 @@ class InternedTextField(models.BigIntegerField):
     # database -> Python
     def from_db_value(self, value, expression, connection):
         if value is None:
-            return None
+            return self.empty_text
         text = _TEXTS.get(value)
         if text is None:
             text = texts_of([value])[value]
@@ -212,6 +245,7 @@ __all__ = [
     "InternedTextField",
     "canonical_json",
     "store_texts",
+    "stored_first",
     "text_key",
     "texts_of",
 ]
