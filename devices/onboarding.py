@@ -443,6 +443,18 @@ class Applied:
     credential: str | None = None  # the bearer token issued to the device when management started
 
 
+# What apply() writes to a device row: the decision and the schedule it implies.
+WRITTEN_FIELDS = (
+    *STATE_FIELDS,
+    "management_changed_at",
+    "enrolled_at",
+    "next_checkin_at",
+    "checkin_lease_until",
+    "sync_requested_at",
+    "updated_at",
+)
+
+
 def apply(device, outcome: Outcome, *, source: str = "", recompute_membership: bool = True) -> Applied:
     """Write `outcome` to `device` in one transaction. Re-applying the same outcome changes nothing.
 
@@ -508,17 +520,7 @@ def apply(device, outcome: Outcome, *, source: str = "", recompute_membership: b
             )
         # The messages are stored once (console.interned): both rows' texts in one statement, not one a row.
         with stored_first([locked.enrollment_message, *(event.message for event in events)]):
-            locked.save(
-                update_fields=[
-                    *STATE_FIELDS,
-                    "management_changed_at",
-                    "enrolled_at",
-                    "next_checkin_at",
-                    "checkin_lease_until",
-                    "sync_requested_at",
-                    "updated_at",
-                ]
-            )
+            locked.save(update_fields=list(WRITTEN_FIELDS))
             OnboardingEvent.objects.bulk_create(events)
         after = device_state(locked) | {"next_checkin_at": _iso(locked.next_checkin_at)}
         old, new = audit.changed(before, after)
@@ -543,15 +545,7 @@ def apply(device, outcome: Outcome, *, source: str = "", recompute_membership: b
 def _copy_state(source, target) -> None:
     if source is target:
         return
-    for name in (
-        *STATE_FIELDS,
-        "management_changed_at",
-        "enrolled_at",
-        "next_checkin_at",
-        "checkin_lease_until",
-        "sync_requested_at",
-        "updated_at",
-    ):
+    for name in WRITTEN_FIELDS:
         setattr(target, name, getattr(source, name))
 
 
