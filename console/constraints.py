@@ -18,13 +18,15 @@ error; the check is kept.
 
 An exclusion constraint cannot be the arbiter of ``INSERT … ON CONFLICT … DO UPDATE``: use this only where rows
 are written by delete + insert (``reports.ingest``), never upserted.
+
+Since reports 0012 neither status table uses it: once the setting key was stored as an 8-byte key
+(console.interned), a b-tree of the three key columns as the primary key took less than this constraint, the
+device b-tree and the surrogate id's b-tree together. The class stays for the migrations that made and removed it.
 """
 
 from __future__ import annotations
 
-from django.db import connection, models
-from django.db.models.functions import Cast
-from django.db.models.lookups import Exact
+from django.db import models
 
 
 class HashUniqueConstraint(models.UniqueConstraint):
@@ -64,24 +66,3 @@ class HashUniqueConstraint(models.UniqueConstraint):
             return super().remove_sql(model, schema_editor)
         qn = schema_editor.quote_name
         return f"ALTER TABLE {qn(model._meta.db_table)} DROP CONSTRAINT {qn(self.name)}"
-
-
-class _TextArray(models.Func):
-    template = "ARRAY[%(expressions)s]"
-    output_field = models.TextField()  # only ever compared with another of its kind
-
-    def __init__(self, *parts):
-        super().__init__(*(Cast(part, models.TextField()) for part in parts))
-
-
-def hash_key_match(constraint: HashUniqueConstraint, **values) -> Exact | models.Q:
-    """A filter that finds the one row with these ``values`` (one per field of the constraint: a value, F or
-    OuterRef) through the constraint's index. On PostgreSQL it is written as the hash index's expression,
-    ``ARRAY[device_id::text, …] = ARRAY[%s::text, …]``, which the planner answers from that index; filtered by its
-    columns, it may combine other indexes instead. Elsewhere the fields themselves (their unique index)."""
-    wanted = [values[name] for name in constraint.fields]
-    if connection.vendor != "postgresql":
-        return models.Q(**dict(zip(constraint.fields, wanted, strict=True)))
-    columns = _TextArray(*(models.F(name) for name in constraint.fields))
-    key = _TextArray(*(v if hasattr(v, "resolve_expression") else models.Value(v) for v in wanted))
-    return Exact(columns, key)

@@ -20,7 +20,6 @@ from typing import Any
 from django.db.models import Case, Count, Exists, OuterRef, Q, Subquery, TextField, Value, When
 from django.db.models.functions import Concat, Substr
 
-from console.constraints import hash_key_match
 from devices.models import ConfigSource, Device
 from devices.scope import scope_group_ids, scoped
 from policies.catalog import display_value, get_catalog
@@ -257,7 +256,7 @@ def _count_rows(user) -> tuple[list[tuple[str, str, str, str, int]], int]:
     rows = list(
         DeviceEffectiveSetting.objects.filter(device__in=devices)
         .values_list("setting_key", "entry", "intent", "configured_by")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .order_by()
     )
     reporting = devices.exclude(effective_digest="").count()
@@ -375,11 +374,6 @@ def fleet_devices(user, setting_key: str, entry: str, bucket: str, source: str =
 # ---------------------------------------------------------------------------------------------------------
 
 
-_DSS_KEY = next(
-    c for c in DeviceSettingStatus._meta.constraints if c.name == "unique_device_policy_setting_status"
-)
-
-
 def _delivered(rows, policy_id: int):
     """The effective ``rows`` whose setting this policy delivered: its status row for the same device and setting
     Succeeded.
@@ -388,11 +382,16 @@ def _delivered(rows, policy_id: int):
     semi-join, and at a million devices, with statistics that expected a few thousand effective rows, it chose to
     hash every succeeded row of the policy (7 million rows, 3 s) for a page whose effective rows were none. A
     scalar subquery is never pulled up into a join: it stays one probe per effective row, driven from the small
-    side. The probe goes by the row's hash key (console.constraints.hash_key_match): probed by its columns, the
-    planner combined dss_device_idx with the (policy, setting, status) index and read all 46,568 entries of the
-    policy's setting for each of 16,542 effective rows (80 s, "ASR rules - Servers" at 1M; 88 ms by hash key)."""
-    key = {"device": OuterRef("device_id"), "policy": policy_id, "setting_key": OuterRef("setting_key")}
-    succeeded = DeviceSettingStatus.objects.filter(hash_key_match(_DSS_KEY, **key), status="succeeded")
+    side, through the status row's primary key (device, policy, setting key). (When that key was a hash index
+    beside a device b-tree, the planner combined the device b-tree with the (policy, setting, status) index and
+    read all 46,568 entries of the policy's setting for each of 16,542 effective rows: 80 s, "ASR rules -
+    Servers" at 1M.)"""
+    succeeded = DeviceSettingStatus.objects.filter(
+        device_id=OuterRef("device_id"),
+        policy_id=policy_id,
+        setting_key=OuterRef("setting_key"),
+        status="succeeded",
+    )
     return rows.alias(delivered=Subquery(succeeded.values("policy_id")[:1])).filter(delivered__isnull=False)
 
 
@@ -408,7 +407,7 @@ def policy_overrides(policy_id: int, setting_keys=None) -> dict[str, dict[str, i
     for key, source, n in (
         _delivered(rows, policy_id)
         .values_list("setting_key", "configured_by")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .order_by()
     ):
         out[key][source] = n

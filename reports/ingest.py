@@ -207,11 +207,10 @@ def _existing_policy_rows(device_ids: Sequence[int]) -> dict[int, dict[int, tupl
     return found
 
 
-def _existing_setting_rows(device_ids: Sequence[int]) -> dict[int, dict[tuple[int, str], tuple[int, tuple]]]:
-    found: dict[int, dict[tuple[int, str], tuple[int, tuple]]] = defaultdict(dict)
+def _existing_setting_rows(device_ids: Sequence[int]) -> dict[int, dict[tuple[int, str], tuple]]:
+    found: dict[int, dict[tuple[int, str], tuple]] = defaultdict(dict)
     for chunk in _chunks(device_ids, 500):
         rows = DeviceSettingStatus.objects.filter(device_id__in=chunk).values_list(
-            "id",
             "device_id",
             "policy_id",
             "setting_key",
@@ -221,8 +220,8 @@ def _existing_setting_rows(device_ids: Sequence[int]) -> dict[int, dict[tuple[in
             "message_ref_id",
             "conflict_policy_ids",
         )
-        for rid, did, pid, key, status, value, code, message, conflicts in rows:
-            found[did][(pid, key)] = (rid, (status, value, code, message, list(conflicts or [])))
+        for did, pid, key, status, value, code, message, conflicts in rows:
+            found[did][(pid, key)] = (status, value, code, message, list(conflicts or []))
     return found
 
 
@@ -264,7 +263,7 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
     policy_deltas: Counter = Counter()
     setting_deltas: Counter = Counter()
     delete_policy_ids: list[int] = []
-    delete_setting_ids: list[int] = []
+    delete_setting_keys: list[tuple[int, int, str]] = []  # primary keys: (device, policy, setting key)
     new_policy_rows: list[tuple] = []
     new_setting_rows: list[tuple] = []
     new_texts: set[str | None] = set()
@@ -282,12 +281,12 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
                 delete_policy_ids.append(rid)
                 policy_deltas[(pid, old[0])] -= 1
                 result.policies_changed[did] += 1
-        for (pid, key), (rid, old) in existing_s.items():
+        for (pid, key), old in existing_s.items():
             if (scope is not None and pid not in scope) or pid not in alive:
                 continue
             row = plan.settings.get((pid, key))
             if row is None or list(setting_key(row)) != list(old):
-                delete_setting_ids.append(rid)
+                delete_setting_keys.append((did, pid, key))
                 setting_deltas[(pid, key, old[0])] -= 1
                 result.settings_changed[did] += 1
         for pid, row in plan.policies.items():
@@ -308,7 +307,7 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
             if (scope is not None and pid not in scope) or pid not in alive:
                 continue
             old_entry = existing_s.get((pid, key))
-            if old_entry is not None and list(setting_key(row)) == list(old_entry[1]):
+            if old_entry is not None and list(setting_key(row)) == list(old_entry):
                 continue
             value_text = canonical_json(row.value) if row.value is not None else None
             new_texts.update((row.message, key, value_text))
@@ -329,7 +328,7 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
                 result.settings_changed[did] += 1
 
     # A changed row is rewritten (delete + insert): one set-based statement each instead of a CASE per column.
-    for chunk in _chunks(delete_setting_ids, _CHUNK):
+    for chunk in _chunks(delete_setting_keys, _CHUNK):
         result.rows_written += DeviceSettingStatus.objects.filter(pk__in=chunk).delete()[0]
     for chunk in _chunks(delete_policy_ids, _CHUNK):
         result.rows_written += DevicePolicyStatus.objects.filter(pk__in=chunk).delete()[0]
@@ -530,15 +529,15 @@ def _mark_pending_chunk(Device, chunk: list[int], policies: list[int], keys: lis
         DeviceSettingStatus.objects.select_for_update()
         .filter(where, device_id__in=chunk)
         .exclude(status=Status.PENDING)
-        .values_list("id", "device_id", "policy_id", "setting_key", "status")
+        .values_list("device_id", "policy_id", "setting_key", "status")
     )
     setting_deltas: Counter = Counter()
-    touched: set[tuple[int, int]] = {(did, pid) for _, did, pid, _, _ in rows}
-    for _, _, pid, key, status in rows:
+    touched: set[tuple[int, int]] = {(did, pid) for did, pid, _, _ in rows}
+    for _, pid, key, status in rows:
         setting_deltas[(pid, key, status)] -= 1
         setting_deltas[(pid, key, Status.PENDING)] += 1
-    for ids in _chunks([r[0] for r in rows], _CHUNK):
-        DeviceSettingStatus.objects.filter(pk__in=ids).update(status=Status.PENDING, error_code=None)
+    for keys in _chunks([row[:3] for row in rows], _CHUNK):
+        DeviceSettingStatus.objects.filter(pk__in=keys).update(status=Status.PENDING, error_code=None)
 
     policy_rows = list(
         DevicePolicyStatus.objects.select_for_update()
@@ -645,7 +644,7 @@ def recount() -> tuple[dict[tuple, int], dict[tuple, int]]:
     setting = {
         (r["policy_id"], r["setting_key"], r["status"]): r["n"]
         for r in DeviceSettingStatus.objects.values("policy_id", "setting_key", "status")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .order_by()
     }
     return policy, setting
@@ -804,18 +803,18 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
     Returns (rows written, drift events). Call inside the caller's transaction, devices locked."""
     if not plans:
         return 0, 0
-    existing: dict[int, dict[tuple[str, str], tuple[int, tuple]]] = defaultdict(dict)
+    existing: dict[int, dict[tuple[str, str], tuple]] = defaultdict(dict)
     for chunk in _chunks([p[0] for p in plans], 500):
-        for rid, did, key, entry, value, source, attempts, intended, intent in (
+        for did, key, entry, value, source, attempts, intended, intent in (
             DeviceEffectiveSetting.objects.filter(device_id__in=chunk).values_list(
-                "id", "device_id", "setting_key", "entry", "value", "configured_by", "other_attempts",
+                "device_id", "setting_key", "entry", "value", "configured_by", "other_attempts",
                 "intended_value", "intent",
             )
         ):  # fmt: skip
             flat = [[a.get("source"), a.get("value"), a.get("name", "")] for a in attempts or []]
-            existing[did][(key, entry)] = (rid, (value, source, flat, intended, intent))
+            existing[did][(key, entry)] = (value, source, flat, intended, intent)
     deltas: Counter = Counter()
-    delete_ids: list[int] = []
+    delete_keys: list[tuple[int, str, str]] = []  # primary keys: (device, setting key, entry)
     new_rows: list[tuple] = []
     drift: list[tuple] = []
     new_keys: set[str] = set()
@@ -823,10 +822,10 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
         if first:
             deltas[REPORTING_COUNTER] += 1
         old_rows = existing.get(did, {})
-        for (key, entry), (rid, old) in old_rows.items():
+        for (key, entry), old in old_rows.items():
             row = plan.rows.get((key, entry))
             if row is None or list(_row_tuple(row)) != list(old):
-                delete_ids.append(rid)
+                delete_keys.append((did, key, entry))
                 deltas[(key, entry, old[4], old[1])] -= 1
             if row is None and not first:
                 drift.append(
@@ -834,7 +833,7 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
                 )
         for (key, entry), row in plan.rows.items():
             found = old_rows.get((key, entry))
-            if found is not None and list(_row_tuple(row)) == list(found[1]):
+            if found is not None and list(_row_tuple(row)) == list(found):
                 continue
             new_rows.append(
                 (did, text_key(key), entry, canonical_json(row.value), row.configured_by,
@@ -857,21 +856,21 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
                         now,
                     )
                 )
-            elif not same_value(found[1][0], row.value) or found[1][1] != row.configured_by:
+            elif not same_value(found[0], row.value) or found[1] != row.configured_by:
                 drift.append(
                     (
                         did,
                         key,
                         entry,
-                        canonical_json(found[1][0]),
+                        canonical_json(found[0]),
                         canonical_json(row.value),
-                        found[1][1],
+                        found[1],
                         row.configured_by,
                         now,
                     )
                 )
     written = 0
-    for chunk in _chunks(delete_ids, _CHUNK):
+    for chunk in _chunks(delete_keys, _CHUNK):
         written += DeviceEffectiveSetting.objects.filter(pk__in=chunk).delete()[0]
     store_texts(new_keys)  # a row holds the key of its setting key (console.interned)
     written += insert_rows(DeviceEffectiveSetting, EFFECTIVE_COLUMNS, new_rows)
@@ -909,6 +908,6 @@ def recount_effective() -> dict[tuple, int]:
     return ({REPORTING_COUNTER: reporting} if reporting else {}) | {
         (r["setting_key"], r["entry"], r["intent"], r["configured_by"]): r["n"]
         for r in DeviceEffectiveSetting.objects.values("setting_key", "entry", "intent", "configured_by")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .order_by()
     }

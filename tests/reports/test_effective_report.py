@@ -14,9 +14,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from console import rbac
+from console.interned import store_texts, text_key
 from console.roles import sync_roles
 from devices.models import Device, GroupPolicyObject, LocalAdminChange
 from reports import effective
+from reports.ingest import SETTING_COLUMNS, insert_rows
+from reports.models import DeviceSettingStatus
 from tests.checkins import fleet as f
 
 pytestmark = pytest.mark.django_db
@@ -252,8 +255,8 @@ def test_a_linux_devices_tab_shows_managed_local_and_default_values_from_the_age
 def test_overrides_probe_the_policys_rows_per_effective_row_whatever_join_the_planner_prefers(fleet):
     # At 1,000,000 devices the Per setting page took 3 s: the check "this policy's row Succeeded" was an EXISTS,
     # which PostgreSQL made a hash semi-join over every succeeded row of the policy. The same plan is chosen here
-    # by telling the planner to avoid nested loops, as its misestimate did there. Probed by its columns instead,
-    # a row was found by ANDing two indexes, reading every entry of the policy's setting per probe (80 s).
+    # by telling the planner to avoid nested loops, as its misestimate did there. When a device b-tree stood beside a
+    # hash key, a row was found by ANDing two indexes, reading every entry of the policy's setting per probe (80 s).
     from policies.models import Policy
 
     policy = Policy.objects.get(name="ASR")
@@ -269,9 +272,21 @@ def test_overrides_probe_the_policys_rows_per_effective_row_whatever_join_the_pl
         # A handful of narrow rows fit one page, and a scan of it costs less than any index: rule that out, as
         # a million devices do, so the plan shows which index the probe would take.
         cursor.execute("SET LOCAL enable_seqscan = off")
+        # And the policy's setting Succeeded on thousands of other devices, as it does at scale: reading them by
+        # the (policy, setting, status) index is then the slow way, and the statistics say so.
+        store_texts(["1"])
+        insert_rows(
+            DeviceSettingStatus,
+            SETTING_COLUMNS,
+            [
+                (10**9 + i, policy.pk, text_key(ADOBE), text_key("1"), "succeeded", None, None, "[]")
+                for i in range(5000)
+            ],
+        )
+        cursor.execute("ANALYZE reports_devicesettingstatus")
         for sql in checks:
             cursor.execute("EXPLAIN " + sql)
             plan = "\n".join(row[0] for row in cursor.fetchall())
             assert "SubPlan" in plan and "Join" not in plan, plan
-            # one row through the hash key, not a combination of the device and (policy, setting) indexes
-            assert "unique_device_policy_setting_status" in plan and "BitmapAnd" not in plan, plan
+            # one row through the primary key, not a combination of the (policy, setting) index with another
+            assert "reports_devicesettingstatus_pkey" in plan and "BitmapAnd" not in plan, plan

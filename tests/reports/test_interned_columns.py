@@ -21,9 +21,15 @@ from tests.reports.test_status_messages import _plan
 RULES = [{"name": "Block Telnet", "ports": ["23"]}, {"name": "Teams", "ports": ["3478-3481"]}]
 
 
-def _raw(column: str, pk: int):
+def _raw(column: str, pk: tuple):
+    """The column as stored, of the row with primary key (device, policy, setting key as text)."""
+    device_id, policy_id, key = pk
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {column} FROM reports_devicesettingstatus WHERE id = %s", [pk])
+        cursor.execute(
+            f"SELECT {column} FROM reports_devicesettingstatus"
+            " WHERE device_id = %s AND policy_id = %s AND setting_key = %s",
+            [device_id, policy_id, text_key(key)],
+        )
         return cursor.fetchone()[0]
 
 
