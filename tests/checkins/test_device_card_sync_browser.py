@@ -47,3 +47,12 @@ def test_it_updates_the_card_and_the_panel_together_after_a_policy_sync(
     device = Device.objects.get(pk=d.pk)
     assert timedelta(minutes=81) <= device.next_checkin_at - device.last_checkin_at <= timedelta(minutes=99)
     assert page.evaluate("window.__notReloaded") is True
+
+    # The check-in times are rows of the card's list: their values line up with the card's other values, before
+    # and after the swap.
+    trust = page.locator("#device-status dt", has_text="Trust with Microsoft Entra ID").locator(
+        "xpath=following-sibling::dd[1]"
+    )
+    value_x = trust.bounding_box()["x"]
+    for field in ("last_checkin", "next_checkin"):
+        assert card.locator(f"[data-field={field}]").bounding_box()["x"] == value_x
