@@ -28,6 +28,8 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from django.db import OperationalError, connection, transaction
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 
 from console.interned import canonical_json, store_texts, text_key
 from devices.models import Device
@@ -329,7 +331,7 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
 
     # A changed row is rewritten (delete + insert): one set-based statement each instead of a CASE per column.
     for chunk in _chunks(delete_setting_keys, _CHUNK):
-        result.rows_written += DeviceSettingStatus.objects.filter(pk__in=chunk).delete()[0]
+        result.rows_written += with_keys(DeviceSettingStatus.objects.all(), chunk).delete()[0]
     for chunk in _chunks(delete_policy_ids, _CHUNK):
         result.rows_written += DevicePolicyStatus.objects.filter(pk__in=chunk).delete()[0]
     if new_policy_rows:  # the device's name goes with its row (View report reads pages in name order)
@@ -391,6 +393,27 @@ def on_device_saved(sender, instance, created: bool = False, update_fields=None,
     DevicePolicyStatus.objects.filter(device_id=instance.pk).exclude(
         device_name=instance.display_name
     ).update(device_name=instance.display_name)
+
+
+def with_keys(queryset, keys: Sequence[tuple]):
+    """The rows of ``queryset`` whose (composite) primary key is one of ``keys`` (tuples of Python values).
+
+    On PostgreSQL the keys go as one array a column, joined with the primary key through ``unnest``: written as
+    ``(device_id, policy_id, setting_key) IN ((…), …)`` (``pk__in``), 2,000 keys took 351 ms to plan (an OR of
+    2,000 ANDs) and 75 ms to run."""
+    if connection.vendor != "postgresql":
+        return queryset.filter(pk__in=keys)
+    fields = queryset.model._meta.pk.fields
+    qn = connection.ops.quote_name
+    arrays = [
+        [f.get_db_prep_value(value, connection) for value in values]
+        for f, values in zip(fields, zip(*keys, strict=True), strict=True)
+    ]
+    sql = "({}) IN (SELECT * FROM unnest({}))".format(
+        ", ".join(qn(f.column) for f in fields),
+        ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields),
+    )
+    return queryset.filter(RawSQL(sql, arrays, output_field=BooleanField()))
 
 
 def insert_rows(model, columns: Sequence[str], rows: Sequence[tuple]) -> int:
@@ -537,7 +560,7 @@ def _mark_pending_chunk(Device, chunk: list[int], policies: list[int], keys: lis
         setting_deltas[(pid, key, status)] -= 1
         setting_deltas[(pid, key, Status.PENDING)] += 1
     for keys in _chunks([row[:3] for row in rows], _CHUNK):
-        DeviceSettingStatus.objects.filter(pk__in=keys).update(status=Status.PENDING, error_code=None)
+        with_keys(DeviceSettingStatus.objects.all(), keys).update(status=Status.PENDING, error_code=None)
 
     policy_rows = list(
         DevicePolicyStatus.objects.select_for_update()
@@ -871,7 +894,7 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
                 )
     written = 0
     for chunk in _chunks(delete_keys, _CHUNK):
-        written += DeviceEffectiveSetting.objects.filter(pk__in=chunk).delete()[0]
+        written += with_keys(DeviceEffectiveSetting.objects.all(), chunk).delete()[0]
     store_texts(new_keys)  # a row holds the key of its setting key (console.interned)
     written += insert_rows(DeviceEffectiveSetting, EFFECTIVE_COLUMNS, new_rows)
     written += insert_rows(DriftEvent, DRIFT_COLUMNS, drift)

@@ -168,3 +168,29 @@ def test_the_migration_keeps_every_row_both_ways():
         assert current() == after
     finally:
         _migrate(None)
+
+
+def test_rows_are_found_and_changed_by_their_keys():
+    from reports.ingest import with_keys
+
+    device, other = f.device("PC-1"), f.device("PC-2")
+    policy = f.policy("A", {f.PUA: 1})
+    rows = [_setting_row(d, policy, key) for d in (device, other) for key in (f.PUA, f.IPS)]
+    insert_rows(DeviceSettingStatus, SETTING_COLUMNS, rows)
+    wanted = [(device.pk, policy.pk, f.IPS), (other.pk, policy.pk, f.PUA), (other.pk, policy.pk + 1, f.PUA)]
+
+    assert with_keys(DeviceSettingStatus.objects.all(), wanted).update(status="pending") == 2
+    assert sorted(
+        DeviceSettingStatus.objects.filter(status="pending").values_list("device_id", "setting_key")
+    ) == sorted([(device.pk, f.IPS), (other.pk, f.PUA)])
+
+    now = timezone.now()
+    DeviceEffectiveSetting.objects.bulk_create(
+        DeviceEffectiveSetting(
+            device=device, setting_key=f.EXCLUDED_PATHS, entry=entry, configured_by="intune", changed_at=now
+        )
+        for entry in ("", "C:\\Données", "C:\\b")
+    )
+    gone = [(device.pk, f.EXCLUDED_PATHS, "C:\\Données"), (device.pk, f.EXCLUDED_PATHS, "")]
+    assert with_keys(DeviceEffectiveSetting.objects.all(), gone).delete()[0] == 2
+    assert list(DeviceEffectiveSetting.objects.values_list("entry", flat=True)) == ["C:\\b"]
