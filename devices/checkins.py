@@ -17,7 +17,6 @@ Flow (see /work/shared/design/architecture.md):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import random
@@ -50,8 +49,8 @@ from policies.services import FILTER_IGNORED_WARNING
 from reports.ingest import COPY_OBSERVERS, remove_devices
 from reports.models import CheckinRecord, DevicePolicyStatus, DeviceSettingStatus
 
-from . import agent, channel, mdatp, scheduling, sources, statepack
-from .models import Device, Group, ManagedBy
+from . import agent, channel, mdatp, scheduling, sources
+from .models import Device, Group, ManagedBy, state_of
 from .scope import scope_group_ids, scoped
 
 log = logging.getLogger(__name__)
@@ -91,11 +90,11 @@ def queue_target() -> int:
 # The simulated agent, talking to the channel in-process
 # ---------------------------------------------------------------------------------------------------------
 
-_APPLY_CACHE: dict[tuple[str, str, bool, str, str], tuple[dict, dict, bool, list]] = {}
+_APPLY_CACHE: dict[tuple[int | None, str, bool, str, str], tuple[dict, dict, bool, list]] = {}
 
 
 def agent_apply(
-    packed_state: bytes,
+    state_key: int | None,
     tamper_protection: bool,
     desired: dict,
     fingerprint: str,
@@ -109,14 +108,14 @@ def agent_apply(
     the local state changed, the effective settings in protocol form).
 
     The agent is a pure function of (local state, desired state, other sources) when no faults are simulated,
-    so devices in the same state share the work: the cache key is a hash of the stored state's packed bytes
-    (devices.statepack packs deterministically), not of a decoded copy. ``ours``: "mde" (security settings
+    so devices in the same state share the work: the cache key is the stored state's key (the key of its canonical
+    JSON, devices.models.AgentStateField), not a decoded copy. ``ours``: "mde" (security settings
     management) or "mdm" (Intune), for the precedence.
     """
     key = None
     if not fault_rate:
         key = (
-            hashlib.sha1(packed_state).hexdigest(),
+            state_key,
             fingerprint,
             bool(tamper_protection),
             ours,
@@ -125,7 +124,7 @@ def agent_apply(
         hit = _APPLY_CACHE.get(key)
         if hit is not None:
             return hit
-    stored = statepack.unpack(packed_state)
+    stored = state_of(state_key)
     current = agent.set_tamper_protection(agent.AgentState.from_dict(stored), bool(tamper_protection))
     new_state, reports = agent.apply(current, desired, fault_rate=fault_rate, rng=rng)
     state = channel.compact_state(new_state.to_dict())
@@ -191,7 +190,7 @@ def run_checkins(
                 run.refused[device.pk] = exc.message
             continue
         state, results, state_changed, effective = agent_apply(
-            bytes(device.agent_state_packed or b""),
+            device.agent_state_key,
             device.tamper_protection,
             response["desired"],
             response["desiredFingerprint"],

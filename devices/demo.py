@@ -38,10 +38,10 @@ from .models import (
     ManagedBy,
     OnboardingEvent,
     OSType,
+    store_states,
 )
 from .rules import parse_rule
 from .scheduling import first_checkin_at
-from .statepack import PackedJSONField, pack
 
 WIN10 = [("10.0.19045.4291", "Windows 10 Enterprise 22H2"), ("10.0.19045.4412", "Windows 10 Pro 22H2")]
 WIN11 = [
@@ -117,8 +117,6 @@ def _converter(field, now):
         return lambda v: None if v is None else json.dumps(v)
     if isinstance(field, InternedTextField):  # the key; the caller stores the texts first (store_texts)
         return field.get_prep_value
-    if isinstance(field, PackedJSONField):
-        return lambda v: None if v is None else pack(v)
     if isinstance(field, models.DateField):
         return lambda v: None if v is None else field.get_db_prep_save(v, connection)
     return lambda value: value
@@ -366,6 +364,7 @@ def seed(stdout, devices: int = 300, seed: int = 42, **_) -> None:
         device.pk = first_pk + offset
     with transaction.atomic():
         store_texts({device.enrollment_message for device in fleet})
+        store_states(device.agent_state for device in fleet)
         fast_insert(Device, *model_rows(Device, fleet, with_pk=True))
         with connection.cursor() as cursor:
             for sql in connection.ops.sequence_reset_sql(no_style(), [Device]):

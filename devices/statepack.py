@@ -1,4 +1,7 @@
-"""The simulated agent's state, stored packed: canonical JSON, deflated against a preset dictionary.
+"""The simulated agent's state as it was stored from devices 0011 to 0014: canonical JSON, deflated against a preset
+dictionary. Since 0014 a device row holds the key of its state (devices.models.AgentStateField: 8 bytes instead of
+these ~360, each distinct state stored once); this module stays to read and write the old rows in migrations, and
+its dictionary stays frozen for them.
 
 Why: the state (Get-MpPreference values, the applied and managed setting ids) is the largest part of a device
 row. As JSONB, PostgreSQL compressed each document alone (pglz) and averaged 1,174 bytes a device at 1,000,000

@@ -1,29 +1,35 @@
-"""The simulated agent's state is stored packed (devices.statepack; issue 17: storage per device): deflated against
-a frozen dictionary of setting ids. The device sees the same state, the database keeps a fraction of it."""
+"""The simulated agent's state is stored once per distinct state (devices.models.AgentStateField; issue 17: storage
+per device): the device row holds the key of its canonical JSON. Until devices 0014 it was packed into each row
+(devices.statepack, deflated against a frozen dictionary of setting ids): that format is still read by the
+migration, so its dictionary stays frozen."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 
 import pytest
 from django.core import serializers
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from console.models import StoredText
 from devices import statepack
-from devices.models import Device
+from devices.models import Device, state_key
 from tests.checkins import fleet as f
 
 # The dictionary every stored row of format version 1 was packed against: it must never change.
 V1_SHA256 = "3e97da4f3574d2e4f6544b40c53a627d44eaa46c9d3230426f7ef4e48003f6e2"
 
 
-def _stored_bytes(device) -> bytes:
+def _stored_value(device):
     with connection.cursor() as cursor:
         cursor.execute("SELECT agent_state FROM devices_device WHERE id = %s", [device.pk])
-        return bytes(cursor.fetchone()[0])
+        return cursor.fetchone()[0]
+
+
+def _stored_bytes(device) -> bytes:
+    return bytes(_stored_value(device))
 
 
 def _enforced_device():
@@ -39,35 +45,42 @@ def test_the_version_1_dictionary_is_frozen():
 
 
 @pytest.mark.django_db
-def test_a_checked_in_device_keeps_its_state_in_a_fraction_of_its_json():
-    d = _enforced_device()
+def test_devices_in_the_same_state_share_one_stored_copy_of_it():
+    g = f.group("Workstations")
+    one, two = f.device("PC-001", groups=[g]), f.device("PC-002", groups=[g])
+    f.policy("AV baseline", {f.REALTIME: 1, f.PUA: 1, f.SCRIPT_SCANNING: 1}, include=[g])
+    f.checkin(one)
+    f.checkin(two)
 
-    state = Device.objects.get(pk=d.pk).agent_state
-    stored = _stored_bytes(d)
+    state = Device.objects.get(pk=one.pk).agent_state
     assert state["preferences"]["PUAProtection"] == 1
     assert f.PUA in state["managed"]
-    assert stored[0] == statepack.VERSION
-    assert statepack.unpack(stored) == state
-    text = statepack.canonical(state)
-    assert len(stored) * 3 < len(text)
-    assert len(stored) * 2 < len(zlib.compress(text, 9))  # the dictionary, not deflate alone
+    assert Device.objects.get(pk=two.pk).agent_state == state
+    key = _stored_value(one)
+    assert isinstance(key, int) and key == _stored_value(
+        two
+    )  # 8 bytes a row, the same key for the same state
+    assert StoredText.objects.filter(key=key).count() == 1
+    assert json.loads(StoredText.objects.get(key=key).text) == state
 
 
 @pytest.mark.django_db
-def test_the_same_state_is_stored_as_the_same_bytes():
-    # the check-in pipeline keys its per-state cache on the stored bytes (devices.checkins.agent_apply)
+def test_the_same_state_has_the_same_key_whatever_its_order():
+    # the check-in pipeline keys its per-state cache on the stored key (devices.checkins.agent_apply)
     d = _enforced_device()
     state = Device.objects.get(pk=d.pk).agent_state
     reordered = dict(reversed(list(state.items())))
 
-    assert statepack.pack(reordered) == statepack.pack(state) == _stored_bytes(d)
+    assert state_key(reordered) == state_key(state) == _stored_value(d)
 
 
 @pytest.mark.django_db
-def test_an_empty_state_is_stored_as_no_bytes_and_read_back_as_an_empty_object():
+def test_an_empty_state_is_stored_as_null_with_no_text_and_read_back_as_an_empty_object():
+    texts = StoredText.objects.count()
     d = f.device("NEW-001")
 
-    assert _stored_bytes(d) == b""
+    assert _stored_value(d) is None
+    assert StoredText.objects.count() == texts
     assert Device.objects.get(pk=d.pk).agent_state == {}
 
 
@@ -138,3 +151,37 @@ def test_the_migration_packs_existing_states_and_unpacks_them_back():
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())  # back to the latest schema for the other tests
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_stores_each_distinct_packed_state_once_and_packs_them_back():
+    before, after = [("devices", "0013_interned_messages")], [("devices", "0014_agent_state_stored_once")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    with connection.cursor() as cursor:
+        ids = []
+        for i, state in enumerate([*STATES, STATES[1]]):  # the last two devices share a state
+            old = executor.loader.project_state(before).apps.get_model("devices", "Device")
+            ids.append(old.objects.create(display_name=f"M-{i}", agent_state=state).pk)
+        cursor.execute("SELECT agent_state FROM devices_device WHERE id = %s", [ids[1]])
+        packed = bytes(cursor.fetchone()[0])
+    assert statepack.unpack(packed) == STATES[1]
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps.get_model("devices", "Device")
+    assert [new.objects.get(pk=pk).agent_state for pk in ids] == [*STATES, STATES[1]]
+    keys = [_stored_value(Device(pk=pk)) for pk in ids]
+    assert keys[0] is None and keys[1] == keys[3] == state_key(STATES[1]) and keys[2] == state_key(STATES[2])
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(before)
+    back = executor.loader.project_state(before).apps.get_model("devices", "Device")
+    assert [back.objects.get(pk=pk).agent_state for pk in ids] == [*STATES, STATES[1]]
+    assert _stored_bytes(Device(pk=ids[1])) == packed and _stored_bytes(Device(pk=ids[0])) == b""
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
