@@ -302,6 +302,7 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
             ):
                 continue
             new_policy_rows.append((did, pid, row.status, plan.channel, *row.counts, row.message, now))
+            new_texts.add(row.message)
             policy_deltas[(pid, row.status)] += 1
             if old_entry is None:
                 result.policies_changed[did] += 1
@@ -334,12 +335,14 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
         result.rows_written += with_keys(DeviceSettingStatus.objects.all(), chunk).delete()[0]
     for chunk in _chunks(delete_policy_ids, _CHUNK):
         result.rows_written += DevicePolicyStatus.objects.filter(pk__in=chunk).delete()[0]
+    if new_texts - {None, ""}:  # the texts first: a row holds the keys of its messages, setting key and value
+        store_texts(text for text in new_texts if text)
     if new_policy_rows:  # the device's name goes with its row (View report reads pages in name order)
         names = device_names({row[0] for row in new_policy_rows})
         new_policy_rows = [(*row, names.get(row[0], "")) for row in new_policy_rows]
-    result.rows_written += insert_rows(DevicePolicyStatus, POLICY_COLUMNS, new_policy_rows)
-    if new_setting_rows:  # the texts first: a row holds the keys of its message, setting key and value
-        store_texts(text for text in new_texts if text)
+    result.rows_written += insert_rows(
+        DevicePolicyStatus, POLICY_COLUMNS, keyed_policy_rows(new_policy_rows, stored=True)
+    )
     result.rows_written += insert_rows(DeviceSettingStatus, SETTING_COLUMNS, new_setting_rows)
     result.rows_written += apply_deltas(policy_deltas, setting_deltas)
     return result
@@ -445,6 +448,19 @@ def insert_rows(model, columns: Sequence[str], rows: Sequence[tuple]) -> int:
     return len(rows)
 
 
+_POLICY_MESSAGE = POLICY_COLUMNS.index("message")
+
+
+def keyed_policy_rows(rows: Sequence[tuple], stored: bool = False) -> list[tuple]:
+    """``POLICY_COLUMNS`` tuples as the table stores them: the message's key in the row, its text stored first
+    (console.interned; one INSERT and one SELECT, in the caller's transaction) unless the caller did (``stored``)."""
+    if not stored:
+        store_texts({row[_POLICY_MESSAGE] for row in rows if row[_POLICY_MESSAGE]})
+    return [
+        (*row[:_POLICY_MESSAGE], text_key(row[_POLICY_MESSAGE]), *row[_POLICY_MESSAGE + 1 :]) for row in rows
+    ]
+
+
 def insert_missing_policy_rows(rows: Sequence[tuple]) -> list[tuple[int, int, str]]:
     """Insert policy rows (``POLICY_COLUMNS`` tuples) that don't exist yet; (device, policy, status) of those
     actually inserted.
@@ -455,6 +471,7 @@ def insert_missing_policy_rows(rows: Sequence[tuple]) -> list[tuple[int, int, st
     """
     if not rows:
         return []
+    rows = keyed_policy_rows(rows)
     qn = connection.ops.quote_name
     table = qn(DevicePolicyStatus._meta.db_table)
     names = ", ".join(qn(c) for c in POLICY_COLUMNS)
@@ -858,11 +875,13 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
             found = old_rows.get((key, entry))
             if found is not None and list(_row_tuple(row)) == list(found):
                 continue
+            value_text = canonical_json(row.value) if row.value is not None else None
+            intended_text = canonical_json(row.intended) if row.intended is not None else None
             new_rows.append(
-                (did, text_key(key), entry, canonical_json(row.value), row.configured_by,
-                 _attempts_json(row.other_attempts), canonical_json(row.intended), row.intent, now)
+                (did, text_key(key), entry, text_key(value_text), row.configured_by,
+                 _attempts_json(row.other_attempts), text_key(intended_text), row.intent, now)
             )  # fmt: skip
-            new_keys.add(key)
+            new_keys.update((key, value_text, intended_text))
             deltas[(key, entry, row.intent, row.configured_by)] += 1
             if first:
                 continue
@@ -895,7 +914,7 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
     written = 0
     for chunk in _chunks(delete_keys, _CHUNK):
         written += with_keys(DeviceEffectiveSetting.objects.all(), chunk).delete()[0]
-    store_texts(new_keys)  # a row holds the key of its setting key (console.interned)
+    store_texts(new_keys - {None})  # a row holds the keys of its setting key and values (console.interned)
     written += insert_rows(DeviceEffectiveSetting, EFFECTIVE_COLUMNS, new_rows)
     written += insert_rows(DriftEvent, DRIFT_COLUMNS, drift)
     drift_alerts.announce_rows(drift)  # the SOC webhook hears of protected drift after commit (reports.drift)

@@ -637,7 +637,7 @@ class PolicyDeviceListView(_ReportListView):
         CsvColumn("OS version", "device__os_version"),
         CsvColumn("Managed by", "device__managed_by", "choice", tuple(ManagedBy.choices)),
         CsvColumn("Last report time", "last_reported_at", "iso"),
-        CsvColumn("Message", "message"),
+        CsvColumn("Message", "message_text__text"),
         CsvColumn("Overridden by", "overridden_by", "str"),  # fixed labels: one use of the bare column
     ]
 

@@ -39,7 +39,8 @@ def test_devices_that_report_the_same_message_share_one_stored_text():
 
     assert DeviceSettingStatus.objects.count() == 6
     messages = set(StoredText.objects.values_list("text", flat=True)) - {f.PUA, f.REALTIME, "1"}
-    assert messages == {applied.message, realtime.message}  # stored once, beside the key and value texts
+    # stored once, beside the key and value texts and the policy rows' message (reports 0013)
+    assert messages == {applied.message, realtime.message, "The policy applies."}
     row = DeviceSettingStatus.objects.select_related("message_ref").get(device=devices[1], setting_key=f.PUA)
     assert row.message == "Applied: PUAProtection = 1"
     assert row.message_ref_id == message_key(row.message)
