@@ -61,7 +61,7 @@ from reports.ingest import (
 from reports.models import CheckinRecord, PolicyGeneration
 
 from . import credentials, scheduling
-from .models import ConfigSource, Device, GroupMember, ManagedBy, OSType, state_key, state_of, store_states
+from .models import ConfigSource, Device, GroupMember, ManagedBy, OSType, state_of, store_states
 
 log = logging.getLogger(__name__)
 
@@ -988,8 +988,8 @@ def _update_devices(items, lease, now, started, next_at, status: bool = True) ->
     """
     if not items:
         return 0
-    if status:
-        store_states([i.agent_state for i in items if i.agent_state is not None])
+    # A changed state's key, its text stored first (None: the state is not written).
+    keys = store_states([i.agent_state for i in items]) if status else [None] * len(items)
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(Device._meta.db_table)
         sync_done = (
@@ -1007,10 +1007,9 @@ def _update_devices(items, lease, now, started, next_at, status: bool = True) ->
                 cursor.execute(sql, [now, started, ids, [next_at[pk] for pk in ids], lease])
                 return cursor.rowcount
         rows, params = [], []
-        for item in items:
+        for item, state in zip(items, keys, strict=True):
             pk = item.device.pk
             has_state = item.agent_state is not None
-            state = state_key(item.agent_state) if has_state else None
             effective = item.effective.digest if item.effective is not None else None
             rows.append("(%s::bigint, %s::timestamptz, %s::varchar, %s::boolean, %s::bigint, %s::varchar)")
             params.extend([pk, next_at[pk], item.plan.digest, has_state, state, effective])
@@ -1054,13 +1053,13 @@ def _update_devices(items, lease, now, started, next_at, status: bool = True) ->
             ops.adapt_datetimefield_value(next_at[i.device.pk]),
             i.plan.digest,
             i.agent_state is not None,
-            state_key(i.agent_state) if i.agent_state is not None else None,
+            state,
             i.effective.digest if i.effective is not None else None,
             begun,
             i.device.pk,
             held,
         )
-        for i in items
+        for i, state in zip(items, keys, strict=True)
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)

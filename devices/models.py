@@ -16,7 +16,6 @@ from console.interned import (
     InternedTextField,
     canonical_json,
     store_texts,
-    text_key,
     texts_of,
 )
 
@@ -60,7 +59,7 @@ class AgentStateField(InternedJSONField):
 
 def state_key(state) -> int | None:
     """The column value of ``state`` (None for the empty state); its text must be stored (``store_states``)."""
-    return text_key(canonical_json(state)) if state else None
+    return Device._meta.get_field("agent_state").key_of(state)
 
 
 def state_of(key: int | None) -> dict:
@@ -70,10 +69,12 @@ def state_of(key: int | None) -> dict:
     return json.loads(texts_of([key])[key])
 
 
-def store_states(states) -> dict[int, str]:
-    """Store the texts of these states in the current transaction (one INSERT, one SELECT); key -> text."""
-    texts = {canonical_json(state) for state in states if state}
-    return {key: text for text, key in store_texts(texts).items()}
+def store_states(states) -> list[int | None]:
+    """Store the texts of these states in the current transaction (one INSERT, one SELECT for the distinct ones);
+    the column value of each, in order (None for the empty state). Each state is encoded once."""
+    texts = [canonical_json(state) if state else None for state in states]
+    keys = store_texts(text for text in texts if text is not None)
+    return [None if text is None else keys[text] for text in texts]
 
 
 class OSType(models.TextChoices):
