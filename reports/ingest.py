@@ -15,6 +15,13 @@ Aggregates are moved with one ``INSERT … ON CONFLICT … DO UPDATE SET count =
 (the set-based form of an ``F("count") + delta`` update), sorted by key so that concurrent writers lock the
 counter rows in the same order and never deadlock; it is the last statement before commit, so the hot counter
 rows are locked for the shortest time.
+
+Who writes status rows: only this module inserts setting status and effective setting rows, and only for devices
+whose row lock its caller holds (a check-in: ``SELECT … FOR UPDATE`` of its leased devices, or the device
+channel's compare-and-set UPDATE; a newly managed device: ``reports.pending.initialise_device``). It reads the
+rows a device has after taking the lock, so two writers of one device run one after the other and the second
+sees the first's rows. That is what keeps a device's rows one per key on PostgreSQL, where no b-tree of the
+whole key is kept (migration reports 0015); :func:`duplicate_keys` finds any that a bug would let through.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from django.db import OperationalError, connection, transaction
-from django.db.models import BooleanField
+from django.db.models import BooleanField, Count
 from django.db.models.expressions import RawSQL
 
 from console.interned import canonical_json, store_texts, text_key
@@ -671,6 +678,19 @@ def _upsert(model, key_columns: tuple[str, ...], rows: list[tuple[tuple, int]]) 
                 params.extend((*key, delta))
             cursor.execute(sql, params)
     return len(rows)
+
+
+def duplicate_keys(limit: int = 100) -> dict[str, list[tuple]]:
+    """Keys held by more than one setting status or effective setting row (a full scan: for checks, not pages)."""
+    found: dict[str, list[tuple]] = {}
+    for model, names in (
+        (DeviceSettingStatus, ("device_id", "policy_id", "setting_key")),
+        (DeviceEffectiveSetting, ("device_id", "setting_key", "entry")),
+    ):
+        found[model._meta.model_name] = list(
+            model.objects.values_list(*names).annotate(n=Count("*")).filter(n__gt=1).order_by()[:limit]
+        )
+    return found
 
 
 def recount() -> tuple[dict[tuple, int], dict[tuple, int]]:

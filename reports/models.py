@@ -148,13 +148,15 @@ class DeviceSettingStatus(models.Model):
         related_name="+",
     )
     conflict_policy_ids = models.JSONField(default=list, blank=True)
-    # The row's key is its identity: (device, policy, setting key), three 8-byte columns in one b-tree that also
-    # finds a device's rows (its first column) and keeps them unique. A surrogate id cost a column and a b-tree of
-    # its own that no query read (1,220 bytes a device at 29 rows; migration 0012).
+    # The row's identity is (device, policy, setting key): Django's key for the row. On PostgreSQL no b-tree
+    # enforces it (migration 0015): a device's rows are found through ``dss_device_idx``, which PostgreSQL
+    # deduplicates to one posting list a device, and a device's rows are unique because their one writer holds
+    # the device's row lock while it compares and writes (reports.ingest, "Who writes status rows").
     pk = models.CompositePrimaryKey("device", "policy", "setting_key")
 
     class Meta:
         indexes = [
+            models.Index(fields=["device"], name="dss_device_idx"),
             models.Index(fields=["policy", "setting_key", "status"], name="dss_policy_setting_status_idx"),
         ]
         verbose_name = "device setting status"
@@ -328,11 +330,13 @@ class DeviceEffectiveSetting(models.Model):
     intended_value = InternedJSONField(null=True, blank=True)
     intent = models.CharField(max_length=8, choices=Intent.choices, default=Intent.NONE)
     changed_at = models.DateTimeField()
-    # Identified by (device, setting key, entry), as the setting status rows are (migration 0012).
+    # Identified by (device, setting key, entry), kept unique and found by device as the setting status rows are
+    # (migrations 0012 and 0015).
     pk = models.CompositePrimaryKey("device", "setting_key", "entry")
 
     class Meta:
         indexes = [
+            models.Index(fields=["device"], name="des_device_idx"),
             models.Index(
                 fields=["setting_key", "entry", "intent", "configured_by"], name="des_setting_intent_idx"
             ),
