@@ -149,14 +149,14 @@ class DeviceSettingStatus(models.Model):
     )
     conflict_policy_ids = models.JSONField(default=list, blank=True)
     # The row's identity is (device, policy, setting key): Django's key for the row. On PostgreSQL no b-tree
-    # enforces it (migration 0015): a device's rows are found through ``dss_device_idx``, which PostgreSQL
-    # deduplicates to one posting list a device, and a device's rows are unique because their one writer holds
-    # the device's row lock while it compares and writes (reports.ingest, "Who writes status rows").
+    # enforces it (migration 0015): a device's rows are found through ``dss_device_policy_idx``, which PostgreSQL
+    # deduplicates to one posting list a device and policy, and a device's rows are unique because their one
+    # writer holds the device's row lock while it compares and writes (reports.ingest, "Who writes status rows").
     pk = models.CompositePrimaryKey("device", "policy", "setting_key")
 
     class Meta:
         indexes = [
-            models.Index(fields=["device"], name="dss_device_idx"),
+            models.Index(fields=["device", "policy"], name="dss_device_policy_idx"),
             models.Index(fields=["policy", "setting_key", "status"], name="dss_policy_setting_status_idx"),
         ]
         verbose_name = "device setting status"

@@ -36,19 +36,19 @@ needs_postgres = pytest.mark.skipif(connection.vendor != "postgresql", reason="P
 
 
 @needs_postgres
-def test_on_postgresql_a_devices_rows_are_found_through_a_plain_device_btree_and_no_btree_of_the_key():
+def test_on_postgresql_a_devices_rows_are_found_through_a_plain_btree_and_no_btree_of_the_key():
     def indexes(table):
         with connection.cursor() as cursor:
             cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [table])
             return dict(cursor.fetchall())
 
-    for table, index in [
-        ("reports_devicesettingstatus", "dss_device_idx"),
-        ("reports_deviceeffectivesetting", "des_device_idx"),
+    for table, index, columns in [
+        ("reports_devicesettingstatus", "dss_device_policy_idx", "device_id, policy_id"),
+        ("reports_deviceeffectivesetting", "des_device_idx", "device_id"),
     ]:
         found = indexes(table)
         assert f"{table}_pkey" not in found
-        assert found[index] == f"CREATE INDEX {index} ON public.{table} USING btree (device_id)"
+        assert found[index] == f"CREATE INDEX {index} ON public.{table} USING btree ({columns})"
         assert [name for name, sql in found.items() if "(device_id" in sql] == [index]
         assert not [name for name, sql in found.items() if "UNIQUE" in sql]
 

@@ -39,6 +39,8 @@ from devices.checkins import checkin_batch, claim_due, request_policy_sync, sche
 from devices.models import Device
 from policies.models import Policy, PolicyAssignment
 
+FLOOR_REPEATS = 3
+
 
 class Command(BaseCommand):
     help = "Benchmark check-ins end to end on PostgreSQL + Redis + Celery workers (see the module docstring)."
@@ -377,7 +379,11 @@ class Command(BaseCommand):
     # ---- the COPY floor ----------------------------------------------------------------------------------
 
     def _copy_floor(self) -> tuple[float, int]:
-        """COPY the rows pass 1 wrote (status rows, history, device check-in columns) into temp tables."""
+        """COPY the rows pass 1 wrote (status rows, history, device check-in columns) into temp tables.
+
+        Each table's COPY is timed ``FLOOR_REPEATS`` times and the median kept: one timing swung from 3.3 to 6.2 s
+        between runs of the same code on the same 100,000-device database (autovacuum and checkpoints share the
+        two cores), and this floor is the yardstick pass 1 is measured against."""
         from reports import models as m
 
         qn = connection.ops.quote_name
@@ -406,11 +412,15 @@ class Command(BaseCommand):
                     f"CREATE TEMP TABLE {qn(temp)} AS SELECT {columns} FROM {qn(table)} WITH NO DATA"
                 )
                 data = buffer.getvalue()
-                started = time.perf_counter()
-                with raw.copy(f"COPY {qn(temp)} FROM STDIN") as copy:
-                    for offset in range(0, len(data), 1 << 20):
-                        copy.write(data[offset : offset + (1 << 20)])
-                total_seconds += time.perf_counter() - started
+                timings = []
+                for _ in range(FLOOR_REPEATS):
+                    cursor.execute(f"TRUNCATE {qn(temp)}")
+                    started = time.perf_counter()
+                    with raw.copy(f"COPY {qn(temp)} FROM STDIN") as copy:
+                        for offset in range(0, len(data), 1 << 20):
+                            copy.write(data[offset : offset + (1 << 20)])
+                    timings.append(time.perf_counter() - started)
+                total_seconds += statistics.median(timings)
                 total_rows += rows
                 cursor.execute(f"DROP TABLE {qn(temp)}")
         return total_seconds, total_rows
