@@ -695,8 +695,6 @@ def duplicate_keys(limit: int = 100) -> dict[str, list[tuple]]:
 
 def recount() -> tuple[dict[tuple, int], dict[tuple, int]]:
     """The exact counts from the rows (for checks and repair): ({(policy, status): n}, {(policy, key, status): n})."""
-    from django.db.models import Count
-
     policy = {
         (r["policy_id"], r["status"]): r["n"]
         for r in DevicePolicyStatus.objects.values("policy_id", "status").annotate(n=Count("id")).order_by()
