@@ -15,7 +15,8 @@ have checked in, and the command waits until all have. It prints one line per fa
 
 — then a verdict, and exits 1 on any loss, duplicate, dead worker, or recovery over ``--deadline`` seconds.
 "Duplicated" counts devices with more than one check-in record in the round (every device has something to apply
-in a round, so each check-in writes one) plus devices with two status rows for one policy.
+in a round, so each check-in writes one) plus devices with two status rows for one policy or two setting status or
+effective rows for one key.
 
 The stacks are private: this command starts its own PostgreSQL and Redis (free ports, temporary folders; see
 console/testbed.py) and a temporary SQLite + filesystem broker, and removes them afterwards. It re-runs itself
@@ -53,7 +54,7 @@ from devices import channel
 from devices.checkins import checking_in, request_policy_sync, schedule_unscheduled
 from devices.models import Device
 from reports import models as m
-from reports.ingest import rebuild_aggregates
+from reports.ingest import duplicate_keys, rebuild_aggregates
 from reports.models import CheckinRecord, DevicePolicyStatus
 
 FAULTS = {
@@ -343,7 +344,8 @@ class Command(BaseCommand):
 
     def _counts(self, start, *, records: bool = True) -> tuple[int, int]:
         """(devices checked in since ``start``, duplicates): devices with two check-in records since ``start``
-        (when every check-in of the round writes one) plus devices with two status rows for one policy."""
+        (when every check-in of the round writes one) plus devices with two status rows for one policy, plus
+        devices with two setting status or effective rows for one key."""
 
         checked = Device.objects.filter(last_checkin_at__gte=start).count()
         dup_records = (
@@ -359,7 +361,10 @@ class Command(BaseCommand):
         dup_rows = (
             DevicePolicyStatus.objects.values("device", "policy").annotate(n=Count("id")).filter(n__gt=1)
         ).count()
-        return checked, dup_records + dup_rows
+        # Setting and effective rows have no unique b-tree on PostgreSQL (reports 0015): their writers' device
+        # lock is what keeps them one per key, and a fault mid-write must not break that either.
+        dup_keys = {key[0] for keys in duplicate_keys(limit=100_000).values() for key in keys}
+        return checked, dup_records + dup_rows + len(dup_keys)
 
     def _round(self, fault: str) -> Round:
         start, due = self._reset_round()
