@@ -5,10 +5,10 @@ Their primary key b-tree (device, policy, setting key) was the second-largest re
 entry, 1,594 bytes a device at 100,000 devices. A unique b-tree cannot deduplicate, and check-ins insert devices
 in no particular order, so its pages split in halves and stay ~70 % full. A plain b-tree holds one key and a
 posting list of 6-byte row addresses per distinct key: (device, policy) for the setting rows, one entry a
-device-policy pair, 460 bytes a device after a round at 100,000 devices; (device) for the effective rows. The policy is in the setting rows' key
-because "succeeded but overridden" probes one device's row for one policy and setting 16,542 times for "ASR rules -
-Servers" at 1,000,000 devices: with the device alone each probe filtered the device's ~37 rows (150-219 ms), with
-the policy ~6 (82-85 ms).
+device-policy pair, 460 bytes a device after a round at 100,000 devices; (device) for the effective rows. The
+policy is in the setting rows' key because "succeeded but overridden" probes one device's row for one policy and
+setting 16,542 times for "ASR rules - Servers" at 1,000,000 devices: with the device alone each probe filtered the
+device's ~37 rows (150-219 ms), with the policy ~6 (82-85 ms).
 
 What that b-tree also did, refuse a second row for a key, is the job of the rows' one writer: every writer of a
 device's status rows holds the device's row lock while it reads the rows it has and writes the difference

@@ -288,6 +288,6 @@ def test_overrides_probe_the_policys_rows_per_effective_row_whatever_join_the_pl
             cursor.execute("EXPLAIN " + sql)
             plan = "\n".join(row[0] for row in cursor.fetchall())
             assert "SubPlan" in plan and "Join" not in plan, plan
-            # the device's rows for the policy through the (device, policy) b-tree (reports 0015), not a combination of the (policy,
-            # setting) index with another
+            # the device's rows for the policy through the (device, policy) b-tree (reports 0015), not a
+            # combination of the (policy, setting) index with another
             assert "Index Scan using dss_device_policy_idx" in plan and "BitmapAnd" not in plan, plan

@@ -1,7 +1,7 @@
 """Status rows are identified by their key: (device, policy, setting key) and (device, setting key, entry) are
 Django's primary keys (reports 0012) and no surrogate id is stored. On PostgreSQL no b-tree of the key is kept
-(reports 0015): a device's rows are found through a deduplicated device b-tree, and they stay one per key because
-their writers hold the device's row lock."""
+(reports 0015): a device's rows are found through a deduplicated b-tree ((device, policy) for the setting rows,
+(device) for the effective rows), and they stay one per key because their writers hold the device's row lock."""
 
 from __future__ import annotations
 
@@ -37,16 +37,21 @@ needs_postgres = pytest.mark.skipif(connection.vendor != "postgresql", reason="P
 
 @needs_postgres
 def test_on_postgresql_a_devices_rows_are_found_through_a_plain_btree_and_no_btree_of_the_key():
-    def indexes(table):
+    def layout(table):
         with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s", [table]
+            )
+            columns = {name for (name,) in cursor.fetchall()}
             cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [table])
-            return dict(cursor.fetchall())
+            return columns, dict(cursor.fetchall())
 
     for table, index, columns in [
         ("reports_devicesettingstatus", "dss_device_policy_idx", "device_id, policy_id"),
         ("reports_deviceeffectivesetting", "des_device_idx", "device_id"),
     ]:
-        found = indexes(table)
+        stored, found = layout(table)
+        assert "id" not in stored  # no surrogate id (reports 0012)
         assert f"{table}_pkey" not in found
         assert found[index] == f"CREATE INDEX {index} ON public.{table} USING btree ({columns})"
         assert [name for name, sql in found.items() if "(device_id" in sql] == [index]
@@ -58,16 +63,33 @@ def test_a_second_row_for_a_key_is_reported_by_duplicate_keys():
     """No b-tree refuses it on PostgreSQL (the writers' lock does, below); the check finds one a bug let in."""
     device, other = f.device("PC-1"), f.device("PC-2")
     policy = f.policy("A", {f.PUA: 1})
+    other_policy = f.policy("B", {f.PUA: 1})
     insert_rows(DeviceSettingStatus, SETTING_COLUMNS, [_setting_row(device, policy, f.PUA)])
-    insert_rows(DeviceSettingStatus, SETTING_COLUMNS, [_setting_row(other, policy, f.PUA)])
+    # Any part that differs makes another row, not a duplicate.
+    insert_rows(
+        DeviceSettingStatus,
+        SETTING_COLUMNS,
+        [
+            _setting_row(device, policy, f.IPS),
+            _setting_row(device, other_policy, f.PUA),
+            _setting_row(other, policy, f.PUA),
+        ],
+    )
+    assert DeviceSettingStatus.objects.count() == 4
+    row = DeviceSettingStatus.objects.get(pk=(device.pk, policy.pk, f.IPS))
+    assert (row.device_id, row.policy_id, row.setting_key) == (device.pk, policy.pk, f.IPS)
     assert duplicate_keys() == {"devicesettingstatus": [], "deviceeffectivesetting": []}
 
-    insert_rows(DeviceSettingStatus, SETTING_COLUMNS, [_setting_row(device, policy, f.PUA)])
     now = timezone.now()
     entry = {"device": device, "setting_key": f.EXCLUDED_PATHS, "configured_by": "intune", "changed_at": now}
     DeviceEffectiveSetting.objects.bulk_create(
-        [DeviceEffectiveSetting(entry="C:\\a", **entry), DeviceEffectiveSetting(entry="C:\\a", **entry)]
+        [DeviceEffectiveSetting(entry=name, **entry) for name in ("C:\\a", "", "C:\\b")]
     )
+    assert DeviceEffectiveSetting.objects.count() == 3
+    assert duplicate_keys() == {"devicesettingstatus": [], "deviceeffectivesetting": []}
+
+    insert_rows(DeviceSettingStatus, SETTING_COLUMNS, [_setting_row(device, policy, f.PUA)])
+    DeviceEffectiveSetting.objects.bulk_create([DeviceEffectiveSetting(entry="C:\\a", **entry)])
     assert duplicate_keys() == {
         "devicesettingstatus": [(device.pk, policy.pk, f.PUA, 2)],
         "deviceeffectivesetting": [(device.pk, f.EXCLUDED_PATHS, "C:\\a", 2)],
