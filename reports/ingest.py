@@ -45,7 +45,9 @@ from policies.models import Policy
 
 from . import drift as drift_alerts
 from .models import (
+    INTENT_CODES,
     REPORTING_COUNTER,
+    STATUS_CODES,
     STATUSES,
     DeviceEffectiveSetting,
     DevicePolicyStatus,
@@ -327,7 +329,7 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
                     pid,
                     text_key(key),
                     text_key(value_text) if value_text is not None else None,
-                    row.status,
+                    STATUS_CODES[row.status],  # the column holds the status's code (console.coded)
                     row.error_code,
                     message_key(row.message),
                     canonical_json(list(row.conflict_policy_ids)) if row.conflict_policy_ids else "[]",
@@ -427,7 +429,8 @@ def with_keys(queryset, keys: Sequence[tuple]):
 
 
 def insert_rows(model, columns: Sequence[str], rows: Sequence[tuple]) -> int:
-    """Insert plain tuples (JSON columns already encoded): COPY on PostgreSQL, executemany elsewhere.
+    """Insert plain tuples as the table stores them (JSON columns encoded, interned texts as their keys, coded
+    choices as their codes): COPY on PostgreSQL, executemany elsewhere.
 
     Django's bulk_create prepares every value through its field (and builds a model per row); at millions of
     status rows that, not the database, was the cost of a check-in.
@@ -897,7 +900,7 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
             intended_text = canonical_json(row.intended) if row.intended is not None else None
             new_rows.append(
                 (did, text_key(key), entry, text_key(value_text), row.configured_by,
-                 _attempts_json(row.other_attempts), text_key(intended_text), row.intent, now)
+                 _attempts_json(row.other_attempts), text_key(intended_text), INTENT_CODES[row.intent], now)
             )  # fmt: skip
             new_keys.update((key, value_text, intended_text))
             deltas[(key, entry, row.intent, row.configured_by)] += 1

@@ -16,6 +16,7 @@ import uuid
 
 from django.db import models
 
+from console.coded import CodedChoiceField
 from console.interned import InternedJSONField, InternedTextField, text_key
 from console.models import StoredText
 
@@ -29,6 +30,14 @@ class Status(models.TextChoices):
 
 
 STATUSES: tuple[str, ...] = tuple(Status.values)
+# The codes a setting status row stores for its status (console.coded; never renumber them: rows hold them).
+STATUS_CODES: dict[str, int] = {
+    Status.CONFLICT: 1,
+    Status.ERROR: 2,
+    Status.NOT_APPLICABLE: 3,
+    Status.PENDING: 4,
+    Status.SUCCEEDED: 5,
+}
 
 
 class Channel(models.TextChoices):
@@ -133,7 +142,8 @@ class DeviceSettingStatus(models.Model):
     setting_key = InternedTextField()
     setting_key_text = _text_relation("setting_key")
     value = InternedJSONField(null=True, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices)
+    # A 2-byte code; Python sees the text (migration 0016 also stores the columns in size order: 72-byte rows).
+    status = CodedChoiceField(choices=Status.choices, codes=STATUS_CODES)
     error_code = models.IntegerField(null=True, blank=True)
     # The message's text lives once in StoredText (8 bytes a row here instead of ~75); read it as ``message``
     # (select_related("message_ref") for many rows).
@@ -313,6 +323,10 @@ class Intent(models.TextChoices):
     NONE = "none", "No intent"
 
 
+# The codes an effective setting row stores for its intent (console.coded; never renumber them).
+INTENT_CODES: dict[str, int] = {Intent.DIFFERS: 1, Intent.MATCHES: 2, Intent.NONE: 3}
+
+
 class DeviceEffectiveSetting(models.Model):
     """One effective entry of a device: an AV setting, an ASR rule, or one exclusion entry (``entry``)."""
 
@@ -328,7 +342,8 @@ class DeviceEffectiveSetting(models.Model):
     configured_by = models.CharField(max_length=20)
     other_attempts = models.JSONField(default=list, blank=True)
     intended_value = InternedJSONField(null=True, blank=True)
-    intent = models.CharField(max_length=8, choices=Intent.choices, default=Intent.NONE)
+    # A 2-byte code; Python sees the text (migration 0016 also stores the columns in size order: 80-byte rows).
+    intent = CodedChoiceField(choices=Intent.choices, codes=INTENT_CODES, default=Intent.NONE)
     changed_at = models.DateTimeField()
     # Identified by (device, setting key, entry), kept unique and found by device as the setting status rows are
     # (migrations 0012 and 0015).

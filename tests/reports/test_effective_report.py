@@ -19,7 +19,7 @@ from console.roles import sync_roles
 from devices.models import Device, GroupPolicyObject, LocalAdminChange
 from reports import effective
 from reports.ingest import SETTING_COLUMNS, insert_rows
-from reports.models import DeviceSettingStatus
+from reports.models import STATUS_CODES, DeviceSettingStatus
 from tests.checkins import fleet as f
 
 pytestmark = pytest.mark.django_db
@@ -279,7 +279,16 @@ def test_overrides_probe_the_policys_rows_per_effective_row_whatever_join_the_pl
             DeviceSettingStatus,
             SETTING_COLUMNS,
             [
-                (10**9 + i, policy.pk, text_key(ADOBE), text_key("1"), "succeeded", None, None, "[]")
+                (
+                    10**9 + i,
+                    policy.pk,
+                    text_key(ADOBE),
+                    text_key("1"),
+                    STATUS_CODES["succeeded"],
+                    None,
+                    None,
+                    "[]",
+                )
                 for i in range(5000)
             ],
         )

@@ -17,7 +17,7 @@ from console.interned import store_texts, text_key
 from devices.checkins import claim_devices, run_checkins
 from devices.models import Device
 from reports.ingest import SETTING_COLUMNS, duplicate_keys, insert_rows, recount, stored_counts
-from reports.models import DeviceEffectiveSetting, DeviceSettingStatus
+from reports.models import STATUS_CODES, DeviceEffectiveSetting, DeviceSettingStatus
 from reports.pending import initialise_device
 from tests.checkins import fleet as f
 
@@ -29,7 +29,7 @@ BEFORE = [("reports", "0011_stored_text_moves_to_console")]
 def _setting_row(device, policy, key):
     """A SETTING_COLUMNS tuple as reports.ingest writes it: the setting key and the value as their keys."""
     store_texts([key, "1"])
-    return (device.pk, policy.pk, text_key(key), text_key("1"), "succeeded", None, None, "[]")
+    return (device.pk, policy.pk, text_key(key), text_key("1"), STATUS_CODES["succeeded"], None, None, "[]")
 
 
 needs_postgres = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's layout")

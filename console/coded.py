@@ -1,0 +1,98 @@
+"""A choice column stored as a small integer code: Python sees the choice's text, the database two bytes.
+
+A setting status row holds its status ("succeeded", "not_applicable", …) once per device, policy and setting:
+tens of millions of times. As ``varchar`` that is 10-15 bytes, and it sat between the row's 8-byte columns, so
+PostgreSQL padded around it too. As a ``smallint`` code it is 2 bytes, and with the row's columns in size order
+(migration reports 0016) a row is 72 bytes instead of 80-88.
+
+- Python reads and writes the text: ``status="succeeded"``, ``status__in=[…]``, ``.values("status")``, an
+  ``update(status=…)`` and a model's attribute are all the choice's text; only the column holds the code.
+- The codes are fixed by the field's ``codes`` (never renumber: stored rows hold them) and follow the texts'
+  sort order, so ``ORDER BY`` the column gives the texts' order, as the ``varchar`` did.
+- Raw SQL and COPY write ``codes[text]`` themselves (:meth:`CodedChoiceField.code_of`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.core import exceptions
+from django.db import models
+
+
+class CodedChoiceField(models.SmallIntegerField):
+    """A ``TextChoices`` value stored as its code in ``codes`` ({text: code}). See the module."""
+
+    description = "Choice stored as a small integer code"
+
+    def __init__(self, *args, codes: Mapping[str, int] | None = None, **kwargs):
+        if not codes:
+            raise ValueError("CodedChoiceField needs codes: {choice text: small integer}")
+        codes = {str(text): int(code) for text, code in codes.items()}  # TextChoices members as plain text
+        order = sorted(codes)
+        if [codes[text] for text in order] != sorted(codes.values()) or len(set(codes.values())) != len(
+            codes
+        ):
+            raise ValueError("CodedChoiceField codes must be distinct and follow the texts' sort order")
+        self.codes = dict(codes)
+        self.texts = {code: text for text, code in self.codes.items()}
+        super().__init__(*args, **kwargs)
+        unknown = {str(value) for value, _ in self.flatchoices} - set(self.codes)
+        if unknown:
+            raise ValueError(f"CodedChoiceField has no code for the choices {sorted(unknown)}")
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["codes"] = dict(sorted(self.codes.items()))
+        return name, path, args, kwargs
+
+    def code_of(self, value: Any) -> int | None:
+        """The code stored for ``value`` (a choice's text); None stays None."""
+        if value is None:
+            return None
+        try:
+            return self.codes[value]
+        except (KeyError, TypeError):
+            raise exceptions.ValidationError(
+                f"{value!r} is not one of {sorted(self.codes)}", code="invalid_choice"
+            ) from None
+
+    @property
+    def validators(self):
+        return []  # the integer range validators would compare the text with numbers; choices are validated
+
+    # Python -> database
+    def get_prep_value(self, value):
+        if value is None or hasattr(value, "resolve_expression"):
+            return value
+        return self.code_of(value)
+
+    def to_python(self, value):
+        if isinstance(value, int) and not isinstance(value, bool) and value in self.texts:
+            return self.texts[value]
+        return value
+
+    # database -> Python
+    def from_db_value(self, value, expression, connection):
+        if value is None:
+            return None
+        try:
+            return self.texts[value]
+        except KeyError:
+            raise ValueError(
+                f"{self.model.__name__}.{self.name}: no choice has the stored code {value!r}"
+            ) from None
+
+    def get_lookup(self, lookup_name):
+        if lookup_name in ("exact", "in", "isnull", "gt", "gte", "lt", "lte", "range"):
+            return super().get_lookup(
+                lookup_name
+            )  # codes compare as their texts do (keyset paging by status)
+        return None  # a text match (icontains, …) would mean nothing on a code
+
+    def formfield(self, **kwargs):
+        return models.CharField(choices=self.choices).formfield(**kwargs)
+
+
+__all__ = ["CodedChoiceField"]
