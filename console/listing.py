@@ -7,7 +7,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,13 +62,15 @@ class CsvColumn:
     ``kind``: ``text`` (as it is, spreadsheet formulas neutralised), ``str`` (a UUID or number as text),
     ``choice`` (the label of ``choices``), ``packed`` (",a,b," -> "a, b"), ``iso`` (ISO 8601 time, as Python's
     ``isoformat`` writes a UTC time), ``yes_no``, ``on_off``, ``json``. Each kind exists twice, as SQL for
-    PostgreSQL's COPY and in Python for the other databases, and both write the same text.
+    PostgreSQL's COPY and in Python for the other databases, and both write the same text. A ``choice`` column
+    stored as codes (console.compact) gives them as ``codes``: SQL compares the column with the code.
     """
 
     header: str
     field: str
     kind: str = "text"
     choices: tuple = ()
+    codes: Mapping[str, int] | None = None
 
 
 EXPORT_CHUNK_ROWS = 5000  # rows per round trip of the server-side cursor (databases other than PostgreSQL)
@@ -130,7 +132,8 @@ def _sql_show(column: CsvColumn):
         template = _NEUTRALISE.format(x=f"array_to_string(array_remove(string_to_array({x}, ','), ''), ', ')")
     elif kind == "choice":
         whens = " ".join(
-            f"WHEN {x} = {_sql_literal(str(v))} THEN {_sql_literal(str(label))}"
+            f"WHEN {x} = {int(column.codes[v]) if column.codes else _sql_literal(str(v))} "
+            f"THEN {_sql_literal(str(label))}"
             for v, label in column.choices
         )
         template = f"CASE {whens} ELSE {_NEUTRALISE.format(x=x + '::text')} END"

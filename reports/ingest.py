@@ -45,6 +45,7 @@ from policies.models import Policy
 
 from . import drift as drift_alerts
 from .models import (
+    CHANNEL_CODES,
     INTENT_CODES,
     REPORTING_COUNTER,
     STATUS_CODES,
@@ -329,7 +330,7 @@ def ingest(plans: Sequence[DevicePlan], now) -> IngestResult:
                     pid,
                     text_key(key),
                     text_key(value_text) if value_text is not None else None,
-                    STATUS_CODES[row.status],  # the column holds the status's code (console.coded)
+                    STATUS_CODES[row.status],  # the column holds the status's code (console.compact)
                     row.error_code,
                     message_key(row.message),
                     canonical_json(list(row.conflict_policy_ids)) if row.conflict_policy_ids else "[]",
@@ -458,16 +459,29 @@ def insert_rows(model, columns: Sequence[str], rows: Sequence[tuple]) -> int:
     return len(rows)
 
 
+_POLICY_STATUS = POLICY_COLUMNS.index("status")
+_POLICY_CHANNEL = POLICY_COLUMNS.index("channel")
 _POLICY_MESSAGE = POLICY_COLUMNS.index("message")
+assert _POLICY_CHANNEL == _POLICY_STATUS + 1  # keyed_policy_rows replaces the two together
+_STATUS_OF_CODE = {code: status for status, code in STATUS_CODES.items()}
 
 
 def keyed_policy_rows(rows: Sequence[tuple], stored: bool = False) -> list[tuple]:
-    """``POLICY_COLUMNS`` tuples as the table stores them: the message's key in the row, its text stored first
-    (console.interned; one INSERT and one SELECT, in the caller's transaction) unless the caller did (``stored``)."""
+    """``POLICY_COLUMNS`` tuples as the table stores them: the status and the channel as their codes
+    (console.compact), the message's key in the row, its text stored first (console.interned; one INSERT and one
+    SELECT, in the caller's transaction) unless the caller did (``stored``)."""
     if not stored:
         store_texts({row[_POLICY_MESSAGE] for row in rows if row[_POLICY_MESSAGE]})
     return [
-        (*row[:_POLICY_MESSAGE], text_key(row[_POLICY_MESSAGE]), *row[_POLICY_MESSAGE + 1 :]) for row in rows
+        (
+            *row[:_POLICY_STATUS],
+            STATUS_CODES[row[_POLICY_STATUS]],
+            CHANNEL_CODES[row[_POLICY_CHANNEL]],
+            *row[_POLICY_CHANNEL + 1 : _POLICY_MESSAGE],
+            text_key(row[_POLICY_MESSAGE]),
+            *row[_POLICY_MESSAGE + 1 :],
+        )
+        for row in rows
     ]
 
 
@@ -501,7 +515,7 @@ def insert_missing_policy_rows(rows: Sequence[tuple]) -> list[tuple[int, int, st
                 f"RETURNING {qn('device_id')}, {qn('policy_id')}, {qn('status')}",
                 params,
             )
-            inserted.extend(tuple(r) for r in cursor.fetchall())
+            inserted.extend((did, pid, _STATUS_OF_CODE[code]) for did, pid, code in cursor.fetchall())
     return inserted
 
 

@@ -16,7 +16,7 @@ import uuid
 
 from django.db import models
 
-from console.coded import CodedChoiceField
+from console.compact import CodedChoiceField, NarrowForeignKey
 from console.interned import InternedJSONField, InternedTextField, text_key
 from console.models import StoredText
 
@@ -30,7 +30,7 @@ class Status(models.TextChoices):
 
 
 STATUSES: tuple[str, ...] = tuple(Status.values)
-# The codes a setting status row stores for its status (console.coded; never renumber them: rows hold them).
+# The codes a setting status row stores for its status (console.compact; never renumber them: rows hold them).
 STATUS_CODES: dict[str, int] = {
     Status.CONFLICT: 1,
     Status.ERROR: 2,
@@ -43,6 +43,9 @@ STATUS_CODES: dict[str, int] = {
 class Channel(models.TextChoices):
     MDE = "mde", "Microsoft Defender for Endpoint"
     INTUNE = "intune", "Microsoft Intune"
+
+
+CHANNEL_CODES: dict[str, int] = {Channel.INTUNE: 1, Channel.MDE: 2}  # a policy status row's (console.compact)
 
 
 def _text_relation(column: str, null: bool = False) -> models.ForeignObject:
@@ -65,8 +68,9 @@ class DevicePolicyStatus(models.Model):
     policy = models.ForeignKey(
         "policies.Policy", on_delete=models.CASCADE, related_name="device_statuses", db_index=False
     )
-    status = models.CharField(max_length=16, choices=Status.choices)
-    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.MDE)
+    # 2-byte codes; Python sees the texts (migration 0016 also stores the columns in size order: 104-byte rows).
+    status = CodedChoiceField(choices=Status.choices, codes=STATUS_CODES)
+    channel = CodedChoiceField(choices=Channel.choices, codes=CHANNEL_CODES, default=Channel.MDE)
     succeeded_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveIntegerField(default=0)
     conflict_count = models.PositiveIntegerField(default=0)
@@ -123,14 +127,15 @@ class DeviceSettingStatus(models.Model):
     # cascade through the ORM, a device's rows are removed (and counted out) before the device goes
     # (reports.pending.on_device_deleted), and a policy's deletion locks the policy row first, so no check-in
     # can write rows for it meanwhile (reports.pending.on_policy_deleting + ingest.live_policy_ids).
-    device = models.ForeignKey(
+    # 4-byte ids (console.compact.NarrowForeignKey): with them a row is 64 bytes, not 72.
+    device = NarrowForeignKey(
         "devices.Device",
         on_delete=models.CASCADE,
         related_name="setting_statuses",
         db_index=False,
         db_constraint=False,
     )
-    policy = models.ForeignKey(
+    policy = NarrowForeignKey(
         "policies.Policy",
         on_delete=models.CASCADE,
         related_name="setting_statuses",
@@ -142,7 +147,7 @@ class DeviceSettingStatus(models.Model):
     setting_key = InternedTextField()
     setting_key_text = _text_relation("setting_key")
     value = InternedJSONField(null=True, blank=True)
-    # A 2-byte code; Python sees the text (migration 0016 also stores the columns in size order: 72-byte rows).
+    # A 2-byte code; Python sees the text (migration 0016 also stores the columns in size order: 64-byte rows).
     status = CodedChoiceField(choices=Status.choices, codes=STATUS_CODES)
     error_code = models.IntegerField(null=True, blank=True)
     # The message's text lives once in StoredText (8 bytes a row here instead of ~75); read it as ``message``
@@ -323,7 +328,7 @@ class Intent(models.TextChoices):
     NONE = "none", "No intent"
 
 
-# The codes an effective setting row stores for its intent (console.coded; never renumber them).
+# The codes an effective setting row stores for its intent (console.compact; never renumber them).
 INTENT_CODES: dict[str, int] = {Intent.DIFFERS: 1, Intent.MATCHES: 2, Intent.NONE: 3}
 
 

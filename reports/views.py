@@ -32,7 +32,7 @@ from policies.models import SLUG_OF_TYPE, Policy, PolicyAssignment
 
 from . import charts, effective, live, queries
 from .filtersets import LateDeviceFilterSet, PolicyDeviceFilterSet, ProblemFilterSet, cleaned
-from .models import DeviceEffectiveSetting, DevicePolicyStatus, Status
+from .models import STATUS_CODES, DeviceEffectiveSetting, DevicePolicyStatus, Status
 from .queries import STATUS_LABEL, STATUS_ORDER
 from .tables import LateDeviceTable, PolicyDeviceTable, ProblemTable
 
@@ -627,7 +627,7 @@ class PolicyDeviceListView(_ReportListView):
     export_values = [
         CsvColumn("Device name", "device_name"),
         CsvColumn("Device ID", "device__device_id", "str"),
-        CsvColumn("Status", "status", "choice", tuple(STATUS_LABEL.items())),
+        CsvColumn("Status", "status", "choice", tuple(STATUS_LABEL.items()), STATUS_CODES),
         CsvColumn("Succeeded settings", "succeeded_count", "str"),
         CsvColumn("Error settings", "error_count", "str"),
         CsvColumn("Conflict settings", "conflict_count", "str"),
