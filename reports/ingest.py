@@ -463,7 +463,7 @@ _POLICY_STATUS = POLICY_COLUMNS.index("status")
 _POLICY_CHANNEL = POLICY_COLUMNS.index("channel")
 _POLICY_MESSAGE = POLICY_COLUMNS.index("message")
 assert _POLICY_CHANNEL == _POLICY_STATUS + 1  # keyed_policy_rows replaces the two together
-_STATUS_OF_CODE = {code: status for status, code in STATUS_CODES.items()}
+_STATUS_OF_CODE = DevicePolicyStatus._meta.get_field("status").texts  # the field's own code -> text
 
 
 def keyed_policy_rows(rows: Sequence[tuple], stored: bool = False) -> list[tuple]:
