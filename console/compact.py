@@ -106,15 +106,44 @@ class CodedChoiceField(models.SmallIntegerField):
 
 
 class NarrowForeignKey(models.ForeignKey):
-    """A foreign key stored as ``integer`` whatever its target's primary key type (see the module)."""
+    """A foreign key stored as ``integer`` whatever its target's primary key type (see the module).
+
+    Only the column is narrow (``db_parameters``, which the schema editor creates and alters columns from): the
+    field's type (``db_type``) stays its target's, because Django's PostgreSQL backend casts one side of a join
+    whose fields' types differ, and ``devices_device.id::integer`` (or ``device_id::bigint`` the other way)
+    hides that side's b-tree from the planner: every status row joined to its device read the whole devices
+    table. PostgreSQL compares ``integer`` with ``bigint`` as they are, through either column's index.
+    """
 
     description = "Foreign key stored as a 4-byte integer"
 
-    def db_type(self, connection):
+    def db_parameters(self, connection):
+        return {**super().db_parameters(connection), "type": self.column_type(connection)}
+
+    def column_type(self, connection) -> str:
+        """The column's SQL type (raw SQL that names it, such as arrays of keys, uses this)."""
         return models.IntegerField().db_type(connection)
 
-    def cast_db_type(self, connection):
-        return self.db_type(connection)
+
+def retype_columns(schema_editor, table: str, types: Mapping[str, str]) -> None:
+    """PostgreSQL, for migrations: give the columns their new types (``{column: SQL type}``) in one ALTER TABLE,
+    so the table and its indexes are rewritten once, not once a column. A column keeps its place in the row. The
+    table's foreign keys are dropped around it and added back as they were (PostgreSQL would otherwise check
+    each one again for every column changed)."""
+    qn = schema_editor.quote_name
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname",
+            [table],
+        )
+        foreign_keys = cursor.fetchall()
+    for name, _ in foreign_keys:
+        schema_editor.execute(f"ALTER TABLE {qn(table)} DROP CONSTRAINT {qn(name)}")
+    changes = ", ".join(f"ALTER COLUMN {qn(column)} TYPE {kind}" for column, kind in types.items())
+    schema_editor.execute(f"ALTER TABLE {qn(table)} {changes}")
+    for name, definition in foreign_keys:
+        schema_editor.execute(f"ALTER TABLE {qn(table)} ADD CONSTRAINT {qn(name)} {definition}")
 
 
-__all__ = ["CodedChoiceField", "NarrowForeignKey"]
+__all__ = ["CodedChoiceField", "NarrowForeignKey", "retype_columns"]
