@@ -62,20 +62,23 @@ def _text_relation(column: str, null: bool = False) -> models.ForeignObject:
 
 
 class DevicePolicyStatus(models.Model):
-    device = models.ForeignKey(
+    # 4-byte ids (console.compact.NarrowForeignKey) and 2-byte counts (a policy configures at most a few hundred
+    # settings): with them a row is 88 bytes, not 104, and the (device, policy) and (policy, name, device)
+    # b-trees' entries 16 and 32 bytes, not 24 and 40 (migration 0017).
+    device = NarrowForeignKey(
         "devices.Device", on_delete=models.CASCADE, related_name="policy_statuses", db_index=False
     )
-    policy = models.ForeignKey(
+    policy = NarrowForeignKey(
         "policies.Policy", on_delete=models.CASCADE, related_name="device_statuses", db_index=False
     )
-    # 2-byte codes; Python sees the texts (migration 0016 also stores the columns in size order: 104-byte rows).
+    # 2-byte codes; Python sees the texts (migration 0016 also stores the columns in size order).
     status = CodedChoiceField(choices=Status.choices, codes=STATUS_CODES)
     channel = CodedChoiceField(choices=Channel.choices, codes=CHANNEL_CODES, default=Channel.MDE)
-    succeeded_count = models.PositiveIntegerField(default=0)
-    error_count = models.PositiveIntegerField(default=0)
-    conflict_count = models.PositiveIntegerField(default=0)
-    not_applicable_count = models.PositiveIntegerField(default=0)
-    pending_count = models.PositiveIntegerField(default=0)
+    succeeded_count = models.PositiveSmallIntegerField(default=0)
+    error_count = models.PositiveSmallIntegerField(default=0)
+    conflict_count = models.PositiveSmallIntegerField(default=0)
+    not_applicable_count = models.PositiveSmallIntegerField(default=0)
+    pending_count = models.PositiveSmallIntegerField(default=0)
     # A few texts over every row ("Waiting for the device to check in and report.", 46 bytes on average): stored
     # once (console.interned), 8 bytes here; "" is NULL and reads as "" (migration 0013).
     message = InternedTextField(null=True, blank=True, default="", empty_text="")
@@ -93,12 +96,18 @@ class DevicePolicyStatus(models.Model):
         ]
         # (device, policy) above serves "the policies of a device"; these "the devices of a policy", by name,
         # by status then name (a status filter or the Status column's sort, and the counts by status), and by
-        # last report time.
+        # last report time. Within a policy the device is unique: it is the pages' tiebreaker (4 bytes, where
+        # the row's 8-byte id made each entry 8 bytes longer).
         indexes = [
-            models.Index(fields=["policy", "device_name", "id"], name="dps_policy_name_idx"),
-            models.Index(fields=["policy", "status", "device_name", "id"], name="dps_policy_status_name_idx"),
-            # View report sorted by Last report time (newest first by a backward scan)
-            models.Index(fields=["policy", "last_reported_at", "id"], name="dps_policy_reported_idx"),
+            models.Index(fields=["policy", "device_name", "device"], name="dps_policy_name_idx"),
+            models.Index(
+                fields=["policy", "status", "device_name", "device"], name="dps_policy_status_name_idx"
+            ),
+            # View report sorted by Last report time (newest first by a backward scan). No tiebreaker: a batch of
+            # check-ins reports its devices at one time, so PostgreSQL stores each (policy, time) once with the
+            # list of its rows (deduplication: ~7 bytes a row instead of 36), and sorts the page's few equal times
+            # by device (an incremental sort).
+            models.Index(fields=["policy", "last_reported_at"], name="dps_policy_reported_idx"),
         ]
         verbose_name = "device policy status"
         verbose_name_plural = "device policy statuses"

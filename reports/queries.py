@@ -265,7 +265,7 @@ def policy_device_rows(
 ) -> tuple[list[DevicePolicyStatus], int]:
     """One page of :func:`policy_devices_queryset` and the total: at most two queries (the total is free when
     only a status is filtered)."""
-    qs = policy_devices_queryset(policy, filters).order_by(*order, "pk")
+    qs = policy_devices_queryset(policy, filters).order_by(*order, "device_id")
     total = policy_device_total(policy, filters)
     if total is None:
         total = qs.count()

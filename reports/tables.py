@@ -67,15 +67,17 @@ def setting_bar(row) -> str:
 class PolicyDeviceTable(FastRows, tables.Table):
     """View report: the devices that received the policy."""
 
-    device = tables.Column(verbose_name="Device", order_by=("device_name", "pk"))
-    status = tables.Column(verbose_name="Status", order_by=("status", "device_name", "pk"))
+    device = tables.Column(verbose_name="Device", order_by=("device_name", "device_id"))
+    status = tables.Column(verbose_name="Status", order_by=("status", "device_name", "device_id"))
     settings = tables.Column(verbose_name="Settings", orderable=False)
     # Not sortable: OS and Managed by are the device's, and sorting a policy's devices by them joined and
     # sorted every row of the policy (at 1,000,000 devices, the largest policy: 1.9 s and 5.4 s for 25 rows).
     # Every sortable column is answered by an index of the policy status rows (Device, Status, Last report time).
     os = tables.Column(verbose_name="OS", orderable=False)
     managed_by = tables.Column(verbose_name="Managed by", orderable=False)
-    last_reported_at = tables.Column(verbose_name="Last report time", order_by=("last_reported_at", "pk"))
+    last_reported_at = tables.Column(
+        verbose_name="Last report time", order_by=("last_reported_at", "device_id")
+    )
 
     class Meta:
         template_name = "console/fast_table.html"

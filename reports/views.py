@@ -604,7 +604,7 @@ class PolicyDeviceListView(_ReportListView):
             setting_choices=self.setting_choices,
         )
         self.filters = filterset.to_filters()
-        qs = queries.policy_devices_queryset(self.policy, self.filters).order_by("device_name", "pk")
+        qs = queries.policy_devices_queryset(self.policy, self.filters).order_by("device_name", "device_id")
         return filterset, qs
 
     def known_count(self, filterset) -> int | None:
