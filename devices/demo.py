@@ -21,6 +21,7 @@ from django.core.management.color import no_style
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from console.compact import CodedChoiceField
 from console.interned import InternedTextField, store_texts
 from console.models import TenantSettings
 
@@ -117,6 +118,8 @@ def _converter(field, now):
         return lambda v: None if v is None else json.dumps(v)
     if isinstance(field, InternedTextField):  # the key; the caller stores the texts first (store_texts)
         return field.get_prep_value
+    if isinstance(field, CodedChoiceField):  # the choice's code
+        return field.code_of
     if isinstance(field, models.DateField):
         return lambda v: None if v is None else field.get_db_prep_save(v, connection)
     return lambda value: value
@@ -372,9 +375,17 @@ def seed(stdout, devices: int = 300, seed: int = 42, **_) -> None:
 
     at = db_value(OnboardingEvent, "at", now)
     when = _converter(models.DateTimeField(), now)  # a plain datetime column: the step's own time
-    message = _converter(OnboardingEvent._meta.get_field("message"), now)
+    message_of, step_of, outcome_of = (
+        _converter(OnboardingEvent._meta.get_field(name), now) for name in ("message", "step", "outcome")
+    )
     events = [
-        (device.pk, when(device.management_changed_at or now), s.name, s.outcome, message(s.message))
+        (
+            device.pk,
+            when(device.management_changed_at or now),
+            step_of(s.name),
+            outcome_of(s.outcome),
+            message_of(s.message),
+        )
         for device, outcome in zip(fleet, outcomes, strict=True)
         for s in outcome.steps
     ]
@@ -384,7 +395,7 @@ def seed(stdout, devices: int = 300, seed: int = 42, **_) -> None:
         if outcome.managed
     ]
     with transaction.atomic():
-        store_texts({s.message for outcome in outcomes for s in outcome.steps})
+        store_texts({text for outcome in outcomes for s in outcome.steps for text in (s.message, s.name)})
         fast_insert(OnboardingEvent, ["device_id", "at", "step", "outcome", "message"], events)
         fast_insert(
             DeviceCredential, ["device_id", "key_id", "secret_hash", "created_at", "revoked_at"], creds

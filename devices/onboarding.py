@@ -518,8 +518,9 @@ def apply(device, outcome: Outcome, *, source: str = "", recompute_membership: b
                     + (f"Source: {source}." if source else ""),
                 )
             )
-        # The messages are stored once (console.interned): both rows' texts in one statement, not one a row.
-        with stored_first([locked.enrollment_message, *(event.message for event in events)]):
+        # The messages and steps are stored once (console.interned): the rows' texts in one statement, not one a row.
+        texts = [text for event in events for text in (event.message, event.step)]
+        with stored_first([locked.enrollment_message, *texts]):
             locked.save(update_fields=list(WRITTEN_FIELDS))
             OnboardingEvent.objects.bulk_create(events)
         after = device_state(locked) | {"next_checkin_at": _iso(locked.next_checkin_at)}

@@ -67,6 +67,7 @@ def test_the_columns_stay_4_bytes():
         cursor.execute(
             "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE "
             "(table_name, column_name) IN (('reports_devicesettingstatus', 'device_id'), "
-            "('reports_devicesettingstatus', 'policy_id'), ('reports_devicepolicystatus', 'device_id'))"
+            "('reports_devicesettingstatus', 'policy_id'), ('reports_devicepolicystatus', 'device_id'), "
+            "('devices_groupmember', 'group_id'), ('devices_groupmember', 'device_id'))"
         )
         assert {row[2] for row in cursor.fetchall()} == {"integer"}
