@@ -1,7 +1,8 @@
 """Group memberships store their group and device as 4-byte ids (console.compact.NarrowForeignKey): the two
 b-trees' entries are 16 bytes instead of 24 and a row 48 instead of 56. A device credential's key is unique by a
 constraint instead of unique=True, which on PostgreSQL also built a LIKE index nobody used (the key is only
-matched whole). 86 bytes a device at 100,000 devices."""
+matched whole). At 100,000 devices (`bench_checkins`) the memberships 323 → 251 bytes a device, the credentials
+196 → 151."""
 
 import console.compact
 import django.db.models.deletion
