@@ -92,3 +92,15 @@ def worker_process(name: str):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def migrate_to(target: list[tuple[str, str]] | None = None):
+    """Migrates the test database to ``target`` (the latest migrations when None); returns the executor, whose
+    ``loader.project_state(target).apps`` gives that point's models."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(target or executor.loader.graph.leaf_nodes())
+    return executor

@@ -8,7 +8,6 @@ import hashlib
 
 import pytest
 from django.db import IntegrityError, connection, transaction
-from django.db.migrations.executor import MigrationExecutor
 
 from console.interned import text_key
 from devices import services
@@ -16,6 +15,7 @@ from devices.models import OUTCOME_CODES, Device, DeviceCredential, GroupMember,
 from reports.ingest import DevicePlan, short_digest
 from tests.checkins import fleet as f
 from tests.devices.device_factories import make_device, set_tenant
+from tests.helpers import migrate_to
 
 pytestmark = pytest.mark.django_db
 needs_postgres = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's catalog")
@@ -144,16 +144,9 @@ def test_a_device_whose_stored_digest_was_cut_to_32_digits_rewrites_nothing():
 BEFORE_ONBOARDING = [("devices", "0016_unused_device_indexes")]
 
 
-def _migrate(target=None):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(target or executor.loader.graph.leaf_nodes())
-    return executor
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_compacts_onboarding_events_and_back():
-    executor = _migrate(BEFORE_ONBOARDING)
+    executor = migrate_to(BEFORE_ONBOARDING)
     old_apps = executor.loader.project_state(BEFORE_ONBOARDING).apps
     old_device = old_apps.get_model("devices", "Device")
     old_event = old_apps.get_model("devices", "OnboardingEvent")
@@ -162,7 +155,7 @@ def test_the_migration_compacts_onboarding_events_and_back():
              ("Note", "info")]  # fmt: skip
     before = [old_event.objects.create(device=device, step=s, outcome=o, message="m").pk for s, o in steps]
 
-    _migrate()
+    migrate_to()
     events = list(OnboardingEvent.objects.filter(device_id=device.pk).order_by("id"))
     assert [(e.pk, e.step, e.outcome, e.message) for e in events] == [
         (pk, s, o, "m") for pk, (s, o) in zip(before, steps, strict=True)
@@ -171,10 +164,10 @@ def test_the_migration_compacts_onboarding_events_and_back():
     assert later.pk > max(before)  # the identity goes on after the rows it carried over
     later.delete()
 
-    _migrate(BEFORE_ONBOARDING)
+    migrate_to(BEFORE_ONBOARDING)
     back = list(old_event.objects.filter(device_id=device.pk).order_by("id").values_list("step", "outcome"))
     assert back == steps
-    _migrate()
+    migrate_to()
 
 
 BEFORE_DIGESTS = [("devices", "0014_agent_state_stored_once")]
@@ -182,12 +175,12 @@ BEFORE_DIGESTS = [("devices", "0014_agent_state_stored_once")]
 
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_keeps_the_first_32_digits_of_stored_digests():
-    executor = _migrate(BEFORE_DIGESTS)
+    executor = migrate_to(BEFORE_DIGESTS)
     old_device = executor.loader.project_state(BEFORE_DIGESTS).apps.get_model("devices", "Device")
     full = hashlib.sha256(b"plan").hexdigest()
     device = old_device.objects.create(display_name="D-1", desired_fingerprint=full, effective_digest="")
     other = old_device.objects.create(display_name="D-2", desired_fingerprint="", effective_digest=full)
-    _migrate()
+    migrate_to()
     assert Device.objects.get(pk=device.pk).desired_fingerprint == full[:32]
     assert Device.objects.get(pk=device.pk).effective_digest == ""
     assert Device.objects.get(pk=other.pk).effective_digest == full[:32]

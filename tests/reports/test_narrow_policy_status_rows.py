@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from reports.ingest import recount, stored_counts
 from reports.models import DevicePolicyStatus
 from tests.checkins import fleet as f
+from tests.helpers import migrate_to
 
 needs_postgres = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's row layout")
 
@@ -55,17 +55,10 @@ def test_a_policy_status_row_is_88_bytes_and_its_b_trees_end_with_the_device():
 BEFORE = [("reports", "0016_status_rows_packed")]
 
 
-def _migrate(target=None):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(target or executor.loader.graph.leaf_nodes())
-    return executor
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_narrows_the_rows_and_widens_them_back():
     device, policy = f.device("PC-1"), f.policy("A", {f.PUA: 1})
-    executor = _migrate(BEFORE)
+    executor = migrate_to(BEFORE)
     old = executor.loader.project_state(BEFORE).apps.get_model("reports", "DevicePolicyStatus")
     counts = {"succeeded_count": 300, "error_count": 2, "conflict_count": 1, "not_applicable_count": 0,
               "pending_count": 7}  # fmt: skip
@@ -73,14 +66,14 @@ def test_the_migration_narrows_the_rows_and_widens_them_back():
         device_id=device.pk, policy_id=policy.pk, status="error", device_name="PC-1", **counts
     )
 
-    _migrate()
+    migrate_to()
     row = DevicePolicyStatus.objects.get()
     assert (row.pk, row.device_id, row.policy_id, row.status) == (before.pk, device.pk, policy.pk, "error")
     assert {name: getattr(row, name) for name in counts} == counts
     assert DevicePolicyStatus.objects.filter(policy=policy).order_by("device_name", "device_id").get() == row
 
-    _migrate(BEFORE)
+    migrate_to(BEFORE)
     back = old.objects.get()
     assert (back.pk, back.device_id, back.status) == (before.pk, device.pk, "error")
     assert {name: getattr(back, name) for name in counts} == counts
-    _migrate()
+    migrate_to()
