@@ -118,11 +118,8 @@ class NarrowForeignKey(models.ForeignKey):
     description = "Foreign key stored as a 4-byte integer"
 
     def db_parameters(self, connection):
-        return {**super().db_parameters(connection), "type": self.column_type(connection)}
-
-    def column_type(self, connection) -> str:
-        """The column's SQL type (raw SQL that names it, such as arrays of keys, uses this)."""
-        return models.IntegerField().db_type(connection)
+        """The column's (raw SQL that names its type, such as arrays of keys, reads it here)."""
+        return {**super().db_parameters(connection), "type": models.IntegerField().db_type(connection)}
 
 
 def retype_columns(schema_editor, table: str, types: Mapping[str, str]) -> None:

@@ -432,7 +432,7 @@ def with_keys(queryset, keys: Sequence[tuple]):
     ]
     sql = "({}) IN (SELECT * FROM unnest({}))".format(
         ", ".join(qn(f.column) for f in fields),
-        ", ".join(f"%s::{getattr(f, 'column_type', f.db_type)(connection)}[]" for f in fields),
+        ", ".join(f"%s::{f.db_parameters(connection)['type']}[]" for f in fields),  # the columns' types
     )
     return queryset.filter(RawSQL(sql, arrays, output_field=BooleanField()))
 

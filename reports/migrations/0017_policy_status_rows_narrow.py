@@ -58,20 +58,16 @@ def _indexes(after: bool) -> list[models.Index]:
 def _change(narrow: bool):
     def run(apps, schema_editor):
         model = apps.get_model("reports", "DevicePolicyStatus")
-        old_indexes, new_indexes = _indexes(not narrow), _indexes(narrow)
+        # the old indexes first: on PostgreSQL the rewrite below then rebuilds only the (device, policy) b-tree
+        for index in _indexes(not narrow):
+            schema_editor.remove_index(model, index)
+        # SQLite stores an integer by its value whatever the column's declared type: only its indexes change (the
+        # next rebuild of the table declares the new types, from the model's state)
         if schema_editor.connection.vendor == "postgresql":
-            # the old indexes first: the rewrite below then rebuilds only the (device, policy) b-tree
-            for index in old_indexes:
-                schema_editor.remove_index(model, index)
             ids, counts = ("integer", "smallint") if narrow else ("bigint", "integer")
             types = {"device_id": ids, "policy_id": ids, **dict.fromkeys(COUNTS, counts)}
             console.compact.retype_columns(schema_editor, model._meta.db_table, types)
-        else:
-            # SQLite stores an integer by its value whatever the column's declared type: only the indexes change
-            # (the next rebuild of the table declares the new types, from the model's state).
-            for index in old_indexes:
-                schema_editor.remove_index(model, index)
-        for index in new_indexes:
+        for index in _indexes(narrow):
             schema_editor.add_index(model, index)
 
     return run
