@@ -52,7 +52,20 @@ def test_it_runs_end_to_end_on_postgresql_redis_and_a_real_worker(transactional_
     assert per <= 2
     assert re.search(r"Between the rounds: VACUUM \(ANALYZE\) .*, [\d.]+ s", text)
     assert text.index("Between the rounds") < text.index("Pass 2")
-    assert "Floor - PostgreSQL COPY" in text
+    floor = re.search(r"Floor - PostgreSQL COPY of the rows pass 1 wrote: ([\d,]+) rows", text)
+    copied = {
+        table: int(rows.replace(",", ""))
+        for table, rows in re.findall(r"(\w+) ([\d,]+)", re.search(r"rows copied: (.*)", text).group(1))
+    }
+    # Every table pass 1 writes is in the yardstick, the effective settings Windows devices report included.
+    assert set(copied) == {
+        "reports_devicesettingstatus", "reports_devicepolicystatus", "reports_deviceeffectivesetting",
+        "reports_checkinrecord", "devices_device",
+    }  # fmt: skip
+    assert copied["reports_deviceeffectivesetting"] > 0
+    assert sum(copied.values()) == int(floor.group(1).replace(",", ""))
+    assert re.search(r"pass 1 reached [\d.]+ % of it \(target ≥ 25 %: (met|NOT met)\)", text)
+    assert re.search(r"pass 2 writes no status rows and reached [\d.]+ % of the same floor", text)
     assert "Policy sync round trip" in text
     storage = re.search(r"Storage: ([\d,]+) MB for ([\d,]+) devices = ([\d,]+) bytes per device", text)
     assert storage and int(storage.group(2).replace(",", "")) == 400

@@ -161,7 +161,8 @@ def test_a_batch_delivered_twice_checks_each_device_in_once():
 def test_the_beat_tick_queues_batches_on_the_checkins_queue(sent_tasks):
     from console.celery import app
 
-    for i in range(450):
+    size = checkins.BATCH_SIZE
+    for i in range(2 * size + 50):
         Device.objects.create(
             display_name=f"PC-{i}", os="windows", managed_by="mde", management_type="MicrosoftSense",
             next_checkin_at=timezone.now() - timedelta(seconds=1),
@@ -169,10 +170,10 @@ def test_the_beat_tick_queues_batches_on_the_checkins_queue(sent_tasks):
 
     queued = checkins.claim_due_checkins.run()
 
-    assert queued == 450
+    assert queued == 2 * size + 50
     batches = [args for name, args, _ in sent_tasks if name == "devices.checkins.checkin_batch"]
-    assert [len(b[0]) for b in batches] == [200, 200, 50]
-    assert len({pk for b in batches for pk in b[0]}) == 450
+    assert [len(b[0]) for b in batches] == [size, size, 50]
+    assert len({pk for b in batches for pk in b[0]}) == 2 * size + 50
     assert all(b[2] == "scheduled" for b in batches)
     assert app.amqp.router.route({}, "devices.checkins.checkin_batch")["queue"].name == "checkins"
     assert checkins.claim_due_checkins.run() == 0  # all leased now
