@@ -873,6 +873,8 @@ DRIFT_COLUMNS = ("device_id", "setting_key", "entry", "old_value", "new_value", 
 
 
 def _attempts_json(attempts: tuple[tuple[str, Any, str], ...]) -> str:
+    if not attempts:  # nearly every entry: no other source tried to set it
+        return "[]"
     return _ENCODER.encode([{"source": s, "value": v, "name": n} for s, v, n in attempts])
 
 
