@@ -35,6 +35,7 @@ from .ingest import (
     apply_deltas,
     ingest,
     insert_missing_policy_rows,
+    live_policy_ids,
     mark_pending,
     plan_device,
     remove_devices,
@@ -205,6 +206,8 @@ def add_missing_rows(policy_ids: list[int], device_ids: list[int] | None = None)
             chunk = ids[start : start + _CHUNK]
             with transaction.atomic():
                 list(Device.objects.select_for_update().filter(pk__in=chunk).order_by("pk").values_list("pk"))
+                if not live_policy_ids([pid]):  # deleted meanwhile: its rows are gone and must not come back
+                    break
                 have = set(
                     DevicePolicyStatus.objects.filter(policy_id=pid, device_id__in=chunk).values_list(
                         "device_id", flat=True

@@ -150,3 +150,20 @@ def test_it_skips_a_row_that_exists_and_counts_only_the_rows_it_inserted():
     ]
     assert DevicePolicyStatus.objects.filter(policy=cloud).count() == 2
     assert DevicePolicyStatus.objects.get(device_id=first, policy=cloud).last_reported_at == now
+
+
+@pytest.mark.django_db
+def test_it_adds_no_rows_for_a_policy_deleted_after_it_read_the_policies(monkeypatch):
+    from devices import channel
+
+    devices, baseline, cloud = _unmanaged_fleet(2)
+    _manage(devices)
+    before_the_delete = channel.current_context()  # the task read the policies, "Cloud" among them ...
+    cloud_pk = cloud.pk
+    cloud.delete()  # ... and then an admin deleted it
+    monkeypatch.setattr(channel, "current_context", lambda: before_the_delete)
+
+    assert add_missing_rows([cloud_pk]) == 0
+
+    assert not DevicePolicyStatus.objects.filter(policy_id=cloud_pk).exists()
+    assert recount() == stored_counts()
