@@ -352,8 +352,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CHECKIN_LEASE_SECONDS = env.int("CHECKIN_LEASE_SECONDS", default=60)
 # How often beat claims due devices and recovers lost work (devices/checkins.py, "Leases").
 CHECKIN_TICK_SECONDS = env.int("CHECKIN_TICK_SECONDS", default=5)
-# Batches (devices.checkins.BATCH_SIZE, 500 devices) a tick keeps queued: seconds of work, so leases never
-# lapse while batches wait.
+# Batches (devices.checkins.BATCH_SIZE, 500 devices) a tick keeps queued: 15-20 s of one worker's work at most,
+# inside the lease, so leases don't lapse while batches wait.
 CHECKIN_QUEUE_TARGET = env.int("CHECKIN_QUEUE_TARGET", default=20)
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "heartbeat": {"task": "console.tasks.heartbeat", "schedule": timedelta(seconds=30)},

@@ -57,8 +57,10 @@ log = logging.getLogger(__name__)
 
 # Devices per check-in task. Each batch pays fixed costs (its messages, lease renewal, the device and
 # context loads, two commits); measured with bench_checkins at 100,000 devices, 2 workers, batches of 200 / 500 /
-# 1,000 made pass 1 1,188 / 1,430 / 1,537 check-ins/s and a settled pass 3,239 / 4,231 / 4,934/s. 500 keeps the
-# queue a tick tops up (CHECKIN_QUEUE_TARGET batches) to seconds of work, well inside one lease, on one worker.
+# 1,000 made pass 1 1,188 / 1,430 / 1,537 check-ins/s and a settled pass 3,239 / 4,231 / 4,934/s. With 500, what
+# a tick tops up (CHECKIN_QUEUE_TARGET = 20 batches, 10,000 devices) plus a worker's prefetched messages is about
+# 12,000 devices: 15-20 s of one worker process at pass 1's pace (600-800 a second), inside the 60 s lease; a
+# batch that waits longer is a no-op and its devices are claimed again (Leases, below).
 BATCH_SIZE = 500
 # Leases: how lost work comes back by itself, exactly once.
 #
@@ -86,7 +88,7 @@ def claim_limit() -> int:
 
 
 def queue_target() -> int:
-    """Batches a tick keeps queued on "checkins": a few seconds of work, far less than one LEASE."""
+    """Batches a tick keeps queued on "checkins": seconds of work (see BATCH_SIZE), less than one LEASE."""
     return int(getattr(settings, "CHECKIN_QUEUE_TARGET", 20))
 
 
