@@ -104,3 +104,14 @@ def migrate_to(target: list[tuple[str, str]] | None = None):
     executor.loader.build_graph()
     executor.migrate(target or executor.loader.graph.leaf_nodes())
     return executor
+
+
+def stored_effective_counts() -> dict:
+    """The kept effective-setting counts, {(setting, entry, intent, source): n}, to compare with
+    reports.ingest.recount_effective()."""
+    from reports.models import EffectiveSettingCount
+
+    return {
+        (c.setting_key, c.entry, c.intent, c.configured_by): c.count
+        for c in EffectiveSettingCount.objects.exclude(count=0)
+    }

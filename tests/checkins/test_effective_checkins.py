@@ -11,8 +11,9 @@ from django.utils import timezone
 from devices import agent, credentials
 from devices.models import Device, GroupPolicyObject, LocalAdminChange
 from reports.ingest import recount_effective
-from reports.models import DeviceEffectiveSetting, DriftEvent, EffectiveSettingCount
+from reports.models import DeviceEffectiveSetting, DriftEvent
 from tests.checkins import fleet as f
+from tests.helpers import stored_effective_counts as stored_counts
 
 pytestmark = pytest.mark.django_db
 
@@ -24,13 +25,6 @@ BLOCK, AUDIT = f"{GUID}=1", f"{GUID}=2"
 
 def rows(device) -> dict:
     return {(r.setting_key, r.entry): r for r in DeviceEffectiveSetting.objects.filter(device=device)}
-
-
-def stored_counts() -> dict:
-    return {
-        (c.setting_key, c.entry, c.intent, c.configured_by): c.count
-        for c in EffectiveSettingCount.objects.exclude(count=0)
-    }
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from reports.models import (
     DeviceEffectiveSetting,
     DevicePolicyStatus,
     DeviceSettingStatus,
-    EffectiveSettingCount,
 )
 from tests.checkins import fleet as f
+from tests.helpers import stored_effective_counts
 
 pytestmark = pytest.mark.django_db
 
@@ -24,13 +24,6 @@ def _foreign_keys(model) -> list[str]:
     with connection.cursor() as cursor:
         found = connection.introspection.get_constraints(cursor, model._meta.db_table)
     return sorted(name for name, c in found.items() if c["foreign_key"])
-
-
-def _stored_effective() -> dict:
-    return {
-        (c.setting_key, c.entry, c.intent, c.configured_by): c.count
-        for c in EffectiveSettingCount.objects.exclude(count=0)
-    }
 
 
 @pytest.fixture
@@ -57,7 +50,7 @@ def test_deleting_a_device_removes_its_status_and_effective_rows_and_counts_them
         assert not model.objects.filter(device_id=gone.pk).exists(), model.__name__
         assert model.objects.filter(device_id__in=[d.pk for d in kept]).exists(), model.__name__
     assert recount() == stored_counts()
-    assert recount_effective() == _stored_effective()
+    assert recount_effective() == stored_effective_counts()
 
 
 def test_a_device_deleted_during_its_check_in_gets_no_rows(monkeypatch):
@@ -83,4 +76,4 @@ def test_a_device_deleted_during_its_check_in_gets_no_rows(monkeypatch):
         assert not model.objects.filter(device_id=doomed.pk).exists(), model.__name__
         assert model.objects.filter(device_id=other.pk).exists(), model.__name__
     assert recount() == stored_counts()
-    assert recount_effective() == _stored_effective()
+    assert recount_effective() == stored_effective_counts()
