@@ -2,11 +2,12 @@
 
 Flow (see /work/shared/design/architecture.md):
 
-- Beat ticks ``claim_due_checkins`` every 15 s. It claims due devices in chunks (``SELECT … FOR UPDATE SKIP
-  LOCKED`` on PostgreSQL; on SQLite the same select runs in an IMMEDIATE transaction, which locks the database),
-  stamps a lease (``checkin_lease_until``) and queues ``checkin_batch`` tasks of 500 devices on the "checkins"
-  queue. Any number of workers on any number of machines can run them: a device is written only while it holds
-  the lease of its batch (compare-and-set), so no device is ever checked in twice at once.
+- Beat ticks ``claim_due_checkins`` every ``CHECKIN_TICK_SECONDS`` (5 s). It claims due devices in chunks
+  (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the same select runs in an IMMEDIATE
+  transaction, which locks the database), stamps a lease (``checkin_lease_until``) and queues ``checkin_batch``
+  tasks of 500 devices on the "checkins" queue. Any number of workers on any number of machines can run them: a
+  device is written only while it holds the lease of its batch (compare-and-set), so no device is ever checked
+  in twice at once.
 - ``run_checkins`` is the simulated MDE agent of each device talking to the service *only* through the device
   channel's protocol (devices.channel), in-process: ask for the desired state, apply it with devices.agent, post
   the report. A check-in with nothing to change costs two statements for the whole batch: the SELECT that loads
@@ -55,10 +56,10 @@ from .scope import scope_group_ids, scoped
 
 log = logging.getLogger(__name__)
 
-# Devices per check-in task. Each batch pays fixed costs (its messages, lease renewal, the device and
-# context loads, two commits); measured with bench_checkins at 100,000 devices, 2 workers, batches of 200 / 500 /
-# 1,000 made pass 1 1,188 / 1,430 / 1,537 check-ins/s and a settled pass 3,239 / 4,231 / 4,934/s. With 500, what
-# a tick tops up (CHECKIN_QUEUE_TARGET = 20 batches, 10,000 devices) plus a worker's prefetched messages is about
+# Devices per check-in task. Each batch pays fixed costs (its messages, lease renewal, the device and context
+# loads, two commits); measured with bench_checkins at 100,000 devices, 2 workers, batches of 200 / 500 / 1,000
+# made pass 1 1,188 / 1,430 / 1,537 check-ins/s and a settled pass 3,239 / 4,231 / 4,934/s. With 500, what a
+# tick tops up (CHECKIN_QUEUE_TARGET = 20 batches, 10,000 devices) plus a worker's prefetched messages is about
 # 12,000 devices: 15-20 s of one worker process at pass 1's pace (600-800 a second), inside the 60 s lease; a
 # batch that waits longer is a no-op and its devices are claimed again (Leases, below).
 BATCH_SIZE = 500

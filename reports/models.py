@@ -141,11 +141,12 @@ message_key = text_key
 
 class DeviceSettingStatus(models.Model):
     # The biggest table (devices x settings): no database-level foreign keys, because their per-row checks at
-    # commit were a third of a check-in's database time (on the policy status and effective rows too, pass 1 in-process went
-    # from 1.58 to 1.33-1.40 ms a check-in without them at 100,000 devices: reports 0018). Integrity is kept by the code instead: deletions
-    # cascade through the ORM, a device's rows are removed (and counted out) before the device goes
-    # (reports.pending.on_device_deleted), and a policy's deletion locks the policy row first, so no check-in
-    # can write rows for it meanwhile (reports.pending.on_policy_deleting + ingest.live_policy_ids).
+    # commit were a third of a check-in's database time (on the policy status and effective rows too: without
+    # them a pass-1 check-in went from 1.58 to 1.33-1.40 ms in-process, under a profiler, at 100,000 devices;
+    # reports 0018). Integrity is kept by the code instead: deletions cascade through the ORM, a device's rows
+    # are removed (and counted out) before the device goes (reports.pending.on_device_deleted), and a policy's
+    # deletion locks the policy row first, so no check-in can write rows for it meanwhile
+    # (reports.pending.on_policy_deleting + ingest.live_policy_ids).
     # 4-byte ids (console.compact.NarrowForeignKey): with them a row is 64 bytes, not 72.
     device = NarrowForeignKey(
         "devices.Device",

@@ -354,8 +354,8 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"  pass 2 writes no status rows and reached {share(second['rate']):.1f} % of the same floor: what a "
-            "check-in costs before it writes anything (load, answer, apply, validate, compare), which pass 1 "
-            "pays too."
+            "check-in costs besides its status rows (load, answer, apply, validate, compare, rewrite the device "
+            "row), which pass 1 pays too."
         )
         if o["sync_sample"]:
             self._sync_sample(o["sync_sample"])
