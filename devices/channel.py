@@ -978,13 +978,14 @@ def _finish_leased(items, lease, now, started, next_at, result: CommitResult) ->
 def _update_devices(items, lease, now, started, next_at, status: bool = True) -> int:
     """One UPDATE for many devices with per-device values, only while they hold ``lease``.
 
-    PostgreSQL: UPDATE … FROM a list of rows - a join, linear in the batch. With nothing to write but the times
-    (``status=False``, a batch of settled devices, the common case) the rows are two arrays, ``unnest(ids,
-    times)``: one short statement whatever the batch, which psycopg parses once (its cache takes statements of
-    at most 50 parameters; a VALUES list of 200 devices has 400, and was parsed again for every batch). With
-    agent states to write, VALUES stays: passing 200 JSON documents as one array literal was slower (60 against
-    40 ms a batch at 1,000,000 devices). Elsewhere: CASE per column. A new agent state is written as its key,
-    its text stored first in the same transaction (one INSERT and one SELECT for the batch's distinct states).
+    PostgreSQL: UPDATE … FROM ``unnest`` of one array a column - a join, linear in the batch, and one short
+    statement whatever the batch's size. psycopg converts a statement's placeholders on the client and caches
+    only statements of at most 50 parameters: the VALUES list this replaced (six parameters a device, 3,003 for
+    a batch of 500) was split again for every batch, and the statement took 0.162 ms a check-in against 0.117
+    ms with arrays (3,500 devices at 100,000, in-process). Every column is a scalar: a new agent state is
+    written as its key, its text stored first in the same transaction (one INSERT and one SELECT for the
+    batch's distinct states). With nothing to write but the times (``status=False``, a batch of settled
+    devices, the common case) the arrays are two. Elsewhere: CASE per column, or one prepared statement.
     """
     if not items:
         return 0
@@ -1006,23 +1007,26 @@ def _update_devices(items, lease, now, started, next_at, status: bool = True) ->
             with connection.cursor() as cursor:
                 cursor.execute(sql, [now, started, ids, [next_at[pk] for pk in ids], lease])
                 return cursor.rowcount
-        rows, params = [], []
+        ids, times, prints, has_states, states, digests = [], [], [], [], [], []
         for item, state in zip(items, keys, strict=True):
             pk = item.device.pk
-            has_state = item.agent_state is not None
-            effective = item.effective.digest if item.effective is not None else None
-            rows.append("(%s::bigint, %s::timestamptz, %s::varchar, %s::boolean, %s::bigint, %s::varchar)")
-            params.extend([pk, next_at[pk], item.plan.digest, has_state, state, effective])
+            ids.append(pk)
+            times.append(next_at[pk])
+            prints.append(item.plan.digest)
+            has_states.append(item.agent_state is not None)
+            states.append(state)
+            digests.append(item.effective.digest if item.effective is not None else None)
         sql = (
             f"UPDATE {table} AS d SET last_checkin_at = %s, next_checkin_at = v.next_at, "
             "checkin_lease_until = NULL, desired_fingerprint = COALESCE(v.fp, d.desired_fingerprint), "
             "agent_state = CASE WHEN v.has_state THEN v.state ELSE d.agent_state END, "
             f"effective_digest = COALESCE(v.effective, d.effective_digest), {sync_done} "
-            f"FROM (VALUES {', '.join(rows)}) AS v(id, next_at, fp, has_state, state, effective) "
+            "FROM unnest(%s::bigint[], %s::timestamptz[], %s::varchar[], %s::boolean[], %s::bigint[], "
+            "%s::varchar[]) AS v(id, next_at, fp, has_state, state, effective) "
             "WHERE d.id = v.id AND d.checkin_lease_until = %s"
         )
         with connection.cursor() as cursor:
-            cursor.execute(sql, [now, started, *params, lease])
+            cursor.execute(sql, [now, started, ids, times, prints, has_states, states, digests, lease])
             return cursor.rowcount
     from django.db.models import Case, F, Value, When
 

@@ -35,3 +35,39 @@ def test_claiming_a_lease_rewrites_each_device_row_in_place():
     updates, hot = (after - b for after, b in zip(_updates(), before, strict=True))
     assert len(ids) == len(devices) == updates
     assert hot == updates, f"{updates - hot} of {updates} lease updates wrote new index entries"
+
+
+def _device_updates(batch: int) -> list[tuple[str, list]]:
+    """The check-in's UPDATEs of the devices table (statement, parameters) for a first check-in of ``batch``
+    devices in one group with one policy."""
+    g = f.group(f"G{batch}")
+    devices = [f.device(f"B{batch}-{i:03}", groups=[g]) for i in range(batch)]
+    f.policy(f"AV {batch}", {f.PUA: 1}, include=[g])
+    seen: list[tuple[str, list]] = []
+
+    def capture(execute, sql, params, many, context):
+        if sql.startswith(f'UPDATE "{Device._meta.db_table}" AS d'):
+            seen.append((sql, list(params)))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        f.checkin(*devices)
+    return seen
+
+
+def test_a_batch_writes_its_device_rows_in_one_statement_whatever_its_size():
+    """Per-device values go as one array a column: a VALUES list (six parameters a device) was converted by
+    psycopg on the client for every batch, too long for its statement cache."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the unnest statement is PostgreSQL's")
+    small, large = _device_updates(3), _device_updates(40)
+
+    assert len(small) == len(large) == 1
+    assert small[0][0] == large[0][0]
+    assert len(small[0][1]) == len(large[0][1]) == 9
+    written = Device.objects.filter(display_name__startswith="B40-")
+    assert written.count() == 40
+    for device in written:
+        assert device.desired_fingerprint and device.agent_state and device.effective_digest
+        assert device.last_checkin_at and device.next_checkin_at > device.last_checkin_at
+        assert device.checkin_lease_until is None
