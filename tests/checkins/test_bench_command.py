@@ -66,6 +66,15 @@ def test_it_runs_end_to_end_on_postgresql_redis_and_a_real_worker(transactional_
     assert sum(copied.values()) == int(floor.group(1).replace(",", ""))
     assert re.search(r"pass 1 reached [\d.]+ % of it \(target ≥ 25 %: (met|NOT met)\)", text)
     assert re.search(r"pass 2 writes no status rows and reached [\d.]+ % of the same floor", text)
+    # The second yardstick: the same rows into tables with the reports' indexes, which it leaves behind.
+    assert re.search(
+        r"the same rows into logged tables with the status tables' indexes: [\d.]+ s = [\d,]+ check-ins/s; "
+        r"pass 1 reached [\d.]+ % of it",
+        text,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'bench\\_%%'")
+        assert cursor.fetchone()[0] == 0
     assert "Policy sync round trip" in text
     storage = re.search(r"Storage: ([\d,]+) MB for ([\d,]+) devices = ([\d,]+) bytes per device", text)
     assert storage and int(storage.group(2).replace(",", "")) == 400
