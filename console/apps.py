@@ -9,8 +9,9 @@ class ConsoleConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from . import heartbeats, roles
+        from . import heartbeats, lookups, roles
 
+        lookups.register()
         heartbeats.connect()
         post_migrate.connect(roles.sync_roles_after_migrate, dispatch_uid="console.sync_roles")
 

@@ -883,7 +883,7 @@ def _commit_changed(changed, kind, lease, now, started, next_at, result: CommitR
     if lease is not None:
         locked = set(
             Device.objects.select_for_update()
-            .filter(pk__in=[i.device.pk for i in changed], checkin_lease_until=lease)
+            .filter(pk__any=[i.device.pk for i in changed], checkin_lease_until=lease)
             .order_by("pk")
             .values_list("pk", flat=True)
         )

@@ -179,7 +179,7 @@ def run_checkins(
     started = timezone.now()
     run = CheckinRun()
     fault = settings.AGENT_FAULT_RATE if fault_rate is None else fault_rate
-    devices = list(channel.checkin_queryset().filter(pk__in=list(device_ids), checkin_lease_until=lease))
+    devices = list(channel.checkin_queryset().filter(pk__any=list(device_ids), checkin_lease_until=lease))
     if not devices:
         return run
     context = channel.load_context(devices[0].generation)
@@ -276,7 +276,7 @@ def claim_due(limit: int, now: datetime | None = None) -> tuple[list[int], datet
             .values_list("pk", flat=True)[:limit]
         )
         if ids:
-            Device.objects.filter(pk__in=ids).update(checkin_lease_until=lease)
+            Device.objects.filter(pk__any=ids).update(checkin_lease_until=lease)
     return ids, lease
 
 
@@ -293,11 +293,11 @@ def claim_devices(
     with transaction.atomic():
         ids = list(
             Device.objects.select_for_update(skip_locked=True)
-            .filter(_free(now), wanted, pk__in=list(device_ids))
+            .filter(_free(now), wanted, pk__any=list(device_ids))
             .values_list("pk", flat=True)
         )
         if ids:
-            Device.objects.filter(pk__in=ids).update(checkin_lease_until=lease)
+            Device.objects.filter(pk__any=ids).update(checkin_lease_until=lease)
     return ids, lease
 
 
@@ -314,7 +314,7 @@ def claim_lost_syncs(limit: int, now: datetime | None = None) -> tuple[list[int]
             .values_list("pk", flat=True)[:limit]
         )
         if ids:
-            Device.objects.filter(pk__in=ids).update(checkin_lease_until=lease)
+            Device.objects.filter(pk__any=ids).update(checkin_lease_until=lease)
     return ids, lease
 
 
@@ -333,7 +333,7 @@ def renew_lease(
     now = now or timezone.now()
     if lease - now >= LEASE / 2:
         held = set(
-            Device.objects.filter(pk__in=list(device_ids), checkin_lease_until=lease).values_list(
+            Device.objects.filter(pk__any=list(device_ids), checkin_lease_until=lease).values_list(
                 "pk", flat=True
             )
         )
@@ -342,18 +342,18 @@ def renew_lease(
     with transaction.atomic():
         ids = list(
             Device.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=list(device_ids), checkin_lease_until=lease)
+            .filter(pk__any=list(device_ids), checkin_lease_until=lease)
             .values_list("pk", flat=True)
         )
         if ids:
-            Device.objects.filter(pk__in=ids, checkin_lease_until=lease).update(checkin_lease_until=renewed)
+            Device.objects.filter(pk__any=ids, checkin_lease_until=lease).update(checkin_lease_until=renewed)
     return ids, renewed
 
 
 def release_lease(device_ids: Sequence[int], lease: datetime) -> int:
     """Give devices back at once after a failed batch (best effort: if the database is down, the lease lapses)."""
     try:
-        return Device.objects.filter(pk__in=list(device_ids), checkin_lease_until=lease).update(
+        return Device.objects.filter(pk__any=list(device_ids), checkin_lease_until=lease).update(
             checkin_lease_until=None
         )
     except DatabaseError as exc:

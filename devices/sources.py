@@ -78,16 +78,16 @@ def load_sources(devices: Sequence[Device]) -> dict[int, DeviceSources]:
     explicit_gpo: dict[int, set[int]] = defaultdict(set)
     explicit_baseline: dict[int, set[int]] = defaultdict(set)
     if gpos:
-        links = GroupPolicyObject.devices.through.objects.filter(device_id__in=ids)
+        links = GroupPolicyObject.devices.through.objects.filter(device_id__any=ids)
         for device_id, gpo_id in links.values_list("device_id", "grouppolicyobject_id"):
             explicit_gpo[device_id].add(gpo_id)
     if baselines and any(not b.all_clients for b in baselines):
-        links = ConfigMgrBaseline.devices.through.objects.filter(device_id__in=ids)
+        links = ConfigMgrBaseline.devices.through.objects.filter(device_id__any=ids)
         for device_id, baseline_id in links.values_list("device_id", "configmgrbaseline_id"):
             explicit_baseline[device_id].add(baseline_id)
     local_changes: dict[int, list[tuple[str, str, object]]] = defaultdict(list)
     for device_id, setting_id, operation, value in (
-        LocalAdminChange.objects.filter(device_id__in=ids)
+        LocalAdminChange.objects.filter(device_id__any=ids)
         .order_by("device_id", "at", "id")
         .values_list("device_id", "setting_id", "operation", "value")
     ):

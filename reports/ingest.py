@@ -209,7 +209,7 @@ class IngestResult:
 def _existing_policy_rows(device_ids: Sequence[int]) -> dict[int, dict[int, tuple[int, tuple]]]:
     found: dict[int, dict[int, tuple[int, tuple]]] = defaultdict(dict)
     for chunk in _chunks(device_ids, 500):
-        rows = DevicePolicyStatus.objects.filter(device_id__in=chunk).values_list(
+        rows = DevicePolicyStatus.objects.filter(device_id__any=chunk).values_list(
             "id",
             "device_id",
             "policy_id",
@@ -230,7 +230,7 @@ def _existing_policy_rows(device_ids: Sequence[int]) -> dict[int, dict[int, tupl
 def _existing_setting_rows(device_ids: Sequence[int]) -> dict[int, dict[tuple[int, str], tuple]]:
     found: dict[int, dict[tuple[int, str], tuple]] = defaultdict(dict)
     for chunk in _chunks(device_ids, 500):
-        rows = DeviceSettingStatus.objects.filter(device_id__in=chunk).values_list(
+        rows = DeviceSettingStatus.objects.filter(device_id__any=chunk).values_list(
             "device_id",
             "policy_id",
             "setting_key",
@@ -402,7 +402,7 @@ def device_names(device_ids: Iterable[int]) -> dict[int, str]:
     """Device id -> name, for the policy status rows about to be written."""
     names: dict[int, str] = {}
     for chunk in _chunks(sorted(device_ids), 500):
-        names.update(Device.objects.filter(pk__in=chunk).values_list("pk", "display_name"))
+        names.update(Device.objects.filter(pk__any=chunk).values_list("pk", "display_name"))
     return names
 
 
@@ -891,7 +891,7 @@ def ingest_effective(plans: Sequence[tuple[int, EffectivePlan, bool]], now) -> t
     existing: dict[int, dict[tuple[str, str], tuple]] = defaultdict(dict)
     for chunk in _chunks([p[0] for p in plans], 500):
         for did, key, entry, value, source, attempts, intended, intent in (
-            DeviceEffectiveSetting.objects.filter(device_id__in=chunk).values_list(
+            DeviceEffectiveSetting.objects.filter(device_id__any=chunk).values_list(
                 "device_id", "setting_key", "entry", "value", "configured_by", "other_attempts",
                 "intended_value", "intent",
             )

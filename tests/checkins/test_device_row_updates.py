@@ -37,22 +37,27 @@ def test_claiming_a_lease_rewrites_each_device_row_in_place():
     assert hot == updates, f"{updates - hot} of {updates} lease updates wrote new index entries"
 
 
-def _device_updates(batch: int) -> list[tuple[str, list]]:
-    """The check-in's UPDATEs of the devices table (statement, parameters) for a first check-in of ``batch``
-    devices in one group with one policy."""
+def _statements(batch: int) -> list[tuple[str, list]]:
+    """The statements (with their parameters) of a first check-in of ``batch`` devices in one group with one
+    policy."""
     g = f.group(f"G{batch}")
     devices = [f.device(f"B{batch}-{i:03}", groups=[g]) for i in range(batch)]
     f.policy(f"AV {batch}", {f.PUA: 1}, include=[g])
     seen: list[tuple[str, list]] = []
 
     def capture(execute, sql, params, many, context):
-        if sql.startswith(f'UPDATE "{Device._meta.db_table}" AS d'):
-            seen.append((sql, list(params)))
+        seen.append((sql, list(params or ())))
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(capture):
         f.checkin(*devices)
     return seen
+
+
+def _device_updates(batch: int) -> list[tuple[str, list]]:
+    return [
+        (sql, p) for sql, p in _statements(batch) if sql.startswith(f'UPDATE "{Device._meta.db_table}" AS d')
+    ]
 
 
 def test_a_batch_writes_its_device_rows_in_one_statement_whatever_its_size():
@@ -71,3 +76,15 @@ def test_a_batch_writes_its_device_rows_in_one_statement_whatever_its_size():
         assert device.desired_fingerprint and device.agent_state and device.effective_digest
         assert device.last_checkin_at and device.next_checkin_at > device.last_checkin_at
         assert device.checkin_lease_until is None
+
+
+def test_a_batch_reads_its_devices_and_their_rows_with_the_ids_as_one_array():
+    """The batch's lookups by device (its devices, their sources, their status and effective rows, the lease)
+    take the ids as one array parameter (``__any``): psycopg parses statements of over 50 parameters again each
+    time, and these ran once a batch with 500 ids each."""
+    if connection.vendor != "postgresql":
+        pytest.skip("other databases get IN lists")
+    reads = [(sql, p) for sql, p in _statements(120) if sql.startswith("SELECT")]
+
+    assert reads
+    assert max(len(p) for _, p in reads) <= 50, max(reads, key=lambda r: len(r[1]))[0][:200]
