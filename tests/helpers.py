@@ -115,3 +115,19 @@ def stored_effective_counts() -> dict:
         (c.setting_key, c.entry, c.intent, c.configured_by): c.count
         for c in EffectiveSettingCount.objects.exclude(count=0)
     }
+
+
+@contextmanager
+def recorded_statements():
+    """The statements the default connection runs inside the block, as (sql, parameters) pairs: the
+    parameters as the driver gets them (an array parameter stays one list)."""
+    from django.db import connection
+
+    seen: list[tuple[str, list]] = []
+
+    def record(execute, sql, params, many, context):
+        seen.append((sql, list(params or ())))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        yield seen

@@ -66,7 +66,7 @@ def test_it_runs_end_to_end_on_postgresql_redis_and_a_real_worker(transactional_
     assert sum(copied.values()) == int(floor.group(1).replace(",", ""))
     assert re.search(r"pass 1 reached [\d.]+ % of it \(target ≥ 25 %: (met|NOT met)\)", text)
     assert re.search(r"pass 2 writes no status rows and reached [\d.]+ % of the same floor", text)
-    # The second yardstick: the same rows into tables with the reports' indexes, which it leaves behind.
+    # The second yardstick: the same rows into tables with the reports' indexes, dropped afterwards.
     assert re.search(
         r"the same rows into logged tables with the status tables' indexes: [\d.]+ s = [\d,]+ check-ins/s; "
         r"pass 1 reached [\d.]+ % of it",

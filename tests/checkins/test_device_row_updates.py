@@ -9,6 +9,7 @@ from django.db import connection
 from devices import checkins
 from devices.models import Device
 from tests.checkins import fleet as f
+from tests.helpers import recorded_statements
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -43,13 +44,7 @@ def _statements(batch: int) -> list[tuple[str, list]]:
     g = f.group(f"G{batch}")
     devices = [f.device(f"B{batch}-{i:03}", groups=[g]) for i in range(batch)]
     f.policy(f"AV {batch}", {f.PUA: 1}, include=[g])
-    seen: list[tuple[str, list]] = []
-
-    def capture(execute, sql, params, many, context):
-        seen.append((sql, list(params or ())))
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(capture):
+    with recorded_statements() as seen:
         f.checkin(*devices)
     return seen
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from devices.models import Device, GroupMember
 from tests.checkins import fleet as f
+from tests.helpers import recorded_statements
 
 pytestmark = pytest.mark.django_db
 
@@ -52,13 +52,7 @@ def test_on_postgresql_the_list_is_one_parameter_whatever_its_length(devices):
     if connection.vendor != "postgresql":
         pytest.skip("other databases get __in")
     many = [d.pk for d in devices] + list(range(10**9, 10**9 + 500))
-    seen = []
-
-    def capture(execute, sql, params, many_, context):
-        seen.append((sql, params))
-        return execute(sql, params, many_, context)
-
-    with connection.execute_wrapper(capture), CaptureQueriesContext(connection):
+    with recorded_statements() as seen:
         found = Device.objects.filter(pk__any=many).count()
 
     assert found == len(devices)
